@@ -1,0 +1,236 @@
+use super::state::{Alert, AlertEvent, AlertPolicy, fingerprint};
+use crate::model::{Moment, Observation, Sample, Severity, Status};
+use crate::rule::{Condition, RuleSet, status};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The probe id under which lookout reports on itself (store, config, notifiers).
+pub const INTERNAL_PROBE: &str = "lookout";
+
+/// What the engine needs to know about a configured probe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeSpec {
+    /// The probe's id.
+    pub id: String,
+    /// The probe's kind, e.g. `disk`.
+    pub kind: String,
+    /// Probes whose failure suppresses this probe's alerts.
+    pub depends_on: Vec<String>,
+    /// Firing and resolving behaviour of its alerts.
+    pub policy: AlertPolicy,
+    /// The severity of `probe_status` when the probe cannot tell (timeout, error).
+    pub unknown_severity: Severity,
+}
+
+struct ProbeEntry {
+    spec: ProbeSpec,
+    rules: Box<dyn RuleSet>,
+    last_status: Option<Status>,
+}
+
+/// Turns observations into alert events: runs the rules, keeps every alert's state machine and
+/// applies dependency suppression. Pure: time comes in as an argument.
+#[derive(Default)]
+pub struct Engine {
+    probes: BTreeMap<String, ProbeEntry>,
+    alerts: BTreeMap<String, Alert>,
+}
+
+impl Engine {
+    /// An engine with no probes and no alerts.
+    pub fn new() -> Engine {
+        Engine::default()
+    }
+
+    /// Adds or replaces a probe and its rules (history in the old rules is dropped).
+    pub fn set_probe(&mut self, spec: ProbeSpec, rules: Box<dyn RuleSet>) {
+        let last_status = self.probes.get(&spec.id).and_then(|p| p.last_status);
+        self.probes.insert(spec.id.clone(), ProbeEntry { spec, rules, last_status });
+    }
+
+    /// Feeds history recorded before a restart to a probe's rules.
+    pub fn seed(&mut self, probe: &str, history: &[(f64, Sample)], now: Moment) {
+        if let Some(p) = self.probes.get_mut(probe) {
+            p.rules.seed(history, now);
+        }
+    }
+
+    /// Drops probes not in `keep` and resolves their open alerts.
+    pub fn retain_probes(&mut self, keep: &BTreeSet<String>, now: Moment) -> Vec<AlertEvent> {
+        self.probes.retain(|id, _| keep.contains(id));
+        self.alerts
+            .values_mut()
+            .filter(|a| a.probe != INTERNAL_PROBE && !keep.contains(&a.probe))
+            .filter_map(|a| a.retire(now))
+            .collect()
+    }
+
+    /// Restores alerts loaded from the store (only those not resolved matter).
+    pub fn restore(&mut self, alerts: Vec<Alert>, now: Moment) {
+        for a in alerts {
+            self.alerts.insert(a.id.clone(), a.restore(now));
+        }
+    }
+
+    /// Whether a probe or anything it depends on (transitively) is failing.
+    fn dependency_failing(&self, probe: &str) -> bool {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<&str> = self.probes.get(probe).map(|p| p.spec.depends_on.iter().map(String::as_str).collect()).unwrap_or_default();
+        while let Some(dep) = stack.pop() {
+            if !seen.insert(dep) {
+                continue;
+            }
+            if let Some(p) = self.probes.get(dep) {
+                if p.last_status.is_some_and(Status::is_failing) {
+                    return true;
+                }
+                stack.extend(p.spec.depends_on.iter().map(String::as_str));
+            }
+        }
+        false
+    }
+
+    /// Runs one observation of a probe through its rules and alerts. Returns the observation
+    /// as enriched by the rules (derived samples, raised status) and the alert events.
+    pub fn ingest(&mut self, probe: &str, mut obs: Observation, now: Moment) -> (Observation, Vec<AlertEvent>) {
+        let Some(entry) = self.probes.get_mut(probe) else {
+            return (obs, Vec::new());
+        };
+        let mut conditions = vec![status::evaluate(&obs, entry.spec.unknown_severity)];
+        conditions.extend(entry.rules.evaluate(&mut obs, now));
+        entry.last_status = Some(obs.status);
+        let policy = entry.spec.policy;
+        let suppressed = self.dependency_failing(probe);
+        let events = self.apply(probe, &conditions, &policy, suppressed, now);
+        (obs, events)
+    }
+
+    /// Sets a condition of lookout itself (store health, configuration, notifiers).
+    pub fn set_internal(&mut self, cond: Condition, now: Moment) -> Vec<AlertEvent> {
+        let id = fingerprint(&cond.rule, INTERNAL_PROBE, &cond.labels);
+        let mut events = Vec::new();
+        let alert = self.alerts.entry(id).or_insert_with(|| Alert::new(INTERNAL_PROBE, &cond, now));
+        events.extend(alert.observe(&cond, &AlertPolicy::default(), false, now));
+        events
+    }
+
+    fn apply(&mut self, probe: &str, conditions: &[Condition], policy: &AlertPolicy, suppressed: bool, now: Moment) -> Vec<AlertEvent> {
+        let mut events = Vec::new();
+        let mut seen = BTreeSet::new();
+        for cond in conditions {
+            let id = fingerprint(&cond.rule, probe, &cond.labels);
+            seen.insert(id.clone());
+            if cond.severity.is_none() && !self.alerts.contains_key(&id) {
+                continue;
+            }
+            let alert = self.alerts.entry(id).or_insert_with(|| Alert::new(probe, cond, now));
+            events.extend(alert.observe(cond, policy, suppressed, now));
+        }
+        // Series that vanished from this probe's output count as clear.
+        for alert in self.alerts.values_mut().filter(|a| a.probe == probe && !seen.contains(&a.id)) {
+            let clear = Condition::clear(&alert.rule, alert.labels.clone(), format!("{} (no longer reported)", alert.message));
+            events.extend(alert.observe(&clear, policy, suppressed, now));
+        }
+        events
+    }
+
+    /// Acknowledges an alert by id (or a unique id prefix).
+    pub fn acknowledge(&mut self, id: &str, by: &str, now: Moment) -> Result<AlertEvent, String> {
+        let matches: Vec<&String> = self.alerts.keys().filter(|k| k.starts_with(id)).collect();
+        let key = match matches.as_slice() {
+            [one] => (*one).clone(),
+            [] => return Err(format!("no alert with id {id}")),
+            _ => return Err(format!("alert id {id} is ambiguous ({} alerts start with it)", matches.len())),
+        };
+        let alert = self.alerts.get_mut(&key).expect("key was just found");
+        alert
+            .acknowledge(by, now)
+            .ok_or_else(|| format!("alert {key} is {}, not firing: nothing to acknowledge", alert.state.as_str()))
+    }
+
+    /// Every alert the engine knows, resolved ones included.
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+
+    /// Forgets resolved alerts that resolved before `before` (unix seconds).
+    pub fn prune_resolved(&mut self, before: f64) {
+        self.alerts.retain(|_, a| a.resolved_at.is_none_or(|r| r >= before) || a.state != crate::alert::AlertState::Resolved);
+    }
+
+    /// The last status of every probe that has run.
+    pub fn probe_statuses(&self) -> BTreeMap<String, Status> {
+        self.probes.iter().filter_map(|(id, p)| p.last_status.map(|s| (id.clone(), s))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertEventKind, AlertState};
+    use crate::model::labels;
+    use crate::rule::NoRules;
+
+    fn spec(id: &str, deps: &[&str]) -> ProbeSpec {
+        ProbeSpec {
+            id: id.into(),
+            kind: "command".into(),
+            depends_on: deps.iter().map(|s| s.to_string()).collect(),
+            policy: AlertPolicy::default(),
+            unknown_severity: Severity::Critical,
+        }
+    }
+
+    fn at(t: f64) -> Moment {
+        Moment { mono: t, wall: 2_000_000.0 + t }
+    }
+
+    #[test]
+    fn dependants_of_a_failing_probe_are_suppressed() {
+        let mut e = Engine::new();
+        e.set_probe(spec("postgres", &[]), Box::new(NoRules));
+        e.set_probe(spec("synapse", &["postgres"]), Box::new(NoRules));
+        e.set_probe(spec("bridge", &["synapse"]), Box::new(NoRules));
+        let down = || Observation::new(Status::Critical, "down");
+        let (_, ev) = e.ingest("postgres", down(), at(0.0));
+        assert_eq!(ev[0].kind, AlertEventKind::Firing);
+        let (_, ev) = e.ingest("synapse", down(), at(1.0));
+        assert_eq!(ev[0].kind, AlertEventKind::Suppressed);
+        let (_, ev) = e.ingest("bridge", down(), at(1.0));
+        assert_eq!(ev[0].kind, AlertEventKind::Suppressed, "transitive");
+        let notified = e.alerts().filter(|a| a.state == AlertState::Firing).count();
+        assert_eq!(notified, 1, "one page for postgres down, not three");
+    }
+
+    #[test]
+    fn a_vanished_series_resolves_its_alert() {
+        let mut e = Engine::new();
+        e.set_probe(spec("disks", &[]), Box::new(crate::rule::disk::DiskRules::new(Default::default())));
+        let l = labels([("mount", "/mnt")]);
+        let full = crate::rule::disk::observation_from_raw(&l, 100.0, 0.0, 5.0);
+        let (obs, ev) = e.ingest("disks", full, at(0.0));
+        assert_eq!(obs.status, Status::Critical);
+        assert_eq!(ev.len(), 1);
+        let (_, ev) = e.ingest("disks", Observation::new(Status::Ok, "nothing mounted"), at(1.0));
+        assert_eq!(ev[0].kind, AlertEventKind::Resolved);
+    }
+
+    #[test]
+    fn acknowledge_by_prefix_and_errors_in_words() {
+        let mut e = Engine::new();
+        e.set_probe(spec("p", &[]), Box::new(NoRules));
+        e.ingest("p", Observation::new(Status::Critical, "down"), at(0.0));
+        let id = e.alerts().next().unwrap().id.clone();
+        assert!(e.acknowledge(&id[..6], "alice", at(1.0)).is_ok());
+        assert!(e.acknowledge(&id, "bob", at(2.0)).unwrap_err().contains("not firing"));
+        assert!(e.acknowledge("zzzz", "bob", at(2.0)).unwrap_err().contains("no alert"));
+    }
+
+    #[test]
+    fn internal_conditions_fire_and_resolve() {
+        let mut e = Engine::new();
+        let c = Condition::active("store_failing", Default::default(), Severity::Critical, "disk full");
+        assert_eq!(e.set_internal(c, at(0.0))[0].kind, AlertEventKind::Firing);
+        let c = Condition::clear("store_failing", Default::default(), "ok");
+        assert_eq!(e.set_internal(c, at(1.0))[0].kind, AlertEventKind::Resolved);
+    }
+}

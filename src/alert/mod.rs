@@ -1,0 +1,7 @@
+//! Alerts: the per-alert state machine and the engine that feeds it. Pure: no I/O.
+
+mod engine;
+mod state;
+
+pub use engine::{Engine, INTERNAL_PROBE, ProbeSpec};
+pub use state::{Alert, AlertEvent, AlertEventKind, AlertPolicy, AlertState, fingerprint};

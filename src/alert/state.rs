@@ -1,0 +1,464 @@
+use crate::model::{Labels, Moment, Severity};
+use crate::rule::Condition;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Where an alert is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// The condition holds but not yet for long enough (`for`, `fail_after`).
+    Pending,
+    /// Announced; people are being told.
+    Firing,
+    /// Someone said they are on it.
+    Acknowledged,
+    /// The condition cleared.
+    Resolved,
+    /// Would fire, but a probe it depends on is failing: the dependency's alert speaks for it.
+    Suppressed,
+}
+
+impl AlertState {
+    /// The snake_case name used in output and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Resolved => "resolved",
+            AlertState::Suppressed => "suppressed",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn parse(s: &str) -> Option<AlertState> {
+        Some(match s {
+            "pending" => AlertState::Pending,
+            "firing" => AlertState::Firing,
+            "acknowledged" => AlertState::Acknowledged,
+            "resolved" => AlertState::Resolved,
+            "suppressed" => AlertState::Suppressed,
+            _ => return None,
+        })
+    }
+
+    /// Firing or acknowledged: announced and not over.
+    pub fn is_open(self) -> bool {
+        matches!(self, AlertState::Firing | AlertState::Acknowledged)
+    }
+}
+
+/// How eagerly an alert fires and how reluctantly it resolves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AlertPolicy {
+    /// Consecutive failing results before the alert is pending.
+    pub fail_after: u32,
+    /// Consecutive passing results before a firing alert resolves.
+    pub recover_after: u32,
+    /// Seconds the condition must hold (while pending) before firing.
+    pub for_seconds: f64,
+}
+
+impl Default for AlertPolicy {
+    fn default() -> Self {
+        AlertPolicy {
+            fail_after: 1,
+            recover_after: 1,
+            for_seconds: 0.0,
+        }
+    }
+}
+
+/// One alert, keyed by a stable fingerprint of rule, probe and labels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable fingerprint (16 hex digits): the alert's id everywhere.
+    pub id: String,
+    /// The rule that raised it.
+    pub rule: String,
+    /// The probe it is about.
+    pub probe: String,
+    /// Labels of the series it is about.
+    pub labels: Labels,
+    /// Current state.
+    pub state: AlertState,
+    /// Current severity.
+    pub severity: Severity,
+    /// The latest message from the rule.
+    pub message: String,
+    /// The latest value the rule looked at (e.g. seconds until full).
+    pub value: Option<f64>,
+    /// Unix seconds when it started firing (or was first suppressed); unchanged by restarts.
+    pub started_at: Option<f64>,
+    /// Unix seconds of the last state change.
+    pub changed_at: f64,
+    /// Unix seconds when it resolved.
+    pub resolved_at: Option<f64>,
+    /// Who acknowledged it.
+    pub acked_by: Option<String>,
+    /// Unix seconds of the acknowledgement.
+    pub acked_at: Option<f64>,
+    /// Unix seconds since when the condition has held while pending.
+    pub pending_since: Option<f64>,
+    /// Consecutive results in which the condition held.
+    pub active_streak: u32,
+    /// Consecutive results in which it did not.
+    pub inactive_streak: u32,
+    /// Counts notifiable events of this alert; part of every notification's dedup key.
+    pub sequence: u64,
+    #[serde(skip)]
+    pending_since_mono: Option<f64>,
+}
+
+/// What happened to an alert, to be notified, recorded and shown.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum AlertEventKind {
+    /// It started firing.
+    Firing,
+    /// Its severity changed while open.
+    SeverityChanged {
+        /// The severity before.
+        from: Severity,
+    },
+    /// It resolved.
+    Resolved,
+    /// Someone acknowledged it.
+    Acknowledged {
+        /// Who.
+        by: String,
+    },
+    /// It would have fired but a dependency is failing.
+    Suppressed,
+}
+
+impl AlertEventKind {
+    /// Whether people should be told about this event.
+    pub fn notifies(&self) -> bool {
+        !matches!(self, AlertEventKind::Suppressed)
+    }
+}
+
+/// An event with the alert as it is after the event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertEvent {
+    /// What happened.
+    pub kind: AlertEventKind,
+    /// The alert after it happened.
+    pub alert: Alert,
+    /// Unix seconds when it happened.
+    pub at: f64,
+}
+
+/// The stable id of an alert: a SHA-256 of rule, probe and sorted labels, 16 hex digits.
+pub fn fingerprint(rule: &str, probe: &str, labels: &Labels) -> String {
+    let mut h = Sha256::new();
+    h.update(rule.as_bytes());
+    h.update([0]);
+    h.update(probe.as_bytes());
+    for (k, v) in labels {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([b'=']);
+        h.update(v.as_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+impl Alert {
+    /// A new, not yet pending alert for a condition of a probe.
+    pub fn new(probe: &str, cond: &Condition, now: Moment) -> Alert {
+        Alert {
+            id: fingerprint(&cond.rule, probe, &cond.labels),
+            rule: cond.rule.clone(),
+            probe: probe.to_string(),
+            labels: cond.labels.clone(),
+            state: AlertState::Resolved,
+            severity: cond.severity.unwrap_or(Severity::Warning),
+            message: cond.message.clone(),
+            value: cond.value,
+            started_at: None,
+            changed_at: now.wall,
+            resolved_at: None,
+            acked_by: None,
+            acked_at: None,
+            pending_since: None,
+            active_streak: 0,
+            inactive_streak: 0,
+            sequence: 0,
+            pending_since_mono: None,
+        }
+    }
+
+    /// Re-anchors a restored alert's timers on this process's monotonic clock.
+    pub fn restore(mut self, now: Moment) -> Alert {
+        self.pending_since_mono = self.pending_since.map(|w| now.mono_of_wall(w));
+        self
+    }
+
+    fn event(&mut self, kind: AlertEventKind, now: Moment) -> AlertEvent {
+        if kind.notifies() {
+            self.sequence += 1;
+        }
+        AlertEvent {
+            kind,
+            alert: self.clone(),
+            at: now.wall,
+        }
+    }
+
+    fn set_state(&mut self, state: AlertState, now: Moment) {
+        self.state = state;
+        self.changed_at = now.wall;
+    }
+
+    /// Feeds one evaluation of the alert's condition; returns what happened.
+    ///
+    /// `suppressed` says a dependency of the probe is failing.
+    pub fn observe(&mut self, cond: &Condition, policy: &AlertPolicy, suppressed: bool, now: Moment) -> Option<AlertEvent> {
+        self.message = cond.message.clone();
+        self.value = cond.value;
+        match cond.severity {
+            Some(severity) => self.observe_active(severity, policy, suppressed, now),
+            None => self.observe_clear(policy, now),
+        }
+    }
+
+    fn observe_active(&mut self, severity: Severity, policy: &AlertPolicy, suppressed: bool, now: Moment) -> Option<AlertEvent> {
+        self.active_streak = self.active_streak.saturating_add(1);
+        self.inactive_streak = 0;
+        match self.state {
+            AlertState::Resolved | AlertState::Pending | AlertState::Suppressed => {
+                self.severity = severity;
+                if self.active_streak < policy.fail_after.max(1) {
+                    return None;
+                }
+                if self.state == AlertState::Resolved {
+                    self.set_state(AlertState::Pending, now);
+                    self.pending_since = Some(now.wall);
+                    self.pending_since_mono = Some(now.mono);
+                    self.resolved_at = None;
+                    self.acked_by = None;
+                    self.acked_at = None;
+                }
+                let since = self.pending_since_mono.unwrap_or(now.mono);
+                if now.mono - since < policy.for_seconds {
+                    return None;
+                }
+                if suppressed {
+                    if self.state == AlertState::Suppressed {
+                        return None;
+                    }
+                    self.set_state(AlertState::Suppressed, now);
+                    self.started_at.get_or_insert(now.wall);
+                    return Some(self.event(AlertEventKind::Suppressed, now));
+                }
+                self.set_state(AlertState::Firing, now);
+                self.started_at = Some(now.wall);
+                Some(self.event(AlertEventKind::Firing, now))
+            }
+            AlertState::Firing | AlertState::Acknowledged => {
+                if severity == self.severity {
+                    return None;
+                }
+                let from = std::mem::replace(&mut self.severity, severity);
+                if severity > from && self.state == AlertState::Acknowledged {
+                    // Worse than what was acknowledged: page again.
+                    self.set_state(AlertState::Firing, now);
+                    self.acked_by = None;
+                    self.acked_at = None;
+                }
+                Some(self.event(AlertEventKind::SeverityChanged { from }, now))
+            }
+        }
+    }
+
+    fn observe_clear(&mut self, policy: &AlertPolicy, now: Moment) -> Option<AlertEvent> {
+        self.inactive_streak = self.inactive_streak.saturating_add(1);
+        self.active_streak = 0;
+        match self.state {
+            AlertState::Resolved => None,
+            AlertState::Pending | AlertState::Suppressed => {
+                // Never announced: it quietly goes away.
+                self.set_state(AlertState::Resolved, now);
+                self.pending_since = None;
+                self.pending_since_mono = None;
+                self.resolved_at = Some(now.wall);
+                None
+            }
+            AlertState::Firing | AlertState::Acknowledged => {
+                if self.inactive_streak < policy.recover_after.max(1) {
+                    return None;
+                }
+                self.set_state(AlertState::Resolved, now);
+                self.pending_since = None;
+                self.pending_since_mono = None;
+                self.resolved_at = Some(now.wall);
+                Some(self.event(AlertEventKind::Resolved, now))
+            }
+        }
+    }
+
+    /// Records an acknowledgement; `None` when there is nothing open to acknowledge.
+    pub fn acknowledge(&mut self, by: &str, now: Moment) -> Option<AlertEvent> {
+        if self.state != AlertState::Firing {
+            return None;
+        }
+        self.set_state(AlertState::Acknowledged, now);
+        self.acked_by = Some(by.to_string());
+        self.acked_at = Some(now.wall);
+        Some(self.event(AlertEventKind::Acknowledged { by: by.to_string() }, now))
+    }
+
+    /// Resolves an open alert whose probe no longer exists.
+    pub fn retire(&mut self, now: Moment) -> Option<AlertEvent> {
+        let was_open = self.state.is_open();
+        self.set_state(AlertState::Resolved, now);
+        self.resolved_at = Some(now.wall);
+        self.message = format!("{} (probe removed from the configuration)", self.message);
+        was_open.then(|| self.event(AlertEventKind::Resolved, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::labels;
+
+    fn cond(sev: Option<Severity>) -> Condition {
+        Condition {
+            rule: "disk_full".into(),
+            labels: labels([("mount", "/")]),
+            severity: sev,
+            message: "m".into(),
+            value: None,
+        }
+    }
+
+    fn at(t: f64) -> Moment {
+        Moment { mono: t, wall: 1_000_000.0 + t }
+    }
+
+    fn kinds(events: Vec<Option<AlertEvent>>) -> Vec<AlertEventKind> {
+        events.into_iter().flatten().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_label_sensitive() {
+        let a = fingerprint("disk_full", "disks", &labels([("mount", "/")]));
+        assert_eq!(a, fingerprint("disk_full", "disks", &labels([("mount", "/")])));
+        assert_ne!(a, fingerprint("disk_full", "disks", &labels([("mount", "/var")])));
+        assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn pending_waits_for_the_for_duration_then_fires_once() {
+        let p = AlertPolicy { for_seconds: 10.0, ..Default::default() };
+        let c = cond(Some(Severity::Warning));
+        let mut a = Alert::new("disks", &c, at(0.0));
+        let ev = kinds(vec![a.observe(&c, &p, false, at(0.0)), a.observe(&c, &p, false, at(5.0))]);
+        assert!(ev.is_empty());
+        assert_eq!(a.state, AlertState::Pending);
+        let ev = kinds(vec![a.observe(&c, &p, false, at(10.0)), a.observe(&c, &p, false, at(11.0))]);
+        assert_eq!(ev, vec![AlertEventKind::Firing]);
+        assert_eq!(a.started_at, Some(1_000_010.0));
+    }
+
+    #[test]
+    fn pending_that_clears_goes_away_silently() {
+        let p = AlertPolicy { for_seconds: 10.0, ..Default::default() };
+        let mut a = Alert::new("disks", &cond(None), at(0.0));
+        let ev = kinds(vec![
+            a.observe(&cond(Some(Severity::Critical)), &p, false, at(0.0)),
+            a.observe(&cond(None), &p, false, at(1.0)),
+        ]);
+        assert!(ev.is_empty());
+        assert_eq!(a.state, AlertState::Resolved);
+    }
+
+    #[test]
+    fn hysteresis_needs_consecutive_results_both_ways() {
+        let p = AlertPolicy { fail_after: 3, recover_after: 2, for_seconds: 0.0 };
+        let on = cond(Some(Severity::Critical));
+        let off = cond(None);
+        let mut a = Alert::new("x", &on, at(0.0));
+        let ev = kinds(vec![
+            a.observe(&on, &p, false, at(1.0)),
+            a.observe(&on, &p, false, at(2.0)),
+            a.observe(&off, &p, false, at(3.0)),
+            a.observe(&on, &p, false, at(4.0)),
+            a.observe(&on, &p, false, at(5.0)),
+        ]);
+        assert!(ev.is_empty(), "{ev:?}");
+        assert_eq!(kinds(vec![a.observe(&on, &p, false, at(6.0))]), vec![AlertEventKind::Firing]);
+        assert!(kinds(vec![a.observe(&off, &p, false, at(7.0)), a.observe(&on, &p, false, at(8.0)), a.observe(&off, &p, false, at(9.0))]).is_empty());
+        assert_eq!(kinds(vec![a.observe(&off, &p, false, at(10.0))]), vec![AlertEventKind::Resolved]);
+        assert_eq!(a.resolved_at, Some(1_000_010.0));
+    }
+
+    #[test]
+    fn severity_changes_are_events_and_a_worse_one_reopens_an_ack() {
+        let p = AlertPolicy::default();
+        let warn = cond(Some(Severity::Warning));
+        let crit = cond(Some(Severity::Critical));
+        let mut a = Alert::new("x", &warn, at(0.0));
+        a.observe(&warn, &p, false, at(0.0));
+        assert!(a.acknowledge("alice", at(1.0)).is_some());
+        assert_eq!(a.state, AlertState::Acknowledged);
+        assert!(a.acknowledge("bob", at(1.5)).is_none(), "already acknowledged");
+        let e = a.observe(&crit, &p, false, at(2.0)).unwrap();
+        assert_eq!(e.kind, AlertEventKind::SeverityChanged { from: Severity::Warning });
+        assert_eq!(a.state, AlertState::Firing);
+        assert_eq!(a.acked_by, None);
+        // Better again while acknowledged stays acknowledged.
+        a.acknowledge("alice", at(3.0));
+        a.observe(&warn, &p, false, at(4.0));
+        assert_eq!(a.state, AlertState::Acknowledged);
+    }
+
+    #[test]
+    fn suppressed_alerts_do_not_notify_and_clear_quietly() {
+        let p = AlertPolicy::default();
+        let on = cond(Some(Severity::Critical));
+        let mut a = Alert::new("x", &on, at(0.0));
+        let e = a.observe(&on, &p, true, at(0.0)).unwrap();
+        assert_eq!(e.kind, AlertEventKind::Suppressed);
+        assert!(!e.kind.notifies());
+        assert!(a.observe(&on, &p, true, at(1.0)).is_none());
+        // Dependency recovers while the condition still holds: now it fires.
+        assert_eq!(a.observe(&on, &p, false, at(2.0)).unwrap().kind, AlertEventKind::Firing);
+        let mut b = Alert::new("x", &on, at(0.0));
+        b.observe(&on, &p, true, at(0.0));
+        assert!(b.observe(&cond(None), &p, true, at(1.0)).is_none());
+        assert_eq!(b.state, AlertState::Resolved);
+    }
+
+    #[test]
+    fn a_restored_firing_alert_does_not_fire_again() {
+        let p = AlertPolicy::default();
+        let on = cond(Some(Severity::Critical));
+        let mut a = Alert::new("x", &on, at(0.0));
+        a.observe(&on, &p, false, at(0.0));
+        let stored = serde_json::to_string(&a).unwrap();
+        let mut back: Alert = serde_json::from_str::<Alert>(&stored).unwrap().restore(at(100.0));
+        assert!(back.observe(&on, &p, false, at(100.0)).is_none());
+        assert_eq!(back.started_at, a.started_at);
+        assert_eq!(back.state, AlertState::Firing);
+    }
+
+    #[test]
+    fn a_restored_pending_alert_keeps_its_for_clock() {
+        let p = AlertPolicy { for_seconds: 60.0, ..Default::default() };
+        let on = cond(Some(Severity::Critical));
+        let mut a = Alert::new("x", &on, at(0.0));
+        a.observe(&on, &p, false, at(0.0));
+        let stored = serde_json::to_string(&a).unwrap();
+        // A new process: its monotonic clock starts elsewhere, the wall clock went on 50 s.
+        let now = Moment { mono: 5.0, wall: 1_000_050.0 };
+        let mut back: Alert = serde_json::from_str::<Alert>(&stored).unwrap().restore(now);
+        assert!(back.observe(&on, &p, false, now).is_none());
+        let later = Moment { mono: 15.0, wall: 1_000_060.0 };
+        assert_eq!(back.observe(&on, &p, false, later).unwrap().kind, AlertEventKind::Firing);
+    }
+}

@@ -1,0 +1,248 @@
+//! The command line: `run` starts the daemon; the other verbs talk to it over the API or run
+//! daemon logic offline (`check`, `config check`, `rules replay`).
+
+mod check;
+mod client;
+mod output;
+
+use crate::config;
+use anyhow::{Context, Result, bail};
+use clap::{CommandFactory, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// lookout: detect, page, recover.
+#[derive(Parser, Debug)]
+#[command(name = "lookout", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: ./lookout.toml, then /etc/lookout/lookout.toml, then the
+    /// built-in zero-config profile).
+    #[arg(long, global = true, env = "LOOKOUT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// State directory holding the store and the API token (default ./lookout-data).
+    #[arg(long, global = true, env = "LOOKOUT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The running daemon's API, for status/alerts/ack/timeline/forecast (default: from the
+    /// configuration's [api] listen).
+    #[arg(long, global = true, env = "LOOKOUT_API")]
+    pub api: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon.
+    Run {
+        /// Listen address of the API and status page (overrides [api] listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Run every probe once and print the results (exit code: 0 ok, 1 warning, 2 critical, 3 unknown).
+    Check {
+        /// Run once (the only mode; accepted for clarity).
+        #[arg(long)]
+        once: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every probe's latest result from the running daemon.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List open alerts.
+    Alerts {
+        /// Include resolved alerts.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge an alert (id or unique prefix).
+    Ack {
+        /// The alert id.
+        id: String,
+        /// Who is acknowledging (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the timeline.
+    Timeline {
+        /// How far back, e.g. 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show each filesystem's size, space, reserve, growth and time until full.
+    Forecast {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Work with rules offline.
+    Rules {
+        /// What to do.
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Work with the configuration offline.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `lookout rules …`.
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Replay recorded samples through the daemon's rules and print every alert transition.
+    Replay {
+        /// The probe kind of the samples (only `disk` so far).
+        #[arg(long)]
+        kind: String,
+        /// CSV file with the header timestamp,size_bytes,avail_bytes,free_bytes (unix seconds); `-` for stdin.
+        #[arg(long)]
+        input: PathBuf,
+        /// Take thresholds from this probe of the configuration (default: its only disk probe).
+        #[arg(long)]
+        probe: Option<String>,
+        /// Print one JSON object per transition.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `lookout config …`.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print every problem (exit 1 if any).
+    Check,
+}
+
+/// Parses arguments, runs the verb and turns errors into a message and exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Run { .. }));
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lookout: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(daemon: bool) {
+    let default = if daemon { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOOKOUT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run { listen } => {
+            let opts = crate::daemon::RunOptions { config: cli.config, state_dir: cli.state_dir, listen };
+            runtime()?.block_on(crate::daemon::run(opts))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { json, .. } => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(check::run(&config, json))
+        }
+        Command::Config { command: ConfigCommand::Check } => Ok(config_check(cli.config.as_deref())),
+        Command::Rules { command: RulesCommand::Replay { kind, input, probe, json } } => {
+            rules_replay(cli.config.as_deref(), &kind, &input, probe.as_deref(), json)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "lookout", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        cmd => {
+            let config = load_config(cli.config.as_deref())?;
+            let c = client::Client::new(&config, cli.api.as_deref(), cli.state_dir.as_deref())?;
+            runtime()?.block_on(client::run(c, cmd))
+        }
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<config::Config> {
+    let path = config::locate(path);
+    config::load(path.as_deref()).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+}
+
+fn config_check(path: Option<&std::path::Path>) -> ExitCode {
+    let located = config::locate(path);
+    match config::load(located.as_deref()) {
+        Ok(c) => {
+            println!("{}: ok ({} probes, {} notifiers)", c.origin(), c.probes.len(), c.notifiers.len());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            println!("{errors}");
+            let n = errors.0.len();
+            eprintln!("{n} problem{} found", if n == 1 { "" } else { "s" });
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn rules_replay(config_path: Option<&std::path::Path>, kind: &str, input: &std::path::Path, probe: Option<&str>, json: bool) -> Result<ExitCode> {
+    if kind != "disk" {
+        bail!("replay supports --kind disk only so far (got {kind:?})");
+    }
+    let (params, policy) = match config_path {
+        None => {
+            let d = config::ProbeConfig::zero_config_disks();
+            let config::ProbeKindConfig::Disk(dc) = &d.kind;
+            (dc.rule_params(), d.policy())
+        }
+        Some(path) => {
+            let c = config::load(Some(path)).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+            let disks: Vec<_> = c.probes.iter().filter(|p| matches!(p.kind, config::ProbeKindConfig::Disk(_))).collect();
+            let p = match probe {
+                Some(id) => disks.iter().find(|p| p.id == id).with_context(|| format!("no disk probe {id:?} in {}", path.display()))?,
+                None if disks.len() == 1 => disks[0],
+                None => bail!("{} has {} disk probes: name one with --probe", path.display(), disks.len()),
+            };
+            let config::ProbeKindConfig::Disk(dc) = &p.kind;
+            (dc.rule_params(), p.policy())
+        }
+    };
+    let rows = if input.as_os_str() == "-" {
+        crate::replay::read_disk_csv(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+        crate::replay::read_disk_csv(std::io::BufReader::new(f))
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    for t in crate::replay::replay_disk(&rows, params, policy) {
+        if json {
+            println!("{}", serde_json::to_string(&t)?);
+        } else {
+            let eta = t.eta_seconds.map(crate::model::format_duration).unwrap_or_else(|| "-".into());
+            println!("{}  {:<10} {:<8} {:<9} eta {}", crate::model::format_utc(t.at), t.alert, t.state, t.severity, eta);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

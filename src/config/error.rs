@@ -1,0 +1,153 @@
+//! Configuration errors that point at file, line and column, with the component and a hint.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One problem found in a configuration file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, 0 when the problem has no position (e.g. the file cannot be read).
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// The component, e.g. `probe "disks"`.
+    pub component: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, where a hint helps.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        f.write_str(": ")?;
+        if let Some(c) = &self.component {
+            write!(f, "{c}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Collects errors for one source text, turning byte spans into lines and columns.
+pub struct Collector<'a> {
+    file: &'a Path,
+    src: &'a str,
+    /// The errors so far.
+    pub errors: Vec<ConfigError>,
+}
+
+impl<'a> Collector<'a> {
+    /// A collector for a file's text.
+    pub fn new(file: &'a Path, src: &'a str) -> Collector<'a> {
+        Collector { file, src, errors: Vec::new() }
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.src.len());
+        let before = &self.src[..self.src.floor_char_boundary(offset)];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        (line, col)
+    }
+
+    /// Records a problem at a span.
+    pub fn push(&mut self, span: Option<Range<usize>>, component: Option<&str>, message: impl Into<String>, hint: Option<String>) {
+        let (line, column) = span.map(|s| self.line_col(s.start)).unwrap_or((0, 0));
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            component: component.map(str::to_string),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    /// Records a deserialization error, adding a "did you mean" hint for unknown fields.
+    pub fn push_toml(&mut self, err: &toml::de::Error, component: Option<&str>, fallback_span: Range<usize>, extra_fields: &[&str]) {
+        let message = err.message().trim().to_string();
+        let hint = unknown_field_hint(&message, extra_fields);
+        self.push(Some(err.span().unwrap_or(fallback_span)), component, message, hint);
+    }
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" messages: the closest name.
+fn unknown_field_hint(message: &str, extra: &[&str]) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let mut candidates: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    candidates.extend_from_slice(extra);
+    suggest(field, &candidates).map(|s| format!("did you mean `{s}`?"))
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
+pub fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        assert_eq!(suggest("intervl", &["interval", "timeout"]), Some("interval"));
+        assert_eq!(suggest("colour", &["interval", "timeout"]), None);
+    }
+
+    #[test]
+    fn line_and_column_count_characters() {
+        let c = Collector::new(Path::new("f"), "a = 1\nbé = \"x\"\n");
+        assert_eq!(c.line_col(0), (1, 1));
+        assert_eq!(c.line_col(6), (2, 1));
+        assert_eq!(c.line_col(10), (2, 4));
+    }
+}

@@ -1,0 +1,196 @@
+//! Configuration: TOML files, the zero-config profile, and validation that reports every
+//! problem with file, line and column.
+//!
+//! Parsing walks the spanned document section by section and probe by probe, so one bad probe
+//! does not hide the next one's errors. Validation ([`validate`]) is pure; resolving secret
+//! files is the only I/O and happens in [`load`].
+
+pub mod error;
+
+
+mod notifiers;
+mod parse;
+mod probes;
+mod validate;
+pub mod values;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use notifiers::{NotifierCommon, NotifierConfig, NotifierKindConfig};
+pub use probes::{ProbeCommon, ProbeConfig, ProbeKindConfig};
+pub use values::{Dur, Secret, Size};
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Debug, Default)]
+pub struct Config {
+    /// The file it came from; `None` for the zero-config profile.
+    pub source: Option<PathBuf>,
+    /// Daemon-wide settings.
+    pub daemon: DaemonConfig,
+    /// The HTTP API and status page.
+    pub api: ApiConfig,
+    /// The embedded store.
+    pub store: StoreConfig,
+    /// Configured probes, in file order.
+    pub probes: Vec<ProbeConfig>,
+    /// Configured notifiers, in file order.
+    pub notifiers: Vec<NotifierConfig>,
+}
+
+/// `[daemon]`: scheduling.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// Where the store and the API token live. Default `./lookout-data`; `--state-dir` wins.
+    pub state_dir: Option<PathBuf>,
+    /// Probes allowed to run at the same time. Default 16.
+    pub max_concurrent_probes: usize,
+    /// Random spread added to each interval, as a fraction of it (0–0.5). Default 0.1.
+    pub jitter: f64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            state_dir: None,
+            max_concurrent_probes: 16,
+            jitter: 0.1,
+        }
+    }
+}
+
+/// `[api]`: the HTTP API, `/metrics` and the status page.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Listen address. Default `127.0.0.1:9330`; `--listen` wins.
+    pub listen: String,
+    /// Bearer token for mutating endpoints (`${ENV}` allowed). Default: a random token written
+    /// to `STATE_DIR/api-token` (mode 0600), which the CLI reads.
+    pub token: Option<Secret>,
+    /// Read the bearer token from this file instead.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:9330".into(),
+            token: None,
+            token_file: None,
+        }
+    }
+}
+
+/// `[store]`: retention and batching of the embedded SQLite store.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// How long raw samples are kept. Default 7 days.
+    pub raw_retention: Dur,
+    /// Raw samples older than `raw_retention` are averaged into buckets of this size. Default 5m.
+    pub downsample_to: Dur,
+    /// How long downsampled samples are kept. Default 90 days.
+    pub downsampled_retention: Dur,
+    /// How often queued writes are committed in one transaction. Default 1s.
+    pub flush_interval: Dur,
+    /// Writes kept in memory while the store fails, oldest dropped first. Default 100000.
+    pub max_backlog: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            raw_retention: Dur::from_secs(7 * 86_400),
+            downsample_to: Dur::from_secs(300),
+            downsampled_retention: Dur::from_secs(90 * 86_400),
+            flush_interval: Dur::from_secs(1),
+            max_backlog: 100_000,
+        }
+    }
+}
+
+/// Where a configuration came from when none was named.
+pub const SEARCH_PATH: [&str; 2] = ["./lookout.toml", "/etc/lookout/lookout.toml"];
+
+/// Finds the configuration file: the named one, else the first of [`SEARCH_PATH`] that exists,
+/// else `None` (the zero-config profile).
+pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    SEARCH_PATH.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// Loads, parses, validates and resolves secrets of a configuration file, or builds the
+/// zero-config profile when `path` is `None`.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
+    let Some(path) = path else {
+        return Ok(Config::zero_config());
+    };
+    let src = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            component: None,
+            message: format!("cannot read the configuration: {e}"),
+            hint: (e.kind() == std::io::ErrorKind::NotFound)
+                .then(|| "run without --config to use the built-in zero-config profile, or copy examples/lookout.toml".into()),
+        }])
+    })?;
+    let mut config = parse_str(path, &src)?;
+    config.resolve_secret_files()?;
+    Ok(config)
+}
+
+/// Parses and validates configuration text (no I/O).
+pub fn parse_str(path: &Path, src: &str) -> Result<Config, ConfigErrors> {
+    let mut errors = error::Collector::new(path, src);
+    let mut config = parse::parse(src, &mut errors);
+    config.source = Some(path.to_path_buf());
+    validate::validate(&config, &mut errors);
+    if errors.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors.errors)) }
+}
+
+impl Config {
+    /// The built-in profile: watch this host's real filesystems, serve the API on
+    /// 127.0.0.1:9330, no notifiers.
+    pub fn zero_config() -> Config {
+        Config {
+            probes: vec![ProbeConfig::zero_config_disks()],
+            ..Config::default()
+        }
+    }
+
+    /// Reads `*_file` secrets; errors name the component and the file, never the secret.
+    fn resolve_secret_files(&mut self) -> Result<(), ConfigErrors> {
+        let file = self.source.clone().unwrap_or_default();
+        let mut errors = Vec::new();
+        let mut fail = |component: Option<String>, message: String| {
+            errors.push(ConfigError { file: file.clone(), line: 0, column: 0, component, message, hint: None });
+        };
+        if let Some(p) = &self.api.token_file {
+            match Secret::from_file(p) {
+                Ok(s) => self.api.token = Some(s),
+                Err(e) => fail(Some("api".into()), e),
+            }
+        }
+        for n in &mut self.notifiers {
+            if let Err(e) = n.kind.resolve_secret_files() {
+                fail(Some(format!("notifier {:?}", n.id)), e);
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
+    }
+
+    /// A short description of where this configuration came from.
+    pub fn origin(&self) -> String {
+        match &self.source {
+            Some(p) => p.display().to_string(),
+            None => "built-in zero-config profile".into(),
+        }
+    }
+}

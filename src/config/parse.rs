@@ -1,0 +1,173 @@
+//! Walks the spanned TOML document section by section, collecting every error.
+
+use super::error::{Collector, suggest};
+use super::{Config, notifiers, probes};
+use serde::Deserialize;
+use serde::de::IntoDeserializer;
+use std::ops::Range;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+const SECTIONS: &[&str] = &["daemon", "api", "store", "probe", "notifier"];
+
+/// Parses configuration text; problems go to `errors`, the result holds what parsed.
+pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
+    let mut config = Config::default();
+    let (doc, syntax) = DeTable::parse_recoverable(src);
+    if !syntax.is_empty() {
+        for e in &syntax {
+            errors.push_toml(e, None, 0..0, &[]);
+        }
+        return config;
+    }
+    for (key, value) in doc.into_inner() {
+        let span = key.span();
+        match key.get_ref().as_ref() {
+            "daemon" => section(value, "[daemon]", errors, |v| config.daemon = v),
+            "api" => section(value, "[api]", errors, |v| config.api = v),
+            "store" => section(value, "[store]", errors, |v| config.store = v),
+            "probe" => {
+                for entry in array_of_tables(value, "probe", errors) {
+                    if let Some(p) = parse_probe(entry, errors) {
+                        config.probes.push(p);
+                    }
+                }
+            }
+            "notifier" => {
+                for entry in array_of_tables(value, "notifier", errors) {
+                    if let Some(n) = parse_notifier(entry, errors) {
+                        config.notifiers.push(n);
+                    }
+                }
+            }
+            other => {
+                let hint = suggest(other, SECTIONS)
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .or_else(|| Some(format!("known sections: {}", SECTIONS.join(", "))));
+                errors.push(Some(span), None, format!("unknown section `{other}`"), hint);
+            }
+        }
+    }
+    config
+}
+
+fn section<'i, T: Deserialize<'i>>(value: Spanned<DeValue<'i>>, name: &str, errors: &mut Collector<'_>, mut set: impl FnMut(T)) {
+    let span = value.span();
+    match T::deserialize(value.into_deserializer()) {
+        Ok(v) => set(v),
+        Err(e) => errors.push_toml(&e, Some(name), span, &[]),
+    }
+}
+
+fn array_of_tables<'i>(value: Spanned<DeValue<'i>>, name: &str, errors: &mut Collector<'_>) -> Vec<Spanned<DeTable<'i>>> {
+    let span = value.span();
+    let DeValue::Array(items) = value.into_inner() else {
+        errors.push(Some(span), None, format!("`{name}` must be an array of tables"), Some(format!("write each one as [[{name}]]")));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let span = item.span();
+        match item.into_inner() {
+            DeValue::Table(t) => out.push(Spanned::new(span, t)),
+            _ => errors.push(Some(span), None, format!("each `{name}` must be a table"), Some(format!("write each one as [[{name}]]"))),
+        }
+    }
+    out
+}
+
+/// Takes a string field out of a table: `Ok(None)` when absent.
+fn take_string(table: &mut DeTable<'_>, key: &str) -> Result<Option<(String, Range<usize>)>, Range<usize>> {
+    match table.remove(key) {
+        None => Ok(None),
+        Some(v) => {
+            let span = v.span();
+            match v.get_ref().as_str() {
+                Some(s) => Ok(Some((s.to_string(), span))),
+                None => Err(span),
+            }
+        }
+    }
+}
+
+/// The pieces common to probes and notifiers: id, kind, and the table split in two.
+struct Entry<'i> {
+    id: String,
+    kind: String,
+    span: Range<usize>,
+    common: Spanned<DeValue<'i>>,
+    own: Spanned<DeValue<'i>>,
+}
+
+fn split_entry<'i>(what: &str, entry: Spanned<DeTable<'i>>, common_fields: &[&str], kinds: &[&str], errors: &mut Collector<'_>) -> Option<Entry<'i>> {
+    let span = entry.span();
+    let mut table = entry.into_inner();
+    let id = match take_string(&mut table, "id") {
+        Ok(Some((id, _))) => id,
+        Ok(None) => {
+            errors.push(Some(span.clone()), Some(what), "missing `id`", Some(format!("give every {what} a unique id, e.g. id = \"db-disk\"")));
+            return None;
+        }
+        Err(s) => {
+            errors.push(Some(s), Some(what), "`id` must be a string", None);
+            return None;
+        }
+    };
+    let component = format!("{what} {id:?}");
+    let kind = match take_string(&mut table, "kind") {
+        Ok(Some((k, kspan))) => {
+            if !kinds.contains(&k.as_str()) {
+                let hint = suggest(&k, kinds).map(|s| format!("did you mean `{s}`?")).unwrap_or_else(|| format!("known kinds: {}", kinds.join(", ")));
+                errors.push(Some(kspan), Some(&component), format!("unknown kind `{k}`"), Some(hint));
+                return None;
+            }
+            k
+        }
+        Ok(None) => {
+            errors.push(Some(span.clone()), Some(&component), "missing `kind`", Some(format!("known kinds: {}", kinds.join(", "))));
+            return None;
+        }
+        Err(s) => {
+            errors.push(Some(s), Some(&component), "`kind` must be a string", None);
+            return None;
+        }
+    };
+    let mut common = DeTable::new();
+    let keys: Vec<_> = table.keys().filter(|k| common_fields.contains(&k.get_ref().as_ref())).cloned().collect();
+    for k in keys {
+        if let Some((key, value)) = table.remove_entry(&k) {
+            common.insert(key, value);
+        }
+    }
+    Some(Entry {
+        id,
+        kind,
+        span: span.clone(),
+        common: Spanned::new(span.clone(), DeValue::Table(common)),
+        own: Spanned::new(span, DeValue::Table(table)),
+    })
+}
+
+fn parse_probe(entry: Spanned<DeTable<'_>>, errors: &mut Collector<'_>) -> Option<probes::ProbeConfig> {
+    let e = split_entry("probe", entry, probes::COMMON_FIELDS, probes::ProbeKindConfig::KINDS, errors)?;
+    let component = format!("probe {:?}", e.id);
+    let common = probes::ProbeCommon::deserialize(e.common.into_deserializer())
+        .map_err(|err| errors.push_toml(&err, Some(&component), e.span.clone(), &[]))
+        .ok();
+    let kind = probes::ProbeKindConfig::parse(&e.kind, e.own)
+        .map_err(|err| errors.push_toml(&err, Some(&component), e.span.clone(), probes::COMMON_FIELDS))
+        .ok();
+    Some(probes::ProbeConfig { id: e.id, span: e.span, common: common?, kind: kind? })
+}
+
+fn parse_notifier(entry: Spanned<DeTable<'_>>, errors: &mut Collector<'_>) -> Option<notifiers::NotifierConfig> {
+    let e = split_entry("notifier", entry, notifiers::COMMON_FIELDS, notifiers::NotifierKindConfig::KINDS, errors)?;
+    let component = format!("notifier {:?}", e.id);
+    let common = notifiers::NotifierCommon::deserialize(e.common.into_deserializer())
+        .map_err(|err| errors.push_toml(&err, Some(&component), e.span.clone(), &[]))
+        .ok();
+    let kind = notifiers::NotifierKindConfig::parse(&e.kind, e.own)
+        .map_err(|err| errors.push_toml(&err, Some(&component), e.span.clone(), notifiers::COMMON_FIELDS))
+        .ok();
+    Some(notifiers::NotifierConfig { id: e.id, span: e.span, common: common?, kind: kind? })
+}

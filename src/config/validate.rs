@@ -1,0 +1,106 @@
+//! Semantic checks on a parsed configuration. Pure: no I/O.
+
+use super::error::{Collector, suggest};
+use super::{Config, NotifierKindConfig, ProbeKindConfig};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Records every semantic problem of `config` in `errors`.
+pub fn validate(config: &Config, errors: &mut Collector<'_>) {
+    if !(0.0..=0.5).contains(&config.daemon.jitter) {
+        errors.push(None, Some("[daemon]"), format!("jitter {} is outside 0–0.5", config.daemon.jitter), Some("jitter is a fraction of the interval, e.g. 0.1".into()));
+    }
+    if config.daemon.max_concurrent_probes == 0 {
+        errors.push(None, Some("[daemon]"), "max_concurrent_probes must be at least 1", None);
+    }
+    if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
+        errors.push(None, Some("[api]"), format!("listen address {:?} is not IP:PORT", config.api.listen), Some("e.g. \"127.0.0.1:9330\"".into()));
+    }
+    if config.api.token.is_some() && config.api.token_file.is_some() {
+        errors.push(None, Some("[api]"), "set either `token` or `token_file`, not both", None);
+    }
+    let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in &config.probes {
+        let component = format!("probe {:?}", p.id);
+        if ids.insert(&p.id, p.span.start).is_some() {
+            errors.push(Some(p.span.clone()), Some(&component), "duplicate probe id", Some("every probe needs a unique id".into()));
+        }
+        validate_timing(p, &component, errors);
+        match &p.kind {
+            ProbeKindConfig::Disk(d) => d.validate(&component, p.span.clone(), errors),
+        }
+    }
+    let known: Vec<&str> = ids.keys().copied().collect();
+    for p in &config.probes {
+        for dep in &p.common.depends_on {
+            if !ids.contains_key(dep.get_ref().as_str()) {
+                let hint = suggest(dep.get_ref(), &known).map(|s| format!("did you mean `{s}`?"));
+                errors.push(Some(dep.span()), Some(&format!("probe {:?}", p.id)), format!("depends on unknown probe {:?}", dep.get_ref()), hint);
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(config) {
+        errors.push(None, None, format!("depends_on forms a cycle: {}", cycle.join(" → ")), Some("a probe cannot (indirectly) depend on itself".into()));
+    }
+    let mut nids = BTreeSet::new();
+    for n in &config.notifiers {
+        let component = format!("notifier {:?}", n.id);
+        if !nids.insert(&n.id) {
+            errors.push(Some(n.span.clone()), Some(&component), "duplicate notifier id", None);
+        }
+        match &n.kind {
+            NotifierKindConfig::Webhook(w) => w.validate(&component, n.span.clone(), errors),
+        }
+    }
+}
+
+fn validate_timing(p: &super::ProbeConfig, component: &str, errors: &mut Collector<'_>) {
+    if let Some(i) = &p.common.interval {
+        if i.get_ref().0.is_zero() {
+            errors.push(Some(i.span()), Some(component), "interval must be longer than 0s", None);
+        }
+    }
+    if let (Some(t), interval) = (&p.common.timeout, p.interval()) {
+        if *t.get_ref() > interval {
+            errors.push(
+                Some(t.span()),
+                Some(component),
+                format!("timeout {} is longer than the interval {}", t.get_ref(), interval),
+                Some("a run must end before the next one is due; shorten the timeout or lengthen the interval".into()),
+            );
+        }
+        if t.get_ref().0.is_zero() {
+            errors.push(Some(t.span()), Some(component), "timeout must be longer than 0s", None);
+        }
+    }
+    if p.common.fail_after == Some(0) || p.common.recover_after == Some(0) {
+        errors.push(Some(p.span.clone()), Some(component), "fail_after and recover_after count runs and must be at least 1", None);
+    }
+}
+
+fn find_cycle(config: &Config) -> Option<Vec<String>> {
+    let deps: BTreeMap<&str, Vec<&str>> = config
+        .probes
+        .iter()
+        .map(|p| (p.id.as_str(), p.common.depends_on.iter().map(|d| d.get_ref().as_str()).collect()))
+        .collect();
+    fn visit<'a>(n: &'a str, deps: &BTreeMap<&'a str, Vec<&'a str>>, path: &mut Vec<&'a str>, done: &mut BTreeSet<&'a str>) -> Option<Vec<String>> {
+        if let Some(pos) = path.iter().position(|p| *p == n) {
+            let mut cycle: Vec<String> = path[pos..].iter().map(|s| s.to_string()).collect();
+            cycle.push(n.to_string());
+            return Some(cycle);
+        }
+        if !done.insert(n) {
+            return None;
+        }
+        path.push(n);
+        for d in deps.get(n).into_iter().flatten() {
+            if let Some(c) = visit(d, deps, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    deps.keys().find_map(|n| visit(n, &deps, &mut Vec::new(), &mut done))
+}

@@ -1,0 +1,224 @@
+//! The daemon's shared state: the engine, the latest observations, the store handle and the
+//! dispatcher. Probe results enter through [`Core::record`]; nothing here waits on the store.
+
+use super::clock::Clock;
+use crate::alert::{Alert, AlertEvent, AlertEventKind, Engine};
+use crate::config::Secret;
+use crate::model::{Observation, format_duration};
+use crate::notify::dispatch::Dispatcher;
+use crate::rule::Condition;
+use crate::store::TimelineEntry;
+use crate::store::writer::{StoreHandle, StoreOp};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The latest result of one probe.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProbeSnapshot {
+    /// Probe id.
+    pub id: String,
+    /// Probe kind.
+    pub kind: String,
+    /// The latest observation, as enriched by the rules.
+    pub observation: Observation,
+    /// Unix seconds of the run.
+    pub at: f64,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct Counters {
+    /// Probe runs.
+    pub probe_runs: AtomicU64,
+    /// Probe runs that timed out.
+    pub probe_timeouts: AtomicU64,
+}
+
+/// Shared state of the running daemon.
+pub struct Core {
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    engine: Mutex<Engine>,
+    latest: Mutex<BTreeMap<String, ProbeSnapshot>>,
+    kinds: RwLock<BTreeMap<String, String>>,
+    /// The store's writer.
+    pub store: StoreHandle,
+    dispatcher: RwLock<Dispatcher>,
+    recent: Mutex<VecDeque<TimelineEntry>>,
+    /// Counters.
+    pub counters: Counters,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// Bearer token of mutating API endpoints.
+    pub api_token: Secret,
+}
+
+const RECENT_TIMELINE: usize = 2000;
+
+impl Core {
+    /// Shared state around an engine that already knows its probes.
+    pub fn new(clock: Arc<dyn Clock>, engine: Engine, store: StoreHandle, dispatcher: Dispatcher, state_dir: PathBuf, api_token: Secret) -> Core {
+        Core {
+            clock,
+            engine: Mutex::new(engine),
+            latest: Mutex::default(),
+            kinds: RwLock::default(),
+            store,
+            dispatcher: RwLock::new(dispatcher),
+            recent: Mutex::default(),
+            counters: Counters::default(),
+            state_dir,
+            api_token,
+        }
+    }
+
+    /// Runs `f` with the engine locked (briefly; never across an await).
+    pub fn with_engine<T>(&self, f: impl FnOnce(&mut Engine) -> T) -> T {
+        f(&mut self.engine.lock().expect("engine lock"))
+    }
+
+    /// Sets the probe kinds (for snapshots) after a (re)load.
+    pub fn set_kinds(&self, kinds: BTreeMap<String, String>) {
+        let keep: Vec<String> = kinds.keys().cloned().collect();
+        self.latest.lock().expect("latest lock").retain(|k, _| keep.contains(k));
+        *self.kinds.write().expect("kinds lock") = kinds;
+    }
+
+    /// Replaces the dispatcher (after a reload).
+    pub fn set_dispatcher(&self, d: Dispatcher) {
+        *self.dispatcher.write().expect("dispatcher lock") = d;
+    }
+
+    /// The current dispatcher.
+    pub fn dispatcher(&self) -> Dispatcher {
+        self.dispatcher.read().expect("dispatcher lock").clone()
+    }
+
+    /// Takes one probe result: rules, alerts, store, notifications.
+    pub fn record(&self, probe: &str, obs: Observation) {
+        let now = self.clock.now();
+        self.counters.probe_runs.fetch_add(1, Ordering::Relaxed);
+        if obs.message.starts_with("timed out after") {
+            self.counters.probe_timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+        let (obs, events) = self.with_engine(|e| e.ingest(probe, obs, now));
+        let kind = self.kinds.read().expect("kinds lock").get(probe).cloned().unwrap_or_default();
+        let previous = self.latest.lock().expect("latest lock").insert(
+            probe.to_string(),
+            ProbeSnapshot { id: probe.to_string(), kind, observation: obs.clone(), at: now.wall },
+        );
+        if previous.is_none_or(|p| p.observation.status != obs.status) {
+            self.store.send(StoreOp::Status {
+                ts: now.wall,
+                probe: probe.to_string(),
+                status: obs.status,
+                message: obs.message.clone(),
+                duration: obs.duration_seconds,
+            });
+        }
+        if !obs.samples.is_empty() {
+            self.store.send(StoreOp::Samples { ts: now.wall, probe: probe.to_string(), samples: obs.samples });
+        }
+        self.handle(events);
+    }
+
+    /// Sets a condition about lookout itself.
+    pub fn set_internal(&self, cond: Condition) {
+        let now = self.clock.now();
+        let events = self.with_engine(|e| e.set_internal(cond, now));
+        self.handle(events);
+    }
+
+    /// Acknowledges an alert (id or unique prefix) on behalf of `by`.
+    pub fn acknowledge(&self, id: &str, by: &str) -> Result<Alert, String> {
+        let now = self.clock.now();
+        let event = self.with_engine(|e| e.acknowledge(id, by, now))?;
+        let alert = event.alert.clone();
+        self.handle(vec![event]);
+        Ok(alert)
+    }
+
+    /// Records alert events: store, timeline, notifications.
+    pub fn handle(&self, events: Vec<AlertEvent>) {
+        let dispatcher = self.dispatcher();
+        for ev in events {
+            self.store.send(StoreOp::Alert(ev.alert.clone()));
+            let a = &ev.alert;
+            let labels = if a.labels.is_empty() {
+                String::new()
+            } else {
+                format!(" {{{}}}", a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
+            };
+            let first = a.message.lines().next().unwrap_or("");
+            let (kind, message, actor) = match &ev.kind {
+                AlertEventKind::Firing => ("alert_firing", format!("{} on {}{labels} fired ({}): {first}", a.rule, a.probe, a.severity), None),
+                AlertEventKind::SeverityChanged { from } => {
+                    ("alert_severity", format!("{} on {}{labels} went from {from} to {}: {first}", a.rule, a.probe, a.severity), None)
+                }
+                AlertEventKind::Resolved => {
+                    let lasted = a.started_at.map(|s| format!(" after {}", format_duration(ev.at - s))).unwrap_or_default();
+                    ("alert_resolved", format!("{} on {}{labels} resolved{lasted}: {first}", a.rule, a.probe), None)
+                }
+                AlertEventKind::Acknowledged { by } => {
+                    ("alert_acknowledged", format!("{by} acknowledged {} on {}{labels}", a.rule, a.probe), Some(by.clone()))
+                }
+                AlertEventKind::Suppressed => {
+                    ("alert_suppressed", format!("{} on {}{labels} suppressed: a probe it depends on is failing", a.rule, a.probe), None)
+                }
+            };
+            self.timeline(TimelineEntry {
+                ts: ev.at,
+                kind: kind.into(),
+                probe: Some(a.probe.clone()),
+                alert_id: Some(a.id.clone()),
+                severity: Some(a.severity.as_str().into()),
+                actor,
+                message,
+            });
+            dispatcher.dispatch(&ev);
+        }
+    }
+
+    /// Appends to the timeline (memory and store).
+    pub fn timeline(&self, entry: TimelineEntry) {
+        {
+            let mut recent = self.recent.lock().expect("timeline lock");
+            recent.push_back(entry.clone());
+            while recent.len() > RECENT_TIMELINE {
+                recent.pop_front();
+            }
+        }
+        self.store.send(StoreOp::Timeline(entry));
+    }
+
+    /// A timeline entry about the daemon itself.
+    pub fn note(&self, kind: &str, message: impl Into<String>) {
+        self.timeline(TimelineEntry {
+            ts: self.clock.now().wall,
+            kind: kind.into(),
+            probe: None,
+            alert_id: None,
+            severity: None,
+            actor: None,
+            message: message.into(),
+        });
+    }
+
+    /// Recent timeline entries kept in memory (used when the store cannot be read).
+    pub fn recent_timeline(&self, since: f64) -> Vec<TimelineEntry> {
+        self.recent.lock().expect("timeline lock").iter().filter(|e| e.ts >= since).cloned().collect()
+    }
+
+    /// Every alert in memory.
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.with_engine(|e| e.alerts().cloned().collect())
+    }
+
+    /// The latest result of every probe.
+    pub fn snapshots(&self) -> Vec<ProbeSnapshot> {
+        self.latest.lock().expect("latest lock").values().cloned().collect()
+    }
+}

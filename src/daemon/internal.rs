@@ -1,0 +1,108 @@
+//! lookout's checks on itself: its store, its notifiers, its configuration, and the systemd
+//! watchdog. They raise alerts through the same engine as every probe.
+
+use super::core::Core;
+use crate::model::{Labels, Severity, labels};
+use crate::notify::dispatch::{ChannelHealth, NOTIFIER_FAILING_RULE};
+use crate::rule::Condition;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
+
+/// Alert raised while the store fails.
+pub const STORE_RULE: &str = "store_failing";
+/// Standing warning while no notifier is configured.
+pub const NO_NOTIFIER_RULE: &str = "no_notifier";
+/// Warning while a reload was refused.
+pub const CONFIG_RULE: &str = "config_invalid";
+
+/// The `config_invalid` condition: active with the errors, or clear.
+pub fn config_condition(errors: Option<&str>) -> Condition {
+    match errors {
+        Some(e) => Condition::active(
+            CONFIG_RULE,
+            Labels::new(),
+            Severity::Warning,
+            format!("the configuration was not reloaded, the previous one is still in force:\n{e}"),
+        ),
+        None => Condition::clear(CONFIG_RULE, Labels::new(), "configuration valid"),
+    }
+}
+
+/// Raises or clears the standing "nobody would be paged" warning.
+pub fn announce_notifiers(core: &Core) {
+    let cond = if core.dispatcher().has_targets() {
+        Condition::clear(NO_NOTIFIER_RULE, Labels::new(), "notifiers configured")
+    } else {
+        tracing::warn!("NO NOTIFIER IS CONFIGURED: alerts are only logged and shown on the status page; nobody would be paged");
+        Condition::active(
+            NO_NOTIFIER_RULE,
+            Labels::new(),
+            Severity::Warning,
+            "no notifier is configured: alerts are only logged and shown, nobody would be paged (add a [[notifier]])",
+        )
+    };
+    core.set_internal(cond);
+}
+
+/// Runs the self-checks every second until `stop` turns true.
+pub async fn run(core: Arc<Core>, mut feedback: UnboundedReceiver<ChannelHealth>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let watchdog = watchdog_interval();
+    let mut last_watchdog = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                check_store(&core);
+                if let Some(w) = watchdog {
+                    if last_watchdog.elapsed() >= w {
+                        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                        last_watchdog = tokio::time::Instant::now();
+                    }
+                }
+                let cutoff = core.clock.now().wall - 86_400.0;
+                core.with_engine(|e| e.prune_resolved(cutoff));
+            }
+            Some(h) = feedback.recv() => channel_health(&core, h),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn watchdog_interval() -> Option<Duration> {
+    let mut usec = 0;
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2))
+}
+
+fn check_store(core: &Core) {
+    let h = core.store.health();
+    let cond = if h.ok && h.dropped == 0 {
+        Condition::clear(STORE_RULE, Labels::new(), "the store works")
+    } else if h.ok {
+        Condition::clear(STORE_RULE, Labels::new(), format!("the store works ({} writes were dropped earlier)", h.dropped))
+    } else {
+        Condition::active(
+            STORE_RULE,
+            Labels::new(),
+            Severity::Critical,
+            format!(
+                "lookout's own store fails: {}; {} writes held in memory, {} dropped; alerts are still evaluated and sent",
+                h.error.as_deref().unwrap_or("unknown error"),
+                h.backlog,
+                h.dropped
+            ),
+        )
+    };
+    core.set_internal(cond);
+}
+
+fn channel_health(core: &Core, h: ChannelHealth) {
+    let l = labels([("notifier", h.notifier.as_str())]);
+    let cond = match h.error {
+        None => Condition::clear(NOTIFIER_FAILING_RULE, l, format!("notifier {} delivers again", h.notifier)),
+        Some(e) => Condition::active(NOTIFIER_FAILING_RULE, l, Severity::Critical, format!("notifier {} cannot deliver: {e}", h.notifier)),
+    };
+    core.set_internal(cond);
+}

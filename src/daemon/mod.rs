@@ -1,0 +1,237 @@
+//! `lookout run`: loads the configuration, opens the store, restores alerts, starts the
+//! scheduler, the API and the self-checks, and handles SIGTERM (stop) and SIGHUP (reload).
+
+pub mod clock;
+pub mod core;
+mod internal;
+pub mod scheduler;
+
+use crate::alert::Engine;
+use crate::config::{self, Config, Secret};
+use crate::notify::dispatch::{ChannelHealth, Dispatcher, Target};
+use crate::store::writer::{self, StoreHandle};
+use anyhow::{Context, Result};
+use clock::{Clock, SystemClock};
+use core::Core;
+use scheduler::{Scheduled, Scheduler};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Options of `lookout run` that override the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--state-dir`.
+    pub state_dir: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+}
+
+/// The default state directory.
+pub const DEFAULT_STATE_DIR: &str = "./lookout-data";
+
+/// The state directory: `--state-dir`, else the config's, else [`DEFAULT_STATE_DIR`].
+pub fn state_dir(opt: Option<&Path>, config: &Config) -> PathBuf {
+    opt.map(Path::to_path_buf)
+        .or_else(|| config.daemon.state_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+}
+
+/// The API token: from the configuration, else `STATE_DIR/api-token` (created, mode 0600).
+pub fn api_token(config: &Config, state_dir: &Path) -> Result<Secret> {
+    if let Some(t) = &config.api.token {
+        return Ok(t.clone());
+    }
+    let path = state_dir.join("api-token");
+    if let Ok(t) = Secret::from_file(&path) {
+        if !t.expose().is_empty() {
+            return Ok(t);
+        }
+    }
+    std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
+    let token: String = {
+        use rand::Rng;
+        let bytes: [u8; 24] = rand::rng().random();
+        hex::encode(bytes)
+    };
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::io::Write::write_all(&mut f, token.as_bytes())?;
+    Ok(Secret::new(token))
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(opts: RunOptions) -> Result<()> {
+    crate::http::install_crypto_provider();
+    let config_path = config::locate(opts.config.as_deref());
+    let config = config::load(config_path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state_dir = state_dir(opts.state_dir.as_deref(), &config);
+    let listen = opts.listen.clone().unwrap_or_else(|| config.api.listen.clone());
+    let addr: SocketAddr = listen.parse().with_context(|| format!("listen address {listen:?} is not IP:PORT"))?;
+    tracing::info!(config = %config.origin(), state_dir = %state_dir.display(), "starting lookout {}", env!("CARGO_PKG_VERSION"));
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let (store, restored) = open_store(&state_dir, &config);
+    let token = api_token(&config, &state_dir)?;
+    let (feedback_tx, feedback_rx) = tokio::sync::mpsc::unbounded_channel();
+    let dispatcher = build_dispatcher(&config, &store, feedback_tx.clone())?;
+    let core = Arc::new(Core::new(clock.clone(), Engine::new(), store.clone(), dispatcher, state_dir.clone(), token));
+    let now = clock.now();
+    apply_probes(&core, &config, &state_dir);
+    core.with_engine(|e| e.restore(restored.alerts, now));
+    core.dispatcher().resume(restored.pending);
+
+    let mut scheduler = start_scheduler(&core, &config)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (is another lookout running? use --listen to pick another address)"))?;
+    let bound = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(crate::api::serve(listener, core.clone(), stop_rx.clone()));
+    println!("lookout is watching {} probes; status page: http://{bound}/", config.probes.len());
+    let config_path_for_reload = config_path.clone();
+    let self_checks = tokio::spawn(internal::run(core.clone(), feedback_rx, stop_rx.clone()));
+    core.note("daemon_started", format!("lookout {} started with {} ({} probes)", env!("CARGO_PKG_VERSION"), config.origin(), config.probes.len()));
+    internal::announce_notifiers(&core);
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                scheduler = reload(&core, config_path_for_reload.as_deref(), scheduler, &feedback_tx);
+            }
+        }
+    }
+    tracing::info!("stopping");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    scheduler.stop();
+    core.note("daemon_stopped", "lookout stopped (SIGTERM)");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    self_checks.abort();
+    let store_for_flush = core.store.clone();
+    let _ = tokio::task::spawn_blocking(move || store_for_flush.shutdown(Duration::from_secs(3))).await;
+    Ok(())
+}
+
+struct Restored {
+    alerts: Vec<crate::alert::Alert>,
+    pending: Vec<crate::store::Delivery>,
+}
+
+/// Opens the store and reads what a restart needs; a store that fails is reported, not fatal.
+fn open_store(state_dir: &Path, config: &Config) -> (StoreHandle, Restored) {
+    let mut restored = Restored { alerts: Vec::new(), pending: Vec::new() };
+    let since = clock::unix_now() - 86_400.0;
+    match crate::store::open(state_dir) {
+        Ok(conn) => {
+            match crate::store::load_alerts(&conn, since) {
+                Ok(a) => restored.alerts = a,
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot load alerts from the store"),
+            }
+            match crate::store::load_pending_deliveries(&conn) {
+                Ok(p) => restored.pending = p,
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot load pending deliveries"),
+            }
+            tracing::info!(alerts = restored.alerts.len(), pending_deliveries = restored.pending.len(), "store opened");
+            (writer::spawn(state_dir.to_path_buf(), config.store.clone(), Some(conn), None), restored)
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            tracing::error!(error = %msg, "cannot open the store; running from memory until it works");
+            (writer::spawn(state_dir.to_path_buf(), config.store.clone(), None, Some(msg)), restored)
+        }
+    }
+}
+
+fn build_dispatcher(config: &Config, store: &StoreHandle, feedback: UnboundedSender<ChannelHealth>) -> Result<Dispatcher> {
+    let mut targets = Vec::new();
+    for n in &config.notifiers {
+        let notifier = crate::notify::build(n).with_context(|| format!("notifier {:?}", n.id))?;
+        let attempts = match &n.kind {
+            config::NotifierKindConfig::Webhook(w) => w.attempts(),
+        };
+        targets.push(Target { config: n.clone(), notifier, attempts });
+    }
+    Ok(Dispatcher::new(targets, store.clone(), feedback))
+}
+
+/// Registers every configured probe with the engine, seeded with stored history.
+fn apply_probes(core: &Core, config: &Config, state_dir: &Path) {
+    let now = core.clock.now();
+    let reader = crate::store::open_read_only(state_dir).ok();
+    let mut kinds = BTreeMap::new();
+    let keep: BTreeSet<String> = config.probes.iter().map(|p| p.id.clone()).collect();
+    let events = core.with_engine(|e| e.retain_probes(&keep, now));
+    core.handle(events);
+    for p in &config.probes {
+        let built = crate::probe::build(p);
+        kinds.insert(p.id.clone(), p.kind.name().to_string());
+        let history = reader.as_ref().and_then(|conn| {
+            let window = match &p.kind {
+                config::ProbeKindConfig::Disk(d) => d.rule_params().forecast.window,
+            };
+            crate::store::load_samples(conn, &p.id, crate::rule::disk::samples::AVAIL, now.wall - window).ok()
+        });
+        core.with_engine(|e| {
+            e.set_probe(p.spec(), built.rules);
+            if let Some(h) = &history {
+                e.seed(&p.id, h, now);
+            }
+        });
+    }
+    core.set_kinds(kinds);
+}
+
+fn start_scheduler(core: &Arc<Core>, config: &Config) -> Result<Scheduler> {
+    let probes = config
+        .probes
+        .iter()
+        .map(|p| Scheduled { id: p.id.clone(), probe: crate::probe::build(p).probe, interval: p.interval().0, timeout: p.timeout().0 })
+        .collect();
+    Ok(Scheduler::start(core.clone(), probes, config.daemon.max_concurrent_probes, config.daemon.jitter))
+}
+
+/// SIGHUP: a valid new configuration replaces the old; an invalid one keeps the old and raises a
+/// warning alert saying why.
+fn reload(core: &Arc<Core>, path: Option<&Path>, scheduler: Scheduler, feedback: &UnboundedSender<ChannelHealth>) -> Scheduler {
+    tracing::info!("SIGHUP: reloading the configuration");
+    let result = config::load(path).map_err(|e| e.to_string()).and_then(|config| {
+        let d = build_dispatcher(&config, &core.store, feedback.clone()).map_err(|e| format!("{e:#}"))?;
+        Ok((config, d))
+    });
+    match result {
+        Ok((config, dispatcher)) => {
+            scheduler.stop();
+            core.set_dispatcher(dispatcher);
+            apply_probes(core, &config, &core.state_dir);
+            let s = start_scheduler(core, &config).expect("scheduler start cannot fail");
+            core.set_internal(internal::config_condition(None));
+            internal::announce_notifiers(core);
+            core.note("config_reloaded", format!("configuration reloaded from {} ({} probes)", config.origin(), config.probes.len()));
+            s
+        }
+        Err(errors) => {
+            tracing::error!("the new configuration is invalid; keeping the old one:\n{errors}");
+            core.set_internal(internal::config_condition(Some(&errors)));
+            scheduler
+        }
+    }
+}

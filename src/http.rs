@@ -1,0 +1,63 @@
+//! The HTTP client every outbound call uses: one total deadline per request (connect, headers
+//! and body), rustls with the ring provider, and error texts that never carry a URL.
+
+use crate::notify::Outcome;
+use std::time::Duration;
+
+/// Installs ring as the process-wide rustls provider (once; later calls are no-ops).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A client whose every request must finish, body included, within `timeout`.
+pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    install_crypto_provider();
+    Ok(reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
+
+/// Maps a response (body read to the end, within the client's deadline) to an outcome.
+pub async fn classify(result: reqwest::Result<reqwest::Response>) -> Outcome {
+    match result {
+        Err(e) => Outcome::Retryable(describe(&e)),
+        Ok(resp) => {
+            let status = resp.status();
+            let body = match resp.text().await {
+                Ok(b) => b,
+                Err(e) => return Outcome::Retryable(describe(&e)),
+            };
+            let snippet: String = body.chars().take(200).collect();
+            if status.is_success() {
+                Outcome::Delivered
+            } else if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+                Outcome::Retryable(format!("HTTP {status}: {snippet}"))
+            } else {
+                Outcome::Permanent(format!("HTTP {status}: {snippet}"))
+            }
+        }
+    }
+}
+
+/// A reqwest error in words, without its URL (URLs can embed tokens).
+pub fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "failed reading the response"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() { kind.to_string() } else { format!("{kind}: {detail}") }
+}

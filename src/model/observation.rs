@@ -1,0 +1,78 @@
+use super::Status;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Label set of a sample or alert; sorted so that it hashes and prints stably.
+pub type Labels = BTreeMap<String, String>;
+
+/// Builds a label set from pairs.
+pub fn labels<const N: usize>(pairs: [(&str, &str); N]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// One named number measured by a probe, e.g. `disk.avail_bytes{mount="/"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Dotted metric name, e.g. `disk.avail_bytes`.
+    pub name: String,
+    /// Labels that tell series apart (mount point, slot name, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: Labels,
+    /// The measured value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// A sample with labels.
+    pub fn new(name: &str, labels: &Labels, value: f64) -> Sample {
+        Sample {
+            name: name.to_string(),
+            labels: labels.clone(),
+            value,
+        }
+    }
+}
+
+/// What one run of a probe saw.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The overall status of this run.
+    pub status: Status,
+    /// A human sentence, e.g. `/: 3.1 GiB of 40 GiB free for users; full in 5h10m`.
+    pub message: String,
+    /// Measured numbers.
+    pub samples: Vec<Sample>,
+    /// How long the run took, in seconds.
+    pub duration_seconds: f64,
+}
+
+impl Observation {
+    /// An observation with a status and message and no samples.
+    pub fn new(status: Status, message: impl Into<String>) -> Observation {
+        Observation {
+            status,
+            message: message.into(),
+            samples: Vec::new(),
+            duration_seconds: 0.0,
+        }
+    }
+
+    /// The observation recorded when a probe did not finish in time.
+    pub fn timed_out(timeout: std::time::Duration) -> Observation {
+        Observation::new(
+            Status::Unknown,
+            format!("timed out after {}", super::format_duration(timeout.as_secs_f64())),
+        )
+    }
+
+    /// The first sample with this name and labels.
+    pub fn sample(&self, name: &str, labels: &Labels) -> Option<f64> {
+        self.samples
+            .iter()
+            .find(|s| s.name == name && &s.labels == labels)
+            .map(|s| s.value)
+    }
+}

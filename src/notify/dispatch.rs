@@ -1,0 +1,173 @@
+//! Delivers alert events to every notifier that wants them: retries with backoff, a persisted
+//! notification log with stable dedup keys, and feedback about failing channels.
+
+use super::{Notification, Notifier, Outcome};
+use crate::alert::{AlertEvent, INTERNAL_PROBE};
+use crate::config::NotifierConfig;
+use crate::daemon::clock::unix_now;
+use crate::store::Delivery;
+use crate::store::writer::{StoreHandle, StoreOp};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// The rule of the internal alert raised when a notifier keeps failing.
+pub const NOTIFIER_FAILING_RULE: &str = "notifier_failing";
+
+/// A notifier and its configuration.
+#[derive(Clone)]
+pub struct Target {
+    /// Its configuration.
+    pub config: NotifierConfig,
+    /// The channel.
+    pub notifier: Arc<dyn Notifier>,
+    /// Attempts for retryable failures.
+    pub attempts: u32,
+}
+
+/// What the dispatcher learned about a channel.
+#[derive(Clone, Debug)]
+pub struct ChannelHealth {
+    /// The notifier id.
+    pub notifier: String,
+    /// `None` when the last delivery worked, else the error.
+    pub error: Option<String>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default, Debug)]
+pub struct DeliveryCounters {
+    /// Deliveries that succeeded.
+    pub delivered: std::sync::atomic::AtomicU64,
+    /// Deliveries that failed for good.
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
+/// Sends events to targets.
+#[derive(Clone)]
+pub struct Dispatcher {
+    targets: Arc<Vec<Target>>,
+    store: StoreHandle,
+    feedback: UnboundedSender<ChannelHealth>,
+    sent: Arc<Mutex<HashSet<String>>>,
+    /// Delivery counters.
+    pub counters: Arc<DeliveryCounters>,
+    base_backoff: Duration,
+}
+
+impl Dispatcher {
+    /// A dispatcher over these targets.
+    pub fn new(targets: Vec<Target>, store: StoreHandle, feedback: UnboundedSender<ChannelHealth>) -> Dispatcher {
+        Dispatcher {
+            targets: Arc::new(targets),
+            store,
+            feedback,
+            sent: Arc::default(),
+            counters: Arc::default(),
+            base_backoff: Duration::from_secs(1),
+        }
+    }
+
+    /// Whether any notifier is configured.
+    pub fn has_targets(&self) -> bool {
+        !self.targets.is_empty()
+    }
+
+    /// Starts delivering an event to every target that wants it; returns at once.
+    pub fn dispatch(&self, event: &AlertEvent) {
+        if !event.kind.notifies() {
+            return;
+        }
+        let message = Notification::from_event(event);
+        let resolved = matches!(event.kind, crate::alert::AlertEventKind::Resolved);
+        tracing::warn!(alert = %event.alert.id, event = %message.event, severity = %event.alert.severity, "{}", message.summary);
+        for target in self.targets.iter() {
+            if !target.config.wants(event.alert.severity) || (resolved && target.config.common.send_resolved == Some(false)) {
+                continue;
+            }
+            // A channel's own failure alert goes out through the other channels only.
+            if event.alert.probe == INTERNAL_PROBE
+                && event.alert.rule == NOTIFIER_FAILING_RULE
+                && event.alert.labels.get("notifier") == Some(&target.config.id)
+            {
+                continue;
+            }
+            let payload = serde_json::to_string(&message).unwrap_or_default();
+            let delivery = Delivery {
+                dedup_key: format!("{}:{}", message.dedup_key, target.config.id),
+                alert_id: event.alert.id.clone(),
+                notifier: target.config.id.clone(),
+                event: message.event.clone(),
+                outcome: "pending".into(),
+                attempts: 0,
+                latency: None,
+                error: None,
+                payload,
+                created_at: unix_now(),
+                updated_at: unix_now(),
+            };
+            self.start(target.clone(), message.clone(), delivery);
+        }
+    }
+
+    /// Retries deliveries that were pending when the daemon last stopped.
+    pub fn resume(&self, pending: Vec<Delivery>) {
+        for d in pending {
+            let Some(target) = self.targets.iter().find(|t| t.config.id == d.notifier) else { continue };
+            match serde_json::from_str::<Notification>(&d.payload) {
+                Ok(message) => {
+                    tracing::info!(dedup_key = %d.dedup_key, "resending a delivery left pending by the last run");
+                    self.start(target.clone(), message, d);
+                }
+                Err(e) => tracing::warn!(dedup_key = %d.dedup_key, error = %e, "cannot resend a pending delivery"),
+            }
+        }
+    }
+
+    fn start(&self, target: Target, message: Notification, delivery: Delivery) {
+        if !self.sent.lock().expect("sent lock").insert(delivery.dedup_key.clone()) {
+            return; // already delivered or under way in this process
+        }
+        self.store.send(StoreOp::Delivery(delivery.clone()));
+        let this = self.clone();
+        tokio::spawn(async move { this.deliver(target, message, delivery).await });
+    }
+
+    async fn deliver(&self, target: Target, message: Notification, mut delivery: Delivery) {
+        let mut backoff = self.base_backoff;
+        loop {
+            delivery.attempts += 1;
+            let started = Instant::now();
+            let outcome = target.notifier.send(&message).await;
+            delivery.updated_at = unix_now();
+            match outcome {
+                Outcome::Delivered => {
+                    delivery.outcome = "delivered".into();
+                    delivery.latency = Some(started.elapsed().as_secs_f64());
+                    delivery.error = None;
+                    self.counters.delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(notifier = %target.config.id, dedup_key = %delivery.dedup_key, attempts = delivery.attempts, "delivered");
+                    let _ = self.feedback.send(ChannelHealth { notifier: target.config.id.clone(), error: None });
+                    break;
+                }
+                Outcome::Retryable(e) if delivery.attempts < target.attempts => {
+                    tracing::warn!(notifier = %target.config.id, attempt = delivery.attempts, error = %e, "delivery failed; retrying in {:?}", backoff);
+                    delivery.error = Some(e);
+                    self.store.send(StoreOp::Delivery(delivery.clone()));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Outcome::Retryable(e) | Outcome::Permanent(e) => {
+                    delivery.outcome = "failed".into();
+                    tracing::error!(notifier = %target.config.id, attempts = delivery.attempts, error = %e, "delivery failed for good");
+                    delivery.error = Some(e.clone());
+                    self.counters.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let _ = self.feedback.send(ChannelHealth { notifier: target.config.id.clone(), error: Some(e) });
+                    break;
+                }
+            }
+        }
+        self.store.send(StoreOp::Delivery(delivery));
+    }
+}

@@ -1,0 +1,81 @@
+//! Notifiers: one file per channel kind behind the [`Notifier`] trait, and the dispatcher that
+//! delivers alert events with retries and records every delivery.
+
+pub mod dispatch;
+pub mod webhook;
+
+use crate::alert::{Alert, AlertEvent, AlertEventKind};
+use crate::model::format_utc;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// How one attempt ended. A failure says whether trying again could help.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The channel accepted the message.
+    Delivered,
+    /// Failed, but a later attempt may work (timeout, 5xx, 429, connection refused).
+    Retryable(String),
+    /// Failed for good (4xx, bad configuration).
+    Permanent(String),
+}
+
+/// The message every notifier sends, in its own format.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Notification {
+    /// Payload version.
+    pub version: u32,
+    /// `firing`, `resolved`, `acknowledged`, `severity_changed`, `test`.
+    pub event: String,
+    /// Stable across restarts: `alert id:sequence`; receivers can drop repeats by it.
+    pub dedup_key: String,
+    /// One line for a phone screen.
+    pub summary: String,
+    /// When the event happened (RFC 3339 UTC).
+    pub at: String,
+    /// The alert after the event.
+    pub alert: Alert,
+}
+
+impl Notification {
+    /// Builds the message for an alert event.
+    pub fn from_event(event: &AlertEvent) -> Notification {
+        let name = match &event.kind {
+            AlertEventKind::Firing => "firing",
+            AlertEventKind::SeverityChanged { .. } => "severity_changed",
+            AlertEventKind::Resolved => "resolved",
+            AlertEventKind::Acknowledged { .. } => "acknowledged",
+            AlertEventKind::Suppressed => "suppressed",
+        };
+        let a = &event.alert;
+        let first_line = a.message.lines().next().unwrap_or("");
+        let summary = match &event.kind {
+            AlertEventKind::Acknowledged { by } => format!("[ACK by {by}] {} on {}: {first_line}", a.rule, a.probe),
+            AlertEventKind::Resolved => format!("[RESOLVED] {} on {}: {first_line}", a.rule, a.probe),
+            _ => format!("[{}] {} on {}: {first_line}", a.severity.as_str().to_uppercase(), a.rule, a.probe),
+        };
+        Notification {
+            version: 1,
+            event: name.into(),
+            dedup_key: format!("{}:{}", a.id, a.sequence),
+            summary,
+            at: format_utc(event.at),
+            alert: a.clone(),
+        }
+    }
+}
+
+/// A channel that can deliver a notification.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Sends one message, once; the dispatcher retries.
+    async fn send(&self, message: &Notification) -> Outcome;
+}
+
+/// Builds the notifier for a configuration entry.
+pub fn build(config: &crate::config::NotifierConfig) -> anyhow::Result<std::sync::Arc<dyn Notifier>> {
+    use crate::config::NotifierKindConfig;
+    Ok(match &config.kind {
+        NotifierKindConfig::Webhook(c) => std::sync::Arc::new(webhook::Webhook::new(c.clone())?),
+    })
+}
