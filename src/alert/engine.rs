@@ -108,6 +108,9 @@ impl Engine {
     pub fn set_internal(&mut self, cond: Condition, now: Moment) -> Vec<AlertEvent> {
         let id = fingerprint(&cond.rule, INTERNAL_PROBE, &cond.labels);
         let mut events = Vec::new();
+        if cond.severity.is_none() && !self.alerts.contains_key(&id) {
+            return events;
+        }
         let alert = self.alerts.entry(id).or_insert_with(|| Alert::new(INTERNAL_PROBE, &cond, now));
         events.extend(alert.observe(&cond, &AlertPolicy::default(), false, now));
         events
