@@ -42,7 +42,11 @@ pub async fn index(State(core): State<Arc<Core>>) -> Html<String> {
         h.push_str("</table>");
     }
     h.push_str("<h2>Probes</h2><table><tr><th>probe</th><th>kind</th><th>status</th><th>last run</th><th>message</th></tr>");
-    for s in core.snapshots() {
+    let snaps = core.snapshots();
+    for (id, kind) in core.probe_kinds().iter().filter(|(id, _)| !snaps.iter().any(|s| &s.id == *id)) {
+        let _ = write!(h, "<tr><td>{}</td><td>{kind}</td><td class=unknown>not run yet</td><td></td><td></td></tr>", esc(id));
+    }
+    for s in snaps {
         let st = s.observation.status.as_str();
         let _ = write!(
             h,

@@ -93,21 +93,38 @@ impl<'a> Collector<'a> {
         });
     }
 
-    /// Records a deserialization error, adding a "did you mean" hint for unknown fields.
+    /// Records a deserialization error; an unknown field gets a "did you mean" hint drawn from
+    /// the kind's fields and `extra_fields` (the fields every entry has).
     pub fn push_toml(&mut self, err: &toml::de::Error, component: Option<&str>, fallback_span: Range<usize>, extra_fields: &[&str]) {
-        let message = err.message().trim().to_string();
-        let hint = unknown_field_hint(&message, extra_fields);
+        let raw = err.message().trim().to_string();
+        let (message, hint) = match unknown_field(&raw, extra_fields) {
+            Some((field, candidates)) => {
+                let hint = match suggest(&field, &candidates) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("valid fields: {}", candidates.join(", ")),
+                };
+                (format!("unknown field `{field}`"), Some(hint))
+            }
+            None => (raw, None),
+        };
         self.push(Some(err.span().unwrap_or(fallback_span)), component, message, hint);
+    }
+
+    /// The errors, those with a position in file order after those without.
+    pub fn into_sorted(mut self) -> Vec<ConfigError> {
+        self.errors.sort_by_key(|e| (e.line, e.column));
+        self.errors
     }
 }
 
-/// For serde's "unknown field `x`, expected one of `a`, `b`" messages: the closest name.
-fn unknown_field_hint(message: &str, extra: &[&str]) -> Option<String> {
+/// For serde's "unknown field `x`, expected one of `a`, `b`" messages: the field and every
+/// valid name.
+fn unknown_field<'a>(message: &'a str, extra: &[&'a str]) -> Option<(String, Vec<&'a str>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let (field, rest) = rest.split_once('`')?;
-    let mut candidates: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
-    candidates.extend_from_slice(extra);
-    suggest(field, &candidates).map(|s| format!("did you mean `{s}`?"))
+    let mut candidates: Vec<&str> = extra.iter().copied().filter(|f| *f != "id" && *f != "kind").collect();
+    candidates.extend(rest.split('`').skip(1).step_by(2));
+    Some((field.to_string(), candidates))
 }
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a typo.

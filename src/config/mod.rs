@@ -37,6 +37,8 @@ pub struct Config {
     pub probes: Vec<ProbeConfig>,
     /// Configured notifiers, in file order.
     pub notifiers: Vec<NotifierConfig>,
+    /// Where each top-level section starts in the file (for validation messages).
+    pub section_spans: std::collections::BTreeMap<String, std::ops::Range<usize>>,
 }
 
 /// `[daemon]`: scheduling.
@@ -152,7 +154,7 @@ pub fn parse_str(path: &Path, src: &str) -> Result<Config, ConfigErrors> {
     let mut config = parse::parse(src, &mut errors);
     config.source = Some(path.to_path_buf());
     validate::validate(&config, &mut errors);
-    if errors.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors.errors)) }
+    if errors.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors.into_sorted())) }
 }
 
 impl Config {

@@ -22,6 +22,7 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
     }
     for (key, value) in doc.into_inner() {
         let span = key.span();
+        config.section_spans.insert(key.get_ref().to_string(), span.clone());
         match key.get_ref().as_ref() {
             "daemon" => section(value, "[daemon]", errors, |v| config.daemon = v),
             "api" => section(value, "[api]", errors, |v| config.api = v),

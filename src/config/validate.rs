@@ -6,17 +6,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Records every semantic problem of `config` in `errors`.
 pub fn validate(config: &Config, errors: &mut Collector<'_>) {
+    let section = |name: &str| config.section_spans.get(name).cloned();
     if !(0.0..=0.5).contains(&config.daemon.jitter) {
-        errors.push(None, Some("[daemon]"), format!("jitter {} is outside 0–0.5", config.daemon.jitter), Some("jitter is a fraction of the interval, e.g. 0.1".into()));
+        errors.push(section("daemon"), Some("[daemon]"), format!("jitter {} is outside 0–0.5", config.daemon.jitter), Some("jitter is a fraction of the interval, e.g. 0.1".into()));
     }
     if config.daemon.max_concurrent_probes == 0 {
-        errors.push(None, Some("[daemon]"), "max_concurrent_probes must be at least 1", None);
+        errors.push(section("daemon"), Some("[daemon]"), "max_concurrent_probes must be at least 1", None);
     }
     if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
-        errors.push(None, Some("[api]"), format!("listen address {:?} is not IP:PORT", config.api.listen), Some("e.g. \"127.0.0.1:9330\"".into()));
+        errors.push(section("api"), Some("[api]"), format!("listen address {:?} is not IP:PORT", config.api.listen), Some("e.g. \"127.0.0.1:9330\"".into()));
     }
     if config.api.token.is_some() && config.api.token_file.is_some() {
-        errors.push(None, Some("[api]"), "set either `token` or `token_file`, not both", None);
+        errors.push(section("api"), Some("[api]"), "set either `token` or `token_file`, not both", None);
     }
     let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
     for p in &config.probes {
@@ -39,7 +40,8 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
         }
     }
     if let Some(cycle) = find_cycle(config) {
-        errors.push(None, None, format!("depends_on forms a cycle: {}", cycle.join(" → ")), Some("a probe cannot (indirectly) depend on itself".into()));
+        let first = config.probes.iter().find(|p| p.id == cycle[0]).map(|p| p.span.clone());
+        errors.push(first, Some(&format!("probe {:?}", cycle[0])), format!("depends_on forms a cycle: {}", cycle.join(" → ")), Some("a probe cannot (indirectly) depend on itself".into()));
     }
     let mut nids = BTreeSet::new();
     for n in &config.notifiers {

@@ -217,6 +217,11 @@ impl Core {
         self.with_engine(|e| e.alerts().cloned().collect())
     }
 
+    /// Configured probes (id → kind), whether or not they have run yet.
+    pub fn probe_kinds(&self) -> BTreeMap<String, String> {
+        self.kinds.read().expect("kinds lock").clone()
+    }
+
     /// The latest result of every probe.
     pub fn snapshots(&self) -> Vec<ProbeSnapshot> {
         self.latest.lock().expect("latest lock").values().cloned().collect()

@@ -188,7 +188,9 @@ fn apply_probes(core: &Core, config: &Config, state_dir: &Path) {
             let window = match &p.kind {
                 config::ProbeKindConfig::Disk(d) => d.rule_params().forecast.window,
             };
-            crate::store::load_samples(conn, &p.id, crate::rule::disk::samples::AVAIL, now.wall - window).ok()
+            // Two days back (or the window, if longer): the oldest point tells how long the
+            // series has been watched, which bounds how far ahead the forecast may reach.
+            crate::store::load_samples(conn, &p.id, crate::rule::disk::samples::AVAIL, now.wall - window.max(2.0 * 86_400.0)).ok()
         });
         core.with_engine(|e| {
             e.set_probe(p.spec(), built.rules);

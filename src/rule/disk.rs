@@ -98,6 +98,7 @@ struct Fs {
 pub struct DiskRules {
     params: DiskRuleParams,
     history: BTreeMap<Labels, VecDeque<Point>>,
+    first_seen: BTreeMap<Labels, f64>,
 }
 
 impl DiskRules {
@@ -106,11 +107,14 @@ impl DiskRules {
         DiskRules {
             params,
             history: BTreeMap::new(),
+            first_seen: BTreeMap::new(),
         }
     }
 
     fn push(&mut self, labels: &Labels, point: Point) {
         let keep = self.params.forecast.window * 1.05 + 60.0;
+        let first = self.first_seen.entry(labels.clone()).or_insert(point.t);
+        *first = first.min(point.t);
         let h = self.history.entry(labels.clone()).or_default();
         if h.back().is_some_and(|last| point.t <= last.t) {
             return;
@@ -123,7 +127,8 @@ impl DiskRules {
 
     fn forecast_for(&mut self, labels: &Labels, fs: &Fs, now: f64) -> Forecast {
         let points = self.history.get_mut(labels).map(|h| h.make_contiguous().to_vec()).unwrap_or_default();
-        forecast(&points, fs.size - fs.reserved, now, &self.params.forecast)
+        let observed_for = now - self.first_seen.get(labels).copied().unwrap_or(now);
+        forecast(&points, fs.size - fs.reserved, now, observed_for, &self.params.forecast)
     }
 
     fn full_condition(&self, labels: &Labels, fs: &Fs, fc: &Forecast) -> Condition {
@@ -193,7 +198,7 @@ pub fn describe(fc: &Forecast) -> String {
     match fc {
         Forecast::Full => "FULL for unprivileged writers".into(),
         Forecast::NotEnoughHistory { have_seconds, need_seconds } => format!(
-            "not enough history for a forecast ({} of {})",
+            "not enough history for a forecast that far ({} of {})",
             format_duration(*have_seconds),
             format_duration(*need_seconds)
         ),

@@ -35,6 +35,8 @@ pub struct ForecastParams {
     pub min_points: usize,
     /// Below this fraction of the unprivileged capacity the filesystem counts as full.
     pub full_fraction: f64,
+    /// No ETA further ahead than this many times the time the series has been observed.
+    pub max_lookahead: f64,
 }
 
 impl Default for ForecastParams {
@@ -44,6 +46,7 @@ impl Default for ForecastParams {
             min_history: 30.0 * 60.0,
             min_points: 5,
             full_fraction: 0.001,
+            max_lookahead: 2.0,
         }
     }
 }
@@ -195,8 +198,20 @@ fn tail(points: &[Point], since: f64) -> &[Point] {
 /// Forecasts when unprivileged free space runs out.
 ///
 /// `points` must be sorted by time; `capacity` is the unprivileged capacity (size minus the
-/// root reserve) used for the "full" floor.
-pub fn forecast(points: &[Point], capacity: f64, now: f64, params: &ForecastParams) -> Forecast {
+/// root reserve) used for the "full" floor; `observed_for` is how long the series has been
+/// watched (it may exceed the window), which bounds how far ahead an ETA may reach.
+pub fn forecast(points: &[Point], capacity: f64, now: f64, observed_for: f64, params: &ForecastParams) -> Forecast {
+    let f = forecast_unbounded(points, capacity, now, params);
+    match f {
+        Forecast::Filling { eta_seconds, .. } if eta_seconds > params.max_lookahead * observed_for => Forecast::NotEnoughHistory {
+            have_seconds: observed_for,
+            need_seconds: eta_seconds / params.max_lookahead,
+        },
+        f => f,
+    }
+}
+
+fn forecast_unbounded(points: &[Point], capacity: f64, now: f64, params: &ForecastParams) -> Forecast {
     let Some(latest) = points.last() else {
         return Forecast::NotEnoughHistory {
             have_seconds: 0.0,
@@ -229,12 +244,23 @@ pub fn forecast(points: &[Point], capacity: f64, now: f64, params: &ForecastPara
     let (r_long, r_mid, r_short) = (-long.slope, -mid.slope, -short.slope);
     let significant = |l: &Line| -l.slope > 3.0 * l.slope_std_err;
 
+    // A forecast needs growth that has lasted: the older half of the window must be filling
+    // too. A burst after a calm (a backup, an upgrade) is not a trend yet.
+    let older = &window[..window.partition_point(|p| p.t < end - span / 2.0)];
+    let established = older.len() >= 3 && fit_line(older).is_some_and(|o| significant(&o));
+    if !established {
+        return Forecast::NotFilling {
+            rate_bytes_per_second: r_long.min(r_mid),
+        };
+    }
     if let Some(f) = accelerating(window, latest, end, span, (r_long, r_mid, r_short), params) {
         if significant(&long) {
             return f;
         }
     }
-    let sustained = r_long.min(r_mid);
+    // The net change across the window: releases inside it (log rotation, a cleaned tmp dir)
+    // cancel the growth before them, so a sawtooth does not read as a trend.
+    let sustained = r_long.min(r_mid).min(net_rate(window, span));
     if sustained <= 0.0 || !significant(&long) || !significant(&mid) {
         return Forecast::NotFilling {
             rate_bytes_per_second: sustained,
@@ -245,6 +271,22 @@ pub fn forecast(points: &[Point], capacity: f64, now: f64, params: &ForecastPara
         rate_bytes_per_second: sustained,
         accelerating: false,
     }
+}
+
+/// Consumption rate from the mean of the first sixth of the window to the mean of the last.
+fn net_rate(window: &[Point], span: f64) -> f64 {
+    let (start, end) = (window[0].t, window[window.len() - 1].t);
+    let mean = |pts: &[Point]| {
+        let n = pts.len().max(1) as f64;
+        (pts.iter().map(|p| p.t).sum::<f64>() / n, pts.iter().map(|p| p.avail).sum::<f64>() / n)
+    };
+    let head = &window[..window.partition_point(|p| p.t <= start + span / 6.0)];
+    let tail = &window[window.partition_point(|p| p.t < end - span / 6.0)..];
+    if head.is_empty() || tail.is_empty() {
+        return f64::INFINITY;
+    }
+    let ((t0, a0), (t1, a1)) = (mean(head), mean(tail));
+    if t1 <= t0 { f64::INFINITY } else { (a0 - a1) / (t1 - t0) }
 }
 
 /// The accelerating-growth estimate, when the rates say growth is speeding up.
@@ -304,7 +346,7 @@ mod tests {
 
     fn run(points: &[Point], capacity: f64) -> Forecast {
         let now = points.last().unwrap().t;
-        forecast(points, capacity, now, &ForecastParams::default())
+        forecast(points, capacity, now, 7.0 * 86_400.0, &ForecastParams::default())
     }
 
     #[test]
@@ -376,7 +418,19 @@ mod tests {
     fn short_history_is_said_not_guessed() {
         let pts = trace(0.2, |t| 10.0 * GIB - t * 1000.0);
         assert!(matches!(run(&pts, 100.0 * GIB), Forecast::NotEnoughHistory { .. }));
-        assert!(matches!(forecast(&[], 1.0, 0.0, &ForecastParams::default()), Forecast::NotEnoughHistory { .. }));
+        assert!(matches!(forecast(&[], 1.0, 0.0, 0.0, &ForecastParams::default()), Forecast::NotEnoughHistory { .. }));
+    }
+
+    #[test]
+    fn no_eta_further_ahead_than_twice_the_observed_history() {
+        // 40 min of a steep ramp: 3.5 h to full is further than 2 × 40 min.
+        let pts = trace(40.0 / 60.0, |t| 21.0 * GIB - 6.0 * GIB * t / H);
+        let now = pts.last().unwrap().t;
+        let fc = forecast(&pts, 100.0 * GIB, now, now, &ForecastParams::default());
+        assert!(matches!(fc, Forecast::NotEnoughHistory { .. }), "{fc:?}");
+        // The same numbers watched for a day (history kept beyond the window) give the ETA.
+        let fc = forecast(&pts, 100.0 * GIB, now, 86_400.0, &ForecastParams::default());
+        assert!(matches!(fc, Forecast::Filling { .. }), "{fc:?}");
     }
 
     #[test]
