@@ -9,7 +9,9 @@ use lookout::rule::forecast::{ForecastParams, Point, forecast};
 use traces::{lead, lookout_verdict, prometheus_verdict, traces};
 
 fn table() {
-    println!("\n| trace | fills after | lookout: first page before full | lookout: critical before full | lookout: false pages | lookout firing at end | Prometheus: page before full | Prometheus: false pages | Prometheus firing at end |");
+    println!(
+        "\n| trace | fills after | lookout: first page before full | lookout: critical before full | lookout: false pages | lookout firing at end | Prometheus: page before full | Prometheus: false pages | Prometheus firing at end |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for t in traces() {
         let l = lookout_verdict(&t);
@@ -33,9 +35,24 @@ fn table() {
 
 fn speed(c: &mut Criterion) {
     // Six hours of one-minute samples, steady growth: the daemon's per-run work per filesystem.
-    let points: Vec<Point> = (0..360).map(|i| Point { t: i as f64 * 60.0, avail: 1e11 - i as f64 * 1e6 }).collect();
+    let points: Vec<Point> = (0..360)
+        .map(|i| Point {
+            t: i as f64 * 60.0,
+            avail: 1e11 - i as f64 * 1e6,
+        })
+        .collect();
     let params = ForecastParams::default();
-    c.bench_function("forecast 360 points", |b| b.iter(|| forecast(std::hint::black_box(&points), 2e11, 21_540.0, 86_400.0, &params)));
+    c.bench_function("forecast 360 points", |b| {
+        b.iter(|| {
+            forecast(
+                std::hint::black_box(&points),
+                2e11,
+                21_540.0,
+                86_400.0,
+                &params,
+            )
+        })
+    });
 }
 
 fn main() {

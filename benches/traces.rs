@@ -37,7 +37,14 @@ impl Rng {
 }
 
 /// Builds a trace from "used bytes of the unprivileged capacity at hour h".
-fn build(name: &'static str, what: &'static str, days: f64, size: f64, reserve: f64, used_at: impl Fn(f64) -> f64) -> Trace {
+fn build(
+    name: &'static str,
+    what: &'static str,
+    days: f64,
+    size: f64,
+    reserve: f64,
+    used_at: impl Fn(f64) -> f64,
+) -> Trace {
     let capacity = size - reserve;
     let n = (days * 24.0 * H / STEP) as usize;
     let rows = (0..=n)
@@ -45,7 +52,12 @@ fn build(name: &'static str, what: &'static str, days: f64, size: f64, reserve: 
             let ts = T0 + i as f64 * STEP;
             let used = used_at(i as f64 * STEP / H).clamp(0.0, capacity);
             let avail = capacity - used;
-            DiskRow { ts, size, avail, free: avail + reserve }
+            DiskRow {
+                ts,
+                size,
+                avail,
+                free: avail + reserve,
+            }
         })
         .collect();
     Trace { name, what, rows }
@@ -62,26 +74,91 @@ pub fn traces() -> Vec<Trace> {
     let small: Vec<f64> = (0..=(6 * 24 * 60)).map(|_| jitter.next()).collect();
     let idx = |h: f64| ((h * 60.0).round() as usize).min(6 * 24 * 60);
     vec![
-        build("steady", "1 GiB/h from 100 GiB free", 5.0, size, reserve, move |h| cap - 100.0 * GIB + h * GIB),
-        build("accelerating", "flat 1 day, then WAL behind a dead replica: rate +0.15 GiB/h every hour", 3.0, size, reserve, move |h| {
-            let t = (h - 24.0).max(0.0);
-            cap - 80.0 * GIB + (0.2 * t + 0.075 * t * t) * GIB + small[idx(h)] * 0.05 * GIB
-        }),
-        build("sawtooth-daily", "logs grow 12 GiB a day on 30 GiB free, rotated at midnight", 5.0, size, reserve, move |h| {
-            cap - 30.0 * GIB + 12.0 * GIB * (h % 24.0) / 24.0
-        }),
-        build("sawtooth-2h", "a job writes 8 GiB in 80 min every 2 h on 25 GiB free, then deletes it", 5.0, size, reserve, move |h| {
-            let p = h % 2.0;
-            cap - 25.0 * GIB + if p < 4.0 / 3.0 { 8.0 * GIB * p / (4.0 / 3.0) } else { 0.0 }
-        }),
-        build("burst", "nightly backup: 20 GiB in 45 min at 02:00 on 35 GiB free, deleted at 03:00", 5.0, size, reserve, move |h| {
-            let d = h % 24.0;
-            let b = if (2.0..2.75).contains(&d) { 20.0 * (d - 2.0) / 0.75 } else if (2.75..3.0).contains(&d) { 20.0 } else { 0.0 };
-            cap - 35.0 * GIB + b * GIB
-        }),
-        build("noisy", "40 GiB free, ±2 GiB of noise, no trend", 5.0, size, reserve, move |h| cap - 40.0 * GIB + noisy[idx(h)] * 4.0 * GIB),
-        build("full", "2 GiB/h from 60 GiB free, then stays full for a day", 2.5, size, reserve, move |h| cap - 60.0 * GIB + 2.0 * h * GIB),
-        build("reserved-only", "no space left for users from the start; root's reserve untouched", 2.0, size, reserve, move |_| cap),
+        build(
+            "steady",
+            "1 GiB/h from 100 GiB free",
+            5.0,
+            size,
+            reserve,
+            move |h| cap - 100.0 * GIB + h * GIB,
+        ),
+        build(
+            "accelerating",
+            "flat 1 day, then WAL behind a dead replica: rate +0.15 GiB/h every hour",
+            3.0,
+            size,
+            reserve,
+            move |h| {
+                let t = (h - 24.0).max(0.0);
+                cap - 80.0 * GIB + (0.2 * t + 0.075 * t * t) * GIB + small[idx(h)] * 0.05 * GIB
+            },
+        ),
+        build(
+            "sawtooth-daily",
+            "logs grow 12 GiB a day on 30 GiB free, rotated at midnight",
+            5.0,
+            size,
+            reserve,
+            move |h| cap - 30.0 * GIB + 12.0 * GIB * (h % 24.0) / 24.0,
+        ),
+        build(
+            "sawtooth-2h",
+            "a job writes 8 GiB in 80 min every 2 h on 25 GiB free, then deletes it",
+            5.0,
+            size,
+            reserve,
+            move |h| {
+                let p = h % 2.0;
+                cap - 25.0 * GIB
+                    + if p < 4.0 / 3.0 {
+                        8.0 * GIB * p / (4.0 / 3.0)
+                    } else {
+                        0.0
+                    }
+            },
+        ),
+        build(
+            "burst",
+            "nightly backup: 20 GiB in 45 min at 02:00 on 35 GiB free, deleted at 03:00",
+            5.0,
+            size,
+            reserve,
+            move |h| {
+                let d = h % 24.0;
+                let b = if (2.0..2.75).contains(&d) {
+                    20.0 * (d - 2.0) / 0.75
+                } else if (2.75..3.0).contains(&d) {
+                    20.0
+                } else {
+                    0.0
+                };
+                cap - 35.0 * GIB + b * GIB
+            },
+        ),
+        build(
+            "noisy",
+            "40 GiB free, ±2 GiB of noise, no trend",
+            5.0,
+            size,
+            reserve,
+            move |h| cap - 40.0 * GIB + noisy[idx(h)] * 4.0 * GIB,
+        ),
+        build(
+            "full",
+            "2 GiB/h from 60 GiB free, then stays full for a day",
+            2.5,
+            size,
+            reserve,
+            move |h| cap - 60.0 * GIB + 2.0 * h * GIB,
+        ),
+        build(
+            "reserved-only",
+            "no space left for users from the start; root's reserve untouched",
+            2.0,
+            size,
+            reserve,
+            move |_| cap,
+        ),
     ]
 }
 
@@ -109,12 +186,10 @@ fn judge(trace: &Trace, transitions: &[(f64, bool, bool)]) -> Verdict {
             if open_since.is_none() {
                 open_since = Some(at);
             }
-            if before_full {
-                if let Some(f) = full {
-                    v.lead_first.get_or_insert(f - at);
-                    if critical {
-                        v.lead_critical.get_or_insert(f - at);
-                    }
+            if before_full && let Some(f) = full {
+                v.lead_first.get_or_insert(f - at);
+                if critical {
+                    v.lead_critical.get_or_insert(f - at);
                 }
             }
         } else if let Some(since) = open_since.take() {
@@ -131,7 +206,16 @@ fn judge(trace: &Trace, transitions: &[(f64, bool, bool)]) -> Verdict {
 /// lookout's default disk rules on a trace, through the daemon's replay code.
 pub fn lookout_verdict(trace: &Trace) -> Verdict {
     let t: Vec<Transition> = replay_disk(&trace.rows, DiskRuleParams::default(), lookout_policy());
-    let tr: Vec<(f64, bool, bool)> = t.iter().map(|t| (t.at, t.state == "firing", t.severity == lookout::model::Severity::Critical)).collect();
+    let tr: Vec<(f64, bool, bool)> = t
+        .iter()
+        .map(|t| {
+            (
+                t.at,
+                t.state == "firing",
+                t.severity == lookout::model::Severity::Critical,
+            )
+        })
+        .collect();
     judge(trace, &tr)
 }
 
@@ -153,7 +237,8 @@ pub fn prometheus_verdict(trace: &Trace) -> Verdict {
             start += 1;
         }
         let w = &rows[start..=i];
-        let cond = w.len() >= 2 && predict_linear(w, r.ts, 4.0 * H) < 0.0 && r.avail / r.size < 0.20;
+        let cond =
+            w.len() >= 2 && predict_linear(w, r.ts, 4.0 * H) < 0.0 && r.avail / r.size < 0.20;
         if cond {
             let since = *pending_since.get_or_insert(r.ts);
             if !firing && r.ts - since >= H {
@@ -190,5 +275,6 @@ fn predict_linear(w: &[DiskRow], now: f64, ahead: f64) -> f64 {
 
 /// A lead time in words.
 pub fn lead(s: Option<f64>) -> String {
-    s.map(lookout::model::format_duration).unwrap_or_else(|| "—".into())
+    s.map(lookout::model::format_duration)
+        .unwrap_or_else(|| "—".into())
 }

@@ -47,7 +47,9 @@ pub fn read_disk_csv(input: impl BufRead) -> Result<Vec<DiskRow>, String> {
         let line = line.trim();
         if n == 1 {
             if line.replace(' ', "") != DISK_HEADER {
-                return Err(format!("line 1: expected the header {DISK_HEADER:?}, found {line:?}"));
+                return Err(format!(
+                    "line 1: expected the header {DISK_HEADER:?}, found {line:?}"
+                ));
             }
             continue;
         }
@@ -56,13 +58,23 @@ pub fn read_disk_csv(input: impl BufRead) -> Result<Vec<DiskRow>, String> {
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() != 4 {
-            return Err(format!("line {n}: expected 4 fields ({DISK_HEADER}), found {}", fields.len()));
+            return Err(format!(
+                "line {n}: expected 4 fields ({DISK_HEADER}), found {}",
+                fields.len()
+            ));
         }
         let mut v = [0.0f64; 4];
         for (j, f) in fields.iter().enumerate() {
-            v[j] = f.parse().map_err(|_| format!("line {n}: field {} ({f:?}) is not a number", j + 1))?;
+            v[j] = f
+                .parse()
+                .map_err(|_| format!("line {n}: field {} ({f:?}) is not a number", j + 1))?;
         }
-        let row = DiskRow { ts: v[0], size: v[1], avail: v[2], free: v[3] };
+        let row = DiskRow {
+            ts: v[0],
+            size: v[1],
+            avail: v[2],
+            free: v[3],
+        };
         if rows.last().is_some_and(|p: &DiskRow| row.ts <= p.ts) {
             return Err(format!("line {n}: timestamps must increase"));
         }
@@ -72,21 +84,41 @@ pub fn read_disk_csv(input: impl BufRead) -> Result<Vec<DiskRow>, String> {
 }
 
 /// Replays disk rows through the disk rules and the alert state machine.
-pub fn replay_disk(rows: &[DiskRow], params: DiskRuleParams, policy: AlertPolicy) -> Vec<Transition> {
+pub fn replay_disk(
+    rows: &[DiskRow],
+    params: DiskRuleParams,
+    policy: AlertPolicy,
+) -> Vec<Transition> {
     let mut engine = Engine::new();
-    let spec = ProbeSpec { id: "replay".into(), kind: "disk".into(), depends_on: vec![], policy, unknown_severity: Severity::Warning };
+    let spec = ProbeSpec {
+        id: "replay".into(),
+        kind: "disk".into(),
+        depends_on: vec![],
+        policy,
+        unknown_severity: Severity::Warning,
+    };
     engine.set_probe(spec, Box::new(DiskRules::new(params)));
     let l = labels([("mount", "replay")]);
     let mut out = Vec::new();
     for r in rows {
-        let (_, events) = engine.ingest("replay", observation_from_raw(&l, r.size, r.avail, r.free), Moment::replayed(r.ts));
+        let (_, events) = engine.ingest(
+            "replay",
+            observation_from_raw(&l, r.size, r.avail, r.free),
+            Moment::replayed(r.ts),
+        );
         for ev in events {
             let state = match ev.kind {
                 AlertEventKind::Firing | AlertEventKind::SeverityChanged { .. } => "firing",
                 AlertEventKind::Resolved => "resolved",
                 _ => continue,
             };
-            out.push(Transition { at: r.ts, alert: ev.alert.rule.clone(), state, severity: ev.alert.severity, eta_seconds: ev.alert.value });
+            out.push(Transition {
+                at: r.ts,
+                alert: ev.alert.rule.clone(),
+                state,
+                severity: ev.alert.severity,
+                eta_seconds: ev.alert.value,
+            });
         }
     }
     out

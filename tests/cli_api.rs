@@ -8,8 +8,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(kit::lookout_bin()).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    let out = Command::new(kit::lookout_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 #[test]
@@ -18,7 +25,10 @@ fn zero_config_serves_page_metrics_and_warns_that_nobody_is_paged() {
     let state = work.path().join("state");
     let d = Daemon::start_with(None, &state, work.path(), free_port());
     let page = kit::http_get(&format!("{}/", d.url()));
-    assert!(page.contains("<h1>lookout</h1>") && page.contains("disks"), "{page}");
+    assert!(
+        page.contains("<h1>lookout</h1>") && page.contains("disks"),
+        "{page}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
         let m = kit::http_get(&format!("{}/metrics", d.url()));
@@ -27,34 +37,78 @@ fn zero_config_serves_page_metrics_and_warns_that_nobody_is_paged() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert!(metrics.contains("lookout_disk_avail_bytes{fstype=\"ext4\",mount=\"/\",probe=\"disks\"}"), "{metrics}");
-    assert!(metrics.contains("lookout_probe_status{probe=\"disks\",kind=\"disk\"} "), "{metrics}");
+    assert!(
+        metrics.contains("lookout_disk_avail_bytes{fstype=\"ext4\",mount=\"/\",probe=\"disks\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lookout_probe_status{probe=\"disks\",kind=\"disk\"} "),
+        "{metrics}"
+    );
     assert!(metrics.trim_end().ends_with("# EOF"));
     assert!(d.log_text().contains("NO NOTIFIER IS CONFIGURED"));
     let alerts = d.get("/api/v1/alerts");
-    let warn = alerts.as_array().unwrap().iter().find(|a| a["rule"] == "no_notifier").expect("standing no_notifier warning");
+    let warn = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "no_notifier")
+        .expect("standing no_notifier warning");
     assert_eq!(warn["severity"], "warning");
     assert_eq!(warn["state"], "firing");
 
     // Ack: without the token the API refuses; the CLI reads the token from the state dir.
     let id = warn["id"].as_str().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let status = rt.block_on(async {
         let c = lookout::http::client(Duration::from_secs(5)).unwrap();
-        c.post(format!("{}/api/v1/alerts/{id}/ack", d.url())).send().await.unwrap().status()
+        c.post(format!("{}/api/v1/alerts/{id}/ack", d.url()))
+            .send()
+            .await
+            .unwrap()
+            .status()
     });
     assert_eq!(status.as_u16(), 401);
-    let (code, out, err) = cli(&["--api", &d.url(), "--state-dir", state.to_str().unwrap(), "ack", &id[..8], "--by", "alice"]);
+    let (code, out, err) = cli(&[
+        "--api",
+        &d.url(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "ack",
+        &id[..8],
+        "--by",
+        "alice",
+    ]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("acknowledged") && out.contains("as alice"), "{out}");
+    assert!(
+        out.contains("acknowledged") && out.contains("as alice"),
+        "{out}"
+    );
     let (_, out, _) = cli(&["--api", &d.url(), "alerts", "--json"]);
     let alerts: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(alerts.as_array().unwrap().iter().find(|a| a["id"] == id).unwrap()["acked_by"], "alice");
+    assert_eq!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap()["acked_by"],
+        "alice"
+    );
     let (_, out, _) = cli(&["--api", &d.url(), "timeline", "--since", "1h"]);
-    assert!(out.contains("alice acknowledged no_notifier on lookout"), "{out}");
+    assert!(
+        out.contains("alice acknowledged no_notifier on lookout"),
+        "{out}"
+    );
     let (code, out, _) = cli(&["--api", &d.url(), "forecast"]);
     assert_eq!(code, 0);
-    assert!(out.contains("MOUNT") && out.lines().any(|l| l.starts_with("/ ")), "{out}");
+    assert!(
+        out.contains("MOUNT") && out.lines().any(|l| l.starts_with("/ ")),
+        "{out}"
+    );
     let (code, out, _) = cli(&["--api", &d.url(), "status"]);
     assert_eq!(code, 0);
     assert!(out.contains("disks"), "{out}");
@@ -64,18 +118,49 @@ fn zero_config_serves_page_metrics_and_warns_that_nobody_is_paged() {
 #[test]
 fn check_once_json_lists_each_filesystem_with_space_reserve_and_inodes() {
     let work = tempfile::tempdir().unwrap();
-    let out = Command::new(kit::lookout_bin()).args(["check", "--once", "--json"]).current_dir(work.path()).output().unwrap();
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-    let disks = rows.as_array().unwrap().iter().find(|r| r["kind"] == "disk").expect("a disk probe");
+    let out = Command::new(kit::lookout_bin())
+        .args(["check", "--once", "--json"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let disks = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "disk")
+        .expect("a disk probe");
     for key in ["probe", "kind", "status", "message", "samples"] {
         assert!(disks.get(key).is_some(), "{key} missing");
     }
     let samples = disks["samples"].as_array().unwrap();
-    for name in ["disk.size_bytes", "disk.avail_bytes", "disk.reserved_bytes", "disk.inodes_total", "disk.inodes_avail"] {
-        assert!(samples.iter().any(|s| s["name"] == name && s["labels"]["mount"] == "/"), "{name} for / missing");
+    for name in [
+        "disk.size_bytes",
+        "disk.avail_bytes",
+        "disk.reserved_bytes",
+        "disk.inodes_total",
+        "disk.inodes_avail",
+    ] {
+        assert!(
+            samples
+                .iter()
+                .any(|s| s["name"] == name && s["labels"]["mount"] == "/"),
+            "{name} for / missing"
+        );
     }
-    let get = |n: &str| samples.iter().find(|s| s["name"] == n && s["labels"]["mount"] == "/").unwrap()["value"].as_f64().unwrap();
-    assert_eq!(get("disk.reserved_bytes"), get("disk.free_bytes") - get("disk.avail_bytes"));
+    let get = |n: &str| {
+        samples
+            .iter()
+            .find(|s| s["name"] == n && s["labels"]["mount"] == "/")
+            .unwrap()["value"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(
+        get("disk.reserved_bytes"),
+        get("disk.free_bytes") - get("disk.avail_bytes")
+    );
 }
 
 #[test]
@@ -84,18 +169,38 @@ fn sighup_with_a_broken_file_keeps_the_old_config_and_warns() {
     let good = "[[probe]]\nid = \"root\"\nkind = \"disk\"\nmounts = [\"/\"]\ninterval = \"1s\"\n";
     let cfg = write_file(work.path(), "lookout.toml", good);
     let d = Daemon::start(&cfg, &work.path().join("state"), work.path());
-    write_file(work.path(), "lookout.toml", "[[probe]]\nid = \"root\"\nkind = \"disk\"\nintervall = \"1s\"\n");
+    write_file(
+        work.path(),
+        "lookout.toml",
+        "[[probe]]\nid = \"root\"\nkind = \"disk\"\nintervall = \"1s\"\n",
+    );
     d.signal(rustix::process::Signal::HUP);
     let deadline = Instant::now() + Duration::from_secs(10);
     let alert = loop {
         let alerts = d.get("/api/v1/alerts");
-        if let Some(a) = alerts.as_array().unwrap().iter().find(|a| a["rule"] == "config_invalid").cloned() {
+        if let Some(a) = alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["rule"] == "config_invalid")
+            .cloned()
+        {
             break a;
         }
-        assert!(Instant::now() < deadline, "no config_invalid alert: {alerts}\n{}", d.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no config_invalid alert: {alerts}\n{}",
+            d.log_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(alert["message"].as_str().unwrap().contains("unknown field `intervall`"), "{alert}");
+    assert!(
+        alert["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `intervall`"),
+        "{alert}"
+    );
     // The old probe keeps running.
     let before = d.get("/api/v1/status")["probes"][0]["at"].as_f64().unwrap();
     std::thread::sleep(Duration::from_millis(2500));
@@ -106,6 +211,13 @@ fn sighup_with_a_broken_file_keeps_the_old_config_and_warns() {
     d.signal(rustix::process::Signal::HUP);
     std::thread::sleep(Duration::from_secs(1));
     let alerts = d.get("/api/v1/alerts");
-    assert!(alerts.as_array().unwrap().iter().all(|a| a["rule"] != "config_invalid"), "{alerts}");
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["rule"] != "config_invalid"),
+        "{alerts}"
+    );
     d.terminate(Duration::from_secs(5));
 }

@@ -12,7 +12,11 @@ fn check(path: &str) -> (i32, String, String) {
         .env_remove("LOOKOUT_FIXTURE_UNSET_SECRET")
         .output()
         .expect("run lookout");
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 #[test]
@@ -24,12 +28,19 @@ fn every_fixture_prints_exactly_its_expected_errors() {
         if path.extension().is_none_or(|e| e != "toml") {
             continue;
         }
-        let rel = format!("tests/fixtures/config/{}", path.file_name().unwrap().to_str().unwrap());
-        let expected = std::fs::read_to_string(path.with_extension("expected")).unwrap_or_else(|_| panic!("{rel} has no .expected file"));
+        let rel = format!(
+            "tests/fixtures/config/{}",
+            path.file_name().unwrap().to_str().unwrap()
+        );
+        let expected = std::fs::read_to_string(path.with_extension("expected"))
+            .unwrap_or_else(|_| panic!("{rel} has no .expected file"));
         let (code, stdout, stderr) = check(&rel);
         assert_eq!(stdout, expected, "output of config check on {rel}");
         assert_eq!(code, 1, "{rel} must fail the check");
-        assert!(stderr.contains("problem"), "{rel}: a count on stderr, got {stderr:?}");
+        assert!(
+            stderr.contains("problem"),
+            "{rel}: a count on stderr, got {stderr:?}"
+        );
         assert!(!stderr.contains("panicked"), "{rel}: {stderr}");
         cases += 1;
     }
@@ -58,14 +69,20 @@ fn the_example_configuration_is_valid() {
 fn a_missing_file_is_one_clear_error() {
     let (code, stdout, _) = check("does/not/exist.toml");
     assert_eq!(code, 1);
-    assert!(stdout.starts_with("does/not/exist.toml: cannot read the configuration"), "{stdout}");
+    assert!(
+        stdout.starts_with("does/not/exist.toml: cannot read the configuration"),
+        "{stdout}"
+    );
     assert!(stdout.contains("hint: run without --config"), "{stdout}");
 }
 
 #[test]
 fn no_input_panics_the_parser() {
     // Every truncation and many byte flips of a realistic file: errors, never a panic.
-    let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lookout.toml")).unwrap();
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lookout.toml"),
+    )
+    .unwrap();
     let path = Path::new("fuzz.toml");
     let bytes = src.as_bytes();
     for cut in (0..bytes.len()).step_by(7) {

@@ -53,13 +53,27 @@ timeout = "5s"
     let deadline = Instant::now() + Duration::from_secs(10);
     let reported = loop {
         let status = daemon.get("/api/v1/status");
-        let found = status["probes"].as_array().unwrap().iter().find(|p| p["id"] == "dbdisk").and_then(|p| {
-            p["observation"]["samples"].as_array().unwrap().iter().find(|s| s["name"] == "disk.reserved_bytes").map(|s| s["value"].as_f64().unwrap())
-        });
+        let found = status["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == "dbdisk")
+            .and_then(|p| {
+                p["observation"]["samples"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|s| s["name"] == "disk.reserved_bytes")
+                    .map(|s| s["value"].as_f64().unwrap())
+            });
         if let Some(v) = found {
             break v;
         }
-        assert!(Instant::now() < deadline, "no disk sample within 10 s:\n{}", daemon.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no disk sample within 10 s:\n{}",
+            daemon.log_text()
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(reported as u64, expected_reserved);
@@ -76,19 +90,38 @@ timeout = "5s"
         .expect("spawn the writer");
     writer.wait().expect("writer ran");
     let writes_failed = Instant::now();
-    assert!(writes_failed - started > Duration::from_secs(30), "the writer should run for a while, ran {:?}", writes_failed - started);
-    assert!(fs.avail_bytes() < 4 << 20, "the writer stopped because the disk was full for users");
+    assert!(
+        writes_failed - started > Duration::from_secs(30),
+        "the writer should run for a while, ran {:?}",
+        writes_failed - started
+    );
+    assert!(
+        fs.avail_bytes() < 4 << 20,
+        "the writer stopped because the disk was full for users"
+    );
 
     let all = sink.all();
-    let warning = all.iter().find(|r| is_event(&r.body, "firing", "disk_full", Some("warning")));
+    let warning = all
+        .iter()
+        .find(|r| is_event(&r.body, "firing", "disk_full", Some("warning")));
     let critical = all.iter().find(|r| {
-        (is_event(&r.body, "firing", "disk_full", Some("critical")) || is_event(&r.body, "severity_changed", "disk_full", Some("critical")))
+        is_event(&r.body, "firing", "disk_full", Some("critical"))
+            || is_event(&r.body, "severity_changed", "disk_full", Some("critical"))
     });
     let summaries: Vec<String> = all.iter().map(|r| r.body["summary"].to_string()).collect();
-    let warning = warning.unwrap_or_else(|| panic!("no forecast warning; received {summaries:#?}\n{}", daemon.log_text()));
+    let warning = warning.unwrap_or_else(|| {
+        panic!(
+            "no forecast warning; received {summaries:#?}\n{}",
+            daemon.log_text()
+        )
+    });
     let critical = critical.unwrap_or_else(|| panic!("no critical alert; received {summaries:#?}"));
     assert!(warning.at < critical.at, "warning first, then critical");
-    assert!(critical.at < writes_failed, "critical arrived {:?} after writes failed", critical.at - writes_failed);
+    assert!(
+        critical.at < writes_failed,
+        "critical arrived {:?} after writes failed",
+        critical.at - writes_failed
+    );
     eprintln!(
         "lead time before writes failed: warning {:.1}s, critical {:.1}s",
         (writes_failed - warning.at).as_secs_f64(),
@@ -96,8 +129,14 @@ timeout = "5s"
     );
     // The message names the reserve and gives an ETA; the payload is signed.
     let msg = warning.body["alert"]["message"].as_str().unwrap();
-    assert!(msg.contains("held back for root") && msg.contains("full in"), "{msg}");
-    assert!(warning.body["alert"]["value"].as_f64().unwrap() > 0.0, "eta_seconds is the value");
+    assert!(
+        msg.contains("held back for root") && msg.contains("full in"),
+        "{msg}"
+    );
+    assert!(
+        warning.body["alert"]["value"].as_f64().unwrap() > 0.0,
+        "eta_seconds is the value"
+    );
     let sig = warning.signature.as_deref().expect("signature header");
     let body = serde_json::to_vec(&warning.body).unwrap();
     assert!(sig.starts_with("sha256=") && sig.len() == 7 + 64);

@@ -18,11 +18,23 @@ fn lookout_pages_early_and_only_when_the_disk_fills() {
                 assert_eq!(l.false_pages, 0, "{}: false pages", t.name);
                 assert!(!l.firing_at_end, "{}: still firing", t.name);
             }
-            Some(0.0) => assert!(l.firing_at_end, "{}: a disk full for users from the start is critical", t.name),
+            Some(0.0) => assert!(
+                l.firing_at_end,
+                "{}: a disk full for users from the start is critical",
+                t.name
+            ),
             Some(_) => {
                 let first = l.lead_first.expect("paged before full");
-                assert!(first >= p.lead_first.unwrap_or(0.0), "{}: earlier than Prometheus", t.name);
-                assert!(l.lead_critical.is_some_and(|c| c > 3.0 * 3600.0), "{}: critical ≥ 3 h before full: {l:?}", t.name);
+                assert!(
+                    first >= p.lead_first.unwrap_or(0.0),
+                    "{}: earlier than Prometheus",
+                    t.name
+                );
+                assert!(
+                    l.lead_critical.is_some_and(|c| c > 3.0 * 3600.0),
+                    "{}: critical ≥ 3 h before full: {l:?}",
+                    t.name
+                );
                 assert!(l.firing_at_end, "{}: still critical while full", t.name);
             }
         }

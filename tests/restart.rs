@@ -35,7 +35,9 @@ url = "{}"
     );
     let state = work.path().join("state");
     let first = Daemon::start(&config, &state, work.path());
-    let page = sink.wait_for("the first page", Duration::from_secs(15), |b| is_event(b, "firing", "disk_full", Some("critical")));
+    let page = sink.wait_for("the first page", Duration::from_secs(15), |b| {
+        is_event(b, "firing", "disk_full", Some("critical"))
+    });
     let id = page.body["alert"]["id"].as_str().unwrap().to_string();
     let started_at = page.body["alert"]["started_at"].as_f64().unwrap();
     // Give the delivery record time to be committed (writes are flushed at once, batched within 1 s).
@@ -45,11 +47,29 @@ url = "{}"
     let second = Daemon::start(&config, &state, work.path());
     std::thread::sleep(Duration::from_secs(5)); // five probe runs on the restored alert
     let alerts = second.get("/api/v1/alerts");
-    let alert = alerts.as_array().unwrap().iter().find(|a| a["id"] == id.as_str()).unwrap_or_else(|| panic!("alert {id} gone after restart: {alerts}"));
+    let alert = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("alert {id} gone after restart: {alerts}"));
     assert_eq!(alert["state"], "firing");
-    assert_eq!(alert["started_at"].as_f64().unwrap(), started_at, "start time unchanged");
-    let firings = sink.all().iter().filter(|r| r.body["alert"]["id"] == id.as_str() && r.body["event"] == "firing").count();
-    assert_eq!(firings, 1, "announced once, not again after the restart:\n{}", second.log_text());
+    assert_eq!(
+        alert["started_at"].as_f64().unwrap(),
+        started_at,
+        "start time unchanged"
+    );
+    let firings = sink
+        .all()
+        .iter()
+        .filter(|r| r.body["alert"]["id"] == id.as_str() && r.body["event"] == "firing")
+        .count();
+    assert_eq!(
+        firings,
+        1,
+        "announced once, not again after the restart:\n{}",
+        second.log_text()
+    );
     let took = second.terminate(Duration::from_secs(5));
     assert!(took < Duration::from_secs(5));
 }

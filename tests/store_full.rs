@@ -37,26 +37,41 @@ url = "{url}"
     );
     let daemon = Daemon::start(&config, &state, work.path());
     std::thread::sleep(Duration::from_secs(2));
-    assert!(daemon.get("/healthz")["store_ok"].as_bool().unwrap(), "store works at first");
+    assert!(
+        daemon.get("/healthz")["store_ok"].as_bool().unwrap(),
+        "store works at first"
+    );
 
     fs.fill_completely("filler");
     // Paging goes on: the full disk itself is announced...
-    sink.wait_for("disk_full on the state disk", Duration::from_secs(20), |b| is_event(b, "firing", "disk_full", Some("critical")));
+    sink.wait_for(
+        "disk_full on the state disk",
+        Duration::from_secs(20),
+        |b| is_event(b, "firing", "disk_full", Some("critical")),
+    );
     // ...and so is the store's failure.
-    let store_alert = sink.wait_for("store_failing", Duration::from_secs(30), |b| is_event(b, "firing", "store_failing", Some("critical")));
+    let store_alert = sink.wait_for("store_failing", Duration::from_secs(30), |b| {
+        is_event(b, "firing", "store_failing", Some("critical"))
+    });
     let msg = store_alert.body["alert"]["message"].as_str().unwrap();
     assert!(msg.contains("held in memory"), "{msg}");
     assert!(!daemon.get("/healthz")["store_ok"].as_bool().unwrap());
 
     std::fs::remove_file(fs.mount.join("filler")).unwrap();
-    sink.wait_for("store_failing resolved", Duration::from_secs(30), |b| is_event(b, "resolved", "store_failing", None));
-    sink.wait_for("disk_full resolved", Duration::from_secs(20), |b| is_event(b, "resolved", "disk_full", None));
+    sink.wait_for("store_failing resolved", Duration::from_secs(30), |b| {
+        is_event(b, "resolved", "store_failing", None)
+    });
+    sink.wait_for("disk_full resolved", Duration::from_secs(20), |b| {
+        is_event(b, "resolved", "disk_full", None)
+    });
     // Nothing was lost: what happened while the store failed is in the store now.
     std::thread::sleep(Duration::from_secs(2));
     let conn = lookout::store::open_read_only(&state).unwrap();
     let timeline = lookout::store::load_timeline(&conn, 0.0, 1000).unwrap();
     assert!(
-        timeline.iter().any(|e| e.kind == "alert_firing" && e.message.contains("store_failing")),
+        timeline
+            .iter()
+            .any(|e| e.kind == "alert_firing" && e.message.contains("store_failing")),
         "the store_failing entry made while the store failed was written later: {timeline:#?}"
     );
     drop(conn);

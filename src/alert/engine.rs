@@ -44,7 +44,14 @@ impl Engine {
     /// Adds or replaces a probe and its rules (history in the old rules is dropped).
     pub fn set_probe(&mut self, spec: ProbeSpec, rules: Box<dyn RuleSet>) {
         let last_status = self.probes.get(&spec.id).and_then(|p| p.last_status);
-        self.probes.insert(spec.id.clone(), ProbeEntry { spec, rules, last_status });
+        self.probes.insert(
+            spec.id.clone(),
+            ProbeEntry {
+                spec,
+                rules,
+                last_status,
+            },
+        );
     }
 
     /// Feeds history recorded before a restart to a probe's rules.
@@ -74,7 +81,11 @@ impl Engine {
     /// Whether a probe or anything it depends on (transitively) is failing.
     fn dependency_failing(&self, probe: &str) -> bool {
         let mut seen = BTreeSet::new();
-        let mut stack: Vec<&str> = self.probes.get(probe).map(|p| p.spec.depends_on.iter().map(String::as_str).collect()).unwrap_or_default();
+        let mut stack: Vec<&str> = self
+            .probes
+            .get(probe)
+            .map(|p| p.spec.depends_on.iter().map(String::as_str).collect())
+            .unwrap_or_default();
         while let Some(dep) = stack.pop() {
             if !seen.insert(dep) {
                 continue;
@@ -91,7 +102,12 @@ impl Engine {
 
     /// Runs one observation of a probe through its rules and alerts. Returns the observation
     /// as enriched by the rules (derived samples, raised status) and the alert events.
-    pub fn ingest(&mut self, probe: &str, mut obs: Observation, now: Moment) -> (Observation, Vec<AlertEvent>) {
+    pub fn ingest(
+        &mut self,
+        probe: &str,
+        mut obs: Observation,
+        now: Moment,
+    ) -> (Observation, Vec<AlertEvent>) {
         let Some(entry) = self.probes.get_mut(probe) else {
             return (obs, Vec::new());
         };
@@ -111,12 +127,22 @@ impl Engine {
         if cond.severity.is_none() && !self.alerts.contains_key(&id) {
             return events;
         }
-        let alert = self.alerts.entry(id).or_insert_with(|| Alert::new(INTERNAL_PROBE, &cond, now));
+        let alert = self
+            .alerts
+            .entry(id)
+            .or_insert_with(|| Alert::new(INTERNAL_PROBE, &cond, now));
         events.extend(alert.observe(&cond, &AlertPolicy::default(), false, now));
         events
     }
 
-    fn apply(&mut self, probe: &str, conditions: &[Condition], policy: &AlertPolicy, suppressed: bool, now: Moment) -> Vec<AlertEvent> {
+    fn apply(
+        &mut self,
+        probe: &str,
+        conditions: &[Condition],
+        policy: &AlertPolicy,
+        suppressed: bool,
+        now: Moment,
+    ) -> Vec<AlertEvent> {
         let mut events = Vec::new();
         let mut seen = BTreeSet::new();
         for cond in conditions {
@@ -125,12 +151,23 @@ impl Engine {
             if cond.severity.is_none() && !self.alerts.contains_key(&id) {
                 continue;
             }
-            let alert = self.alerts.entry(id).or_insert_with(|| Alert::new(probe, cond, now));
+            let alert = self
+                .alerts
+                .entry(id)
+                .or_insert_with(|| Alert::new(probe, cond, now));
             events.extend(alert.observe(cond, policy, suppressed, now));
         }
         // Series that vanished from this probe's output count as clear.
-        for alert in self.alerts.values_mut().filter(|a| a.probe == probe && !seen.contains(&a.id)) {
-            let clear = Condition::clear(&alert.rule, alert.labels.clone(), format!("{} (no longer reported)", alert.message));
+        for alert in self
+            .alerts
+            .values_mut()
+            .filter(|a| a.probe == probe && !seen.contains(&a.id))
+        {
+            let clear = Condition::clear(
+                &alert.rule,
+                alert.labels.clone(),
+                format!("{} (no longer reported)", alert.message),
+            );
             events.extend(alert.observe(&clear, policy, suppressed, now));
         }
         events
@@ -142,12 +179,20 @@ impl Engine {
         let key = match matches.as_slice() {
             [one] => (*one).clone(),
             [] => return Err(format!("no alert with id {id}")),
-            _ => return Err(format!("alert id {id} is ambiguous ({} alerts start with it)", matches.len())),
+            _ => {
+                return Err(format!(
+                    "alert id {id} is ambiguous ({} alerts start with it)",
+                    matches.len()
+                ));
+            }
         };
         let alert = self.alerts.get_mut(&key).expect("key was just found");
-        alert
-            .acknowledge(by, now)
-            .ok_or_else(|| format!("alert {key} is {}, not firing: nothing to acknowledge", alert.state.as_str()))
+        alert.acknowledge(by, now).ok_or_else(|| {
+            format!(
+                "alert {key} is {}, not firing: nothing to acknowledge",
+                alert.state.as_str()
+            )
+        })
     }
 
     /// Every alert the engine knows, resolved ones included.
@@ -157,12 +202,18 @@ impl Engine {
 
     /// Forgets resolved alerts that resolved before `before` (unix seconds).
     pub fn prune_resolved(&mut self, before: f64) {
-        self.alerts.retain(|_, a| a.resolved_at.is_none_or(|r| r >= before) || a.state != crate::alert::AlertState::Resolved);
+        self.alerts.retain(|_, a| {
+            a.resolved_at.is_none_or(|r| r >= before)
+                || a.state != crate::alert::AlertState::Resolved
+        });
     }
 
     /// The last status of every probe that has run.
     pub fn probe_statuses(&self) -> BTreeMap<String, Status> {
-        self.probes.iter().filter_map(|(id, p)| p.last_status.map(|s| (id.clone(), s))).collect()
+        self.probes
+            .iter()
+            .filter_map(|(id, p)| p.last_status.map(|s| (id.clone(), s)))
+            .collect()
     }
 }
 
@@ -184,7 +235,10 @@ mod tests {
     }
 
     fn at(t: f64) -> Moment {
-        Moment { mono: t, wall: 2_000_000.0 + t }
+        Moment {
+            mono: t,
+            wall: 2_000_000.0 + t,
+        }
     }
 
     #[test]
@@ -207,13 +261,20 @@ mod tests {
     #[test]
     fn a_vanished_series_resolves_its_alert() {
         let mut e = Engine::new();
-        e.set_probe(spec("disks", &[]), Box::new(crate::rule::disk::DiskRules::new(Default::default())));
+        e.set_probe(
+            spec("disks", &[]),
+            Box::new(crate::rule::disk::DiskRules::new(Default::default())),
+        );
         let l = labels([("mount", "/mnt")]);
         let full = crate::rule::disk::observation_from_raw(&l, 100.0, 0.0, 5.0);
         let (obs, ev) = e.ingest("disks", full, at(0.0));
         assert_eq!(obs.status, Status::Critical);
         assert_eq!(ev.len(), 1);
-        let (_, ev) = e.ingest("disks", Observation::new(Status::Ok, "nothing mounted"), at(1.0));
+        let (_, ev) = e.ingest(
+            "disks",
+            Observation::new(Status::Ok, "nothing mounted"),
+            at(1.0),
+        );
         assert_eq!(ev[0].kind, AlertEventKind::Resolved);
     }
 
@@ -224,14 +285,27 @@ mod tests {
         e.ingest("p", Observation::new(Status::Critical, "down"), at(0.0));
         let id = e.alerts().next().unwrap().id.clone();
         assert!(e.acknowledge(&id[..6], "alice", at(1.0)).is_ok());
-        assert!(e.acknowledge(&id, "bob", at(2.0)).unwrap_err().contains("not firing"));
-        assert!(e.acknowledge("zzzz", "bob", at(2.0)).unwrap_err().contains("no alert"));
+        assert!(
+            e.acknowledge(&id, "bob", at(2.0))
+                .unwrap_err()
+                .contains("not firing")
+        );
+        assert!(
+            e.acknowledge("zzzz", "bob", at(2.0))
+                .unwrap_err()
+                .contains("no alert")
+        );
     }
 
     #[test]
     fn internal_conditions_fire_and_resolve() {
         let mut e = Engine::new();
-        let c = Condition::active("store_failing", Default::default(), Severity::Critical, "disk full");
+        let c = Condition::active(
+            "store_failing",
+            Default::default(),
+            Severity::Critical,
+            "disk full",
+        );
         assert_eq!(e.set_internal(c, at(0.0))[0].kind, AlertEventKind::Firing);
         let c = Condition::clear("store_failing", Default::default(), "ok");
         assert_eq!(e.set_internal(c, at(1.0))[0].kind, AlertEventKind::Resolved);

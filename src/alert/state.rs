@@ -216,7 +216,13 @@ impl Alert {
     /// Feeds one evaluation of the alert's condition; returns what happened.
     ///
     /// `suppressed` says a dependency of the probe is failing.
-    pub fn observe(&mut self, cond: &Condition, policy: &AlertPolicy, suppressed: bool, now: Moment) -> Option<AlertEvent> {
+    pub fn observe(
+        &mut self,
+        cond: &Condition,
+        policy: &AlertPolicy,
+        suppressed: bool,
+        now: Moment,
+    ) -> Option<AlertEvent> {
         self.message = cond.message.clone();
         self.value = cond.value;
         match cond.severity {
@@ -225,7 +231,13 @@ impl Alert {
         }
     }
 
-    fn observe_active(&mut self, severity: Severity, policy: &AlertPolicy, suppressed: bool, now: Moment) -> Option<AlertEvent> {
+    fn observe_active(
+        &mut self,
+        severity: Severity,
+        policy: &AlertPolicy,
+        suppressed: bool,
+        now: Moment,
+    ) -> Option<AlertEvent> {
         self.active_streak = self.active_streak.saturating_add(1);
         self.inactive_streak = 0;
         match self.state {
@@ -337,7 +349,10 @@ mod tests {
     }
 
     fn at(t: f64) -> Moment {
-        Moment { mono: t, wall: 1_000_000.0 + t }
+        Moment {
+            mono: t,
+            wall: 1_000_000.0 + t,
+        }
     }
 
     fn kinds(events: Vec<Option<AlertEvent>>) -> Vec<AlertEventKind> {
@@ -347,27 +362,45 @@ mod tests {
     #[test]
     fn fingerprints_are_stable_and_label_sensitive() {
         let a = fingerprint("disk_full", "disks", &labels([("mount", "/")]));
-        assert_eq!(a, fingerprint("disk_full", "disks", &labels([("mount", "/")])));
-        assert_ne!(a, fingerprint("disk_full", "disks", &labels([("mount", "/var")])));
+        assert_eq!(
+            a,
+            fingerprint("disk_full", "disks", &labels([("mount", "/")]))
+        );
+        assert_ne!(
+            a,
+            fingerprint("disk_full", "disks", &labels([("mount", "/var")]))
+        );
         assert_eq!(a.len(), 16);
     }
 
     #[test]
     fn pending_waits_for_the_for_duration_then_fires_once() {
-        let p = AlertPolicy { for_seconds: 10.0, ..Default::default() };
+        let p = AlertPolicy {
+            for_seconds: 10.0,
+            ..Default::default()
+        };
         let c = cond(Some(Severity::Warning));
         let mut a = Alert::new("disks", &c, at(0.0));
-        let ev = kinds(vec![a.observe(&c, &p, false, at(0.0)), a.observe(&c, &p, false, at(5.0))]);
+        let ev = kinds(vec![
+            a.observe(&c, &p, false, at(0.0)),
+            a.observe(&c, &p, false, at(5.0)),
+        ]);
         assert!(ev.is_empty());
         assert_eq!(a.state, AlertState::Pending);
-        let ev = kinds(vec![a.observe(&c, &p, false, at(10.0)), a.observe(&c, &p, false, at(11.0))]);
+        let ev = kinds(vec![
+            a.observe(&c, &p, false, at(10.0)),
+            a.observe(&c, &p, false, at(11.0)),
+        ]);
         assert_eq!(ev, vec![AlertEventKind::Firing]);
         assert_eq!(a.started_at, Some(1_000_010.0));
     }
 
     #[test]
     fn pending_that_clears_goes_away_silently() {
-        let p = AlertPolicy { for_seconds: 10.0, ..Default::default() };
+        let p = AlertPolicy {
+            for_seconds: 10.0,
+            ..Default::default()
+        };
         let mut a = Alert::new("disks", &cond(None), at(0.0));
         let ev = kinds(vec![
             a.observe(&cond(Some(Severity::Critical)), &p, false, at(0.0)),
@@ -379,7 +412,11 @@ mod tests {
 
     #[test]
     fn hysteresis_needs_consecutive_results_both_ways() {
-        let p = AlertPolicy { fail_after: 3, recover_after: 2, for_seconds: 0.0 };
+        let p = AlertPolicy {
+            fail_after: 3,
+            recover_after: 2,
+            for_seconds: 0.0,
+        };
         let on = cond(Some(Severity::Critical));
         let off = cond(None);
         let mut a = Alert::new("x", &on, at(0.0));
@@ -391,9 +428,22 @@ mod tests {
             a.observe(&on, &p, false, at(5.0)),
         ]);
         assert!(ev.is_empty(), "{ev:?}");
-        assert_eq!(kinds(vec![a.observe(&on, &p, false, at(6.0))]), vec![AlertEventKind::Firing]);
-        assert!(kinds(vec![a.observe(&off, &p, false, at(7.0)), a.observe(&on, &p, false, at(8.0)), a.observe(&off, &p, false, at(9.0))]).is_empty());
-        assert_eq!(kinds(vec![a.observe(&off, &p, false, at(10.0))]), vec![AlertEventKind::Resolved]);
+        assert_eq!(
+            kinds(vec![a.observe(&on, &p, false, at(6.0))]),
+            vec![AlertEventKind::Firing]
+        );
+        assert!(
+            kinds(vec![
+                a.observe(&off, &p, false, at(7.0)),
+                a.observe(&on, &p, false, at(8.0)),
+                a.observe(&off, &p, false, at(9.0))
+            ])
+            .is_empty()
+        );
+        assert_eq!(
+            kinds(vec![a.observe(&off, &p, false, at(10.0))]),
+            vec![AlertEventKind::Resolved]
+        );
         assert_eq!(a.resolved_at, Some(1_000_010.0));
     }
 
@@ -406,9 +456,17 @@ mod tests {
         a.observe(&warn, &p, false, at(0.0));
         assert!(a.acknowledge("alice", at(1.0)).is_some());
         assert_eq!(a.state, AlertState::Acknowledged);
-        assert!(a.acknowledge("bob", at(1.5)).is_none(), "already acknowledged");
+        assert!(
+            a.acknowledge("bob", at(1.5)).is_none(),
+            "already acknowledged"
+        );
         let e = a.observe(&crit, &p, false, at(2.0)).unwrap();
-        assert_eq!(e.kind, AlertEventKind::SeverityChanged { from: Severity::Warning });
+        assert_eq!(
+            e.kind,
+            AlertEventKind::SeverityChanged {
+                from: Severity::Warning
+            }
+        );
         assert_eq!(a.state, AlertState::Firing);
         assert_eq!(a.acked_by, None);
         // Better again while acknowledged stays acknowledged.
@@ -427,7 +485,10 @@ mod tests {
         assert!(!e.kind.notifies());
         assert!(a.observe(&on, &p, true, at(1.0)).is_none());
         // Dependency recovers while the condition still holds: now it fires.
-        assert_eq!(a.observe(&on, &p, false, at(2.0)).unwrap().kind, AlertEventKind::Firing);
+        assert_eq!(
+            a.observe(&on, &p, false, at(2.0)).unwrap().kind,
+            AlertEventKind::Firing
+        );
         let mut b = Alert::new("x", &on, at(0.0));
         b.observe(&on, &p, true, at(0.0));
         assert!(b.observe(&cond(None), &p, true, at(1.0)).is_none());
@@ -441,7 +502,9 @@ mod tests {
         let mut a = Alert::new("x", &on, at(0.0));
         a.observe(&on, &p, false, at(0.0));
         let stored = serde_json::to_string(&a).unwrap();
-        let mut back: Alert = serde_json::from_str::<Alert>(&stored).unwrap().restore(at(100.0));
+        let mut back: Alert = serde_json::from_str::<Alert>(&stored)
+            .unwrap()
+            .restore(at(100.0));
         assert!(back.observe(&on, &p, false, at(100.0)).is_none());
         assert_eq!(back.started_at, a.started_at);
         assert_eq!(back.state, AlertState::Firing);
@@ -449,16 +512,28 @@ mod tests {
 
     #[test]
     fn a_restored_pending_alert_keeps_its_for_clock() {
-        let p = AlertPolicy { for_seconds: 60.0, ..Default::default() };
+        let p = AlertPolicy {
+            for_seconds: 60.0,
+            ..Default::default()
+        };
         let on = cond(Some(Severity::Critical));
         let mut a = Alert::new("x", &on, at(0.0));
         a.observe(&on, &p, false, at(0.0));
         let stored = serde_json::to_string(&a).unwrap();
         // A new process: its monotonic clock starts elsewhere, the wall clock went on 50 s.
-        let now = Moment { mono: 5.0, wall: 1_000_050.0 };
+        let now = Moment {
+            mono: 5.0,
+            wall: 1_000_050.0,
+        };
         let mut back: Alert = serde_json::from_str::<Alert>(&stored).unwrap().restore(now);
         assert!(back.observe(&on, &p, false, now).is_none());
-        let later = Moment { mono: 15.0, wall: 1_000_060.0 };
-        assert_eq!(back.observe(&on, &p, false, later).unwrap().kind, AlertEventKind::Firing);
+        let later = Moment {
+            mono: 15.0,
+            wall: 1_000_060.0,
+        };
+        assert_eq!(
+            back.observe(&on, &p, false, later).unwrap().kind,
+            AlertEventKind::Firing
+        );
     }
 }

@@ -3,8 +3,8 @@
 mod metrics;
 mod page;
 
-use crate::daemon::core::Core;
 use crate::alert::AlertState;
+use crate::daemon::core::Core;
 use crate::rule::disk::samples;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -17,12 +17,19 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Serves the API until `stop` turns true.
-pub async fn serve(listener: tokio::net::TcpListener, core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    core: Arc<Core>,
+    mut stop: watch::Receiver<bool>,
+) {
     let app = router(core);
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         tracing::error!(error = %e, "the API server stopped");
     }
 }
@@ -63,8 +70,18 @@ struct AlertsQuery {
 }
 
 async fn alerts(State(core): State<Arc<Core>>, Query(q): Query<AlertsQuery>) -> impl IntoResponse {
-    let mut list: Vec<_> = core.alerts().into_iter().filter(|a| q.all || a.state != AlertState::Resolved).collect();
-    list.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.started_at.partial_cmp(&b.started_at).unwrap_or(std::cmp::Ordering::Equal)));
+    let mut list: Vec<_> = core
+        .alerts()
+        .into_iter()
+        .filter(|a| q.all || a.state != AlertState::Resolved)
+        .collect();
+    list.sort_by(|a, b| {
+        b.severity.cmp(&a.severity).then(
+            a.started_at
+                .partial_cmp(&b.started_at)
+                .unwrap_or(std::cmp::Ordering::Equal),
+        )
+    });
     Json(list)
 }
 
@@ -76,21 +93,39 @@ struct AckBody {
 /// Whether the request carries the bearer token (constant-time comparison).
 fn authorized(core: &Core, headers: &HeaderMap) -> bool {
     use subtle::ConstantTimeEq;
-    let Some(given) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) else {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
         return false;
     };
-    given.as_bytes().ct_eq(core.api_token.expose().as_bytes()).into()
+    given
+        .as_bytes()
+        .ct_eq(core.api_token.expose().as_bytes())
+        .into()
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
-async fn ack(State(core): State<Arc<Core>>, Path(id): Path<String>, headers: HeaderMap, body: Option<Json<AckBody>>) -> Response {
+async fn ack(
+    State(core): State<Arc<Core>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<AckBody>>,
+) -> Response {
     if !authorized(&core, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token (see STATE_DIR/api-token or [api] token)");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (see STATE_DIR/api-token or [api] token)",
+        );
     }
-    let by = body.and_then(|Json(b)| b.by).filter(|b| !b.trim().is_empty()).unwrap_or_else(|| "api".into());
+    let by = body
+        .and_then(|Json(b)| b.by)
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| "api".into());
     match core.acknowledge(&id, &by) {
         Ok(alert) => Json(alert).into_response(),
         Err(e) if e.starts_with("no alert") => error(StatusCode::NOT_FOUND, e),
@@ -105,20 +140,33 @@ struct TimelineQuery {
 }
 
 async fn timeline(State(core): State<Arc<Core>>, Query(q): Query<TimelineQuery>) -> Response {
-    let span = match q.since.as_deref().map(humantime::parse_duration).transpose() {
+    let span = match q
+        .since
+        .as_deref()
+        .map(humantime::parse_duration)
+        .transpose()
+    {
         Ok(d) => d.unwrap_or(std::time::Duration::from_secs(86_400)),
         Err(_) => return error(StatusCode::BAD_REQUEST, "since must be a duration like 24h"),
     };
     let since = core.clock.now().wall - span.as_secs_f64();
     let limit = q.limit.unwrap_or(1000).min(10_000);
     let dir = core.state_dir.clone();
-    let stored = tokio::task::spawn_blocking(move || crate::store::open_read_only(&dir).and_then(|c| crate::store::load_timeline(&c, since, limit))).await;
+    let stored = tokio::task::spawn_blocking(move || {
+        crate::store::open_read_only(&dir)
+            .and_then(|c| crate::store::load_timeline(&c, since, limit))
+    })
+    .await;
     match stored {
         Ok(Ok(entries)) => {
             // Entries not yet committed are in memory: merge them in.
             let mut all = entries;
             let last = all.last().map(|e| e.ts).unwrap_or(f64::MIN);
-            all.extend(core.recent_timeline(since).into_iter().filter(|e| e.ts > last));
+            all.extend(
+                core.recent_timeline(since)
+                    .into_iter()
+                    .filter(|e| e.ts > last),
+            );
             Json(all).into_response()
         }
         _ => Json(core.recent_timeline(since)).into_response(),
@@ -153,7 +201,12 @@ async fn forecast(State(core): State<Arc<Core>>) -> impl IntoResponse {
         for s in obs.samples.iter().filter(|s| s.name == samples::SIZE) {
             let get = |n: &str| obs.sample(n, &s.labels);
             let mount = s.labels.get("mount").cloned().unwrap_or_default();
-            let message = obs.message.lines().find(|l| l.starts_with(&format!("{mount}:"))).unwrap_or("").to_string();
+            let message = obs
+                .message
+                .lines()
+                .find(|l| l.starts_with(&format!("{mount}:")))
+                .unwrap_or("")
+                .to_string();
             rows.push(ForecastRow {
                 probe: snap.id.clone(),
                 mount,

@@ -8,7 +8,10 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Renders the page.
@@ -19,14 +22,21 @@ pub async fn index(State(core): State<Arc<Core>>) -> Html<String> {
          <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}\
          .ok{color:#070}.warning{color:#a60}.critical{color:#c00;font-weight:bold}.unknown{color:#666}pre{margin:0;white-space:pre-wrap}</style></head><body><h1>lookout</h1>",
     );
-    let alerts: Vec<_> = core.alerts().into_iter().filter(|a| a.state.is_open()).collect();
+    let alerts: Vec<_> = core
+        .alerts()
+        .into_iter()
+        .filter(|a| a.state.is_open())
+        .collect();
     let _ = write!(h, "<h2>Alerts ({})</h2>", alerts.len());
     if alerts.is_empty() {
         h.push_str("<p class=ok>No open alerts.</p>");
     } else {
         h.push_str("<table><tr><th>severity</th><th>state</th><th>alert</th><th>since</th><th>message</th><th>id</th></tr>");
         for a in &alerts {
-            let since = a.started_at.map(|s| format!("{} ({} ago)", format_utc(s), format_duration(now - s))).unwrap_or_default();
+            let since = a
+                .started_at
+                .map(|s| format!("{} ({} ago)", format_utc(s), format_duration(now - s)))
+                .unwrap_or_default();
             let _ = write!(
                 h,
                 "<tr><td class={sev}>{sev}</td><td>{}</td><td>{} on {}</td><td>{}</td><td><pre>{}</pre></td><td><code>{}</code></td></tr>",
@@ -43,8 +53,16 @@ pub async fn index(State(core): State<Arc<Core>>) -> Html<String> {
     }
     h.push_str("<h2>Probes</h2><table><tr><th>probe</th><th>kind</th><th>status</th><th>last run</th><th>message</th></tr>");
     let snaps = core.snapshots();
-    for (id, kind) in core.probe_kinds().iter().filter(|(id, _)| !snaps.iter().any(|s| &s.id == *id)) {
-        let _ = write!(h, "<tr><td>{}</td><td>{kind}</td><td class=unknown>not run yet</td><td></td><td></td></tr>", esc(id));
+    for (id, kind) in core
+        .probe_kinds()
+        .iter()
+        .filter(|(id, _)| !snaps.iter().any(|s| &s.id == *id))
+    {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{kind}</td><td class=unknown>not run yet</td><td></td><td></td></tr>",
+            esc(id)
+        );
     }
     for s in snaps {
         let st = s.observation.status.as_str();
@@ -59,7 +77,12 @@ pub async fn index(State(core): State<Arc<Core>>) -> Html<String> {
     }
     h.push_str("</table><h2>Timeline (last 24 h)</h2><table>");
     for e in core.recent_timeline(now - 86_400.0).iter().rev().take(50) {
-        let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", format_utc(e.ts), esc(&e.message));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            format_utc(e.ts),
+            esc(&e.message)
+        );
     }
     h.push_str("</table><p><a href=/metrics>/metrics</a> · <a href=/api/v1/status>/api/v1/status</a></p></body></html>");
     Html(h)

@@ -29,7 +29,12 @@ pub async fn run(config: &Config, json: bool) -> Result<ExitCode> {
     let runs = config.probes.iter().map(|p| {
         let built = crate::probe::build(p);
         engine.set_probe(p.spec(), built.rules);
-        let s = Scheduled { id: p.id.clone(), probe: built.probe, interval: p.interval().0, timeout: p.timeout().0 };
+        let s = Scheduled {
+            id: p.id.clone(),
+            probe: built.probe,
+            interval: p.interval().0,
+            timeout: p.timeout().0,
+        };
         let permits = &permits;
         async move { run_once(&s, permits).await }
     });
@@ -37,13 +42,29 @@ pub async fn run(config: &Config, json: bool) -> Result<ExitCode> {
     let mut rows = Vec::new();
     for (p, obs) in config.probes.iter().zip(results) {
         let (obs, _) = engine.ingest(&p.id, obs, clock.now());
-        rows.push(Row { probe: p.id.clone(), kind: p.kind.name(), status: obs.status, message: obs.message, samples: obs.samples });
+        rows.push(Row {
+            probe: p.id.clone(),
+            kind: p.kind.name(),
+            status: obs.status,
+            message: obs.message,
+            samples: obs.samples,
+        });
     }
     let worst = rows.iter().map(|r| r.status).max().unwrap_or(Status::Ok);
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        let body: Vec<Vec<String>> = rows.iter().map(|r| vec![r.probe.clone(), r.kind.into(), r.status.to_string(), r.message.clone()]).collect();
+        let body: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.probe.clone(),
+                    r.kind.into(),
+                    r.status.to_string(),
+                    r.message.clone(),
+                ]
+            })
+            .collect();
         print!("{}", table(&["PROBE", "KIND", "STATUS", "MESSAGE"], &body));
     }
     Ok(ExitCode::from(worst.code()))
@@ -73,7 +94,11 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
                     }
                 }
             }
-            if all { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+            if all {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
         })
         .await;
         results

@@ -23,15 +23,30 @@ pub struct Client {
 impl Client {
     /// A client for the daemon the configuration describes (or `--api`).
     pub fn new(config: &Config, api: Option<&str>, state_dir: Option<&Path>) -> Result<Client> {
-        let base = api.map(str::to_string).unwrap_or_else(|| format!("http://{}", config.api.listen));
+        let base = api
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("http://{}", config.api.listen));
         let base = base.trim_end_matches('/').to_string();
         let dir = crate::daemon::state_dir(state_dir, config);
-        let token = config.api.token.clone().or_else(|| Secret::from_file(&dir.join("api-token")).ok());
-        Ok(Client { base, token, http: crate::http::client(Duration::from_secs(10))? })
+        let token = config
+            .api
+            .token
+            .clone()
+            .or_else(|| Secret::from_file(&dir.join("api-token")).ok());
+        Ok(Client {
+            base,
+            token,
+            http: crate::http::client(Duration::from_secs(10))?,
+        })
     }
 
     async fn get(&self, path: &str) -> Result<Value> {
-        let resp = self.http.get(format!("{}{path}", self.base)).send().await.map_err(|e| self.unreachable(&e))?;
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
         decode(resp).await
     }
 
@@ -44,15 +59,27 @@ impl Client {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> anyhow::Error {
-        anyhow::anyhow!("cannot reach lookout at {} ({}); is `lookout run` running? (--api picks another address)", self.base, crate::http::describe(e))
+        anyhow::anyhow!(
+            "cannot reach lookout at {} ({}); is `lookout run` running? (--api picks another address)",
+            self.base,
+            crate::http::describe(e)
+        )
     }
 }
 
 async fn decode(resp: reqwest::Response) -> Result<Value> {
     let status = resp.status();
-    let body: Value = resp.json().await.context("the API answered something that is not JSON")?;
+    let body: Value = resp
+        .json()
+        .await
+        .context("the API answered something that is not JSON")?;
     if !status.is_success() {
-        bail!("{}", body.get("error").and_then(Value::as_str).unwrap_or(status.as_str()));
+        bail!(
+            "{}",
+            body.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or(status.as_str())
+        );
     }
     Ok(body)
 }
@@ -71,15 +98,29 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
                     .flatten()
                     .map(|p| {
                         let o = &p["observation"];
-                        vec![str_of(&p["id"]), str_of(&p["kind"]), str_of(&o["status"]), str_of(&o["message"])]
+                        vec![
+                            str_of(&p["id"]),
+                            str_of(&p["kind"]),
+                            str_of(&o["status"]),
+                            str_of(&o["message"]),
+                        ]
                     })
                     .collect();
                 print!("{}", table(&["PROBE", "KIND", "STATUS", "MESSAGE"], &rows));
-                println!("open alerts: {}   store ok: {}", v["open_alerts"], v["store"]["ok"]);
+                println!(
+                    "open alerts: {}   store ok: {}",
+                    v["open_alerts"], v["store"]["ok"]
+                );
             }
         }
         Command::Alerts { all, json } => {
-            let v = c.get(if all { "/api/v1/alerts?all=true" } else { "/api/v1/alerts" }).await?;
+            let v = c
+                .get(if all {
+                    "/api/v1/alerts?all=true"
+                } else {
+                    "/api/v1/alerts"
+                })
+                .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -97,20 +138,39 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
                         ]
                     })
                     .collect();
-                print!("{}", table(&["ID", "SEVERITY", "STATE", "ALERT", "SINCE", "MESSAGE"], &rows));
+                print!(
+                    "{}",
+                    table(
+                        &["ID", "SEVERITY", "STATE", "ALERT", "SINCE", "MESSAGE"],
+                        &rows
+                    )
+                );
             }
         }
         Command::Ack { id, by, json } => {
-            let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
-            let v = c.post(&format!("/api/v1/alerts/{id}/ack"), serde_json::json!({"by": by})).await?;
+            let by = by
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "cli".into());
+            let v = c
+                .post(
+                    &format!("/api/v1/alerts/{id}/ack"),
+                    serde_json::json!({"by": by}),
+                )
+                .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("acknowledged {} ({} on {}) as {by}", str_of(&v["id"]), str_of(&v["rule"]), str_of(&v["probe"]));
+                println!(
+                    "acknowledged {} ({} on {}) as {by}",
+                    str_of(&v["id"]),
+                    str_of(&v["rule"]),
+                    str_of(&v["probe"])
+                );
             }
         }
         Command::Timeline { since, json } => {
-            humantime::parse_duration(&since).with_context(|| format!("--since {since:?} is not a duration like 24h"))?;
+            humantime::parse_duration(&since)
+                .with_context(|| format!("--since {since:?} is not a duration like 24h"))?;
             let v = c.get(&format!("/api/v1/timeline?since={since}")).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -135,12 +195,22 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
                             format_bytes(r.size_bytes),
                             format_bytes(r.avail_bytes),
                             format_bytes(r.reserved_bytes),
-                            r.growth_bytes_per_second.map(|g| format!("{}/h", format_bytes(g * 3600.0))).unwrap_or_else(|| "-".into()),
-                            r.eta_seconds.map(format_duration).unwrap_or_else(|| "-".into()),
+                            r.growth_bytes_per_second
+                                .map(|g| format!("{}/h", format_bytes(g * 3600.0)))
+                                .unwrap_or_else(|| "-".into()),
+                            r.eta_seconds
+                                .map(format_duration)
+                                .unwrap_or_else(|| "-".into()),
                         ]
                     })
                     .collect();
-                print!("{}", table(&["MOUNT", "SIZE", "AVAIL", "RESERVED", "GROWTH", "FULL IN"], &body));
+                print!(
+                    "{}",
+                    table(
+                        &["MOUNT", "SIZE", "AVAIL", "RESERVED", "GROWTH", "FULL IN"],
+                        &body
+                    )
+                );
             }
         }
         _ => unreachable!("offline verbs are dispatched elsewhere"),
@@ -162,5 +232,7 @@ struct ForecastRowView {
 const _: fn(ForecastRow) = |_| {};
 
 fn str_of(v: &Value) -> String {
-    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }

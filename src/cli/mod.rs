@@ -151,7 +151,8 @@ pub fn main() -> ExitCode {
 
 fn init_logging(daemon: bool) {
     let default = if daemon { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOOKOUT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOOKOUT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -160,13 +161,20 @@ fn init_logging(daemon: bool) {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run { listen } => {
-            let opts = crate::daemon::RunOptions { config: cli.config, state_dir: cli.state_dir, listen };
+            let opts = crate::daemon::RunOptions {
+                config: cli.config,
+                state_dir: cli.state_dir,
+                listen,
+            };
             runtime()?.block_on(crate::daemon::run(opts))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -174,12 +182,25 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let config = load_config(cli.config.as_deref())?;
             runtime()?.block_on(check::run(&config, json))
         }
-        Command::Config { command: ConfigCommand::Check } => Ok(config_check(cli.config.as_deref())),
-        Command::Rules { command: RulesCommand::Replay { kind, input, probe, json } } => {
-            rules_replay(cli.config.as_deref(), &kind, &input, probe.as_deref(), json)
-        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => Ok(config_check(cli.config.as_deref())),
+        Command::Rules {
+            command:
+                RulesCommand::Replay {
+                    kind,
+                    input,
+                    probe,
+                    json,
+                },
+        } => rules_replay(cli.config.as_deref(), &kind, &input, probe.as_deref(), json),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "lookout", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "lookout",
+                &mut std::io::stdout(),
+            );
             Ok(ExitCode::SUCCESS)
         }
         cmd => {
@@ -199,7 +220,12 @@ fn config_check(path: Option<&std::path::Path>) -> ExitCode {
     let located = config::locate(path);
     match config::load(located.as_deref()) {
         Ok(c) => {
-            println!("{}: ok ({} probes, {} notifiers)", c.origin(), c.probes.len(), c.notifiers.len());
+            println!(
+                "{}: ok ({} probes, {} notifiers)",
+                c.origin(),
+                c.probes.len(),
+                c.notifiers.len()
+            );
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -211,7 +237,13 @@ fn config_check(path: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
-fn rules_replay(config_path: Option<&std::path::Path>, kind: &str, input: &std::path::Path, probe: Option<&str>, json: bool) -> Result<ExitCode> {
+fn rules_replay(
+    config_path: Option<&std::path::Path>,
+    kind: &str,
+    input: &std::path::Path,
+    probe: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
     if kind != "disk" {
         bail!("replay supports --kind disk only so far (got {kind:?})");
     }
@@ -222,12 +254,24 @@ fn rules_replay(config_path: Option<&std::path::Path>, kind: &str, input: &std::
             (dc.rule_params(), d.policy())
         }
         Some(path) => {
-            let c = config::load(Some(path)).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
-            let disks: Vec<_> = c.probes.iter().filter(|p| matches!(p.kind, config::ProbeKindConfig::Disk(_))).collect();
+            let c = config::load(Some(path))
+                .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+            let disks: Vec<_> = c
+                .probes
+                .iter()
+                .filter(|p| matches!(p.kind, config::ProbeKindConfig::Disk(_)))
+                .collect();
             let p = match probe {
-                Some(id) => disks.iter().find(|p| p.id == id).with_context(|| format!("no disk probe {id:?} in {}", path.display()))?,
+                Some(id) => disks
+                    .iter()
+                    .find(|p| p.id == id)
+                    .with_context(|| format!("no disk probe {id:?} in {}", path.display()))?,
                 None if disks.len() == 1 => disks[0],
-                None => bail!("{} has {} disk probes: name one with --probe", path.display(), disks.len()),
+                None => bail!(
+                    "{} has {} disk probes: name one with --probe",
+                    path.display(),
+                    disks.len()
+                ),
             };
             let config::ProbeKindConfig::Disk(dc) = &p.kind;
             (dc.rule_params(), p.policy())
@@ -236,7 +280,8 @@ fn rules_replay(config_path: Option<&std::path::Path>, kind: &str, input: &std::
     let rows = if input.as_os_str() == "-" {
         crate::replay::read_disk_csv(std::io::stdin().lock())
     } else {
-        let f = std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+        let f = std::fs::File::open(input)
+            .with_context(|| format!("cannot open {}", input.display()))?;
         crate::replay::read_disk_csv(std::io::BufReader::new(f))
     }
     .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
@@ -244,8 +289,18 @@ fn rules_replay(config_path: Option<&std::path::Path>, kind: &str, input: &std::
         if json {
             println!("{}", serde_json::to_string(&t)?);
         } else {
-            let eta = t.eta_seconds.map(crate::model::format_duration).unwrap_or_else(|| "-".into());
-            println!("{}  {:<10} {:<8} {:<9} eta {}", crate::model::format_utc(t.at), t.alert, t.state, t.severity, eta);
+            let eta = t
+                .eta_seconds
+                .map(crate::model::format_duration)
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "{}  {:<10} {:<8} {:<9} eta {}",
+                crate::model::format_utc(t.at),
+                t.alert,
+                t.state,
+                t.severity,
+                eta
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

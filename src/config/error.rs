@@ -68,7 +68,11 @@ pub struct Collector<'a> {
 impl<'a> Collector<'a> {
     /// A collector for a file's text.
     pub fn new(file: &'a Path, src: &'a str) -> Collector<'a> {
-        Collector { file, src, errors: Vec::new() }
+        Collector {
+            file,
+            src,
+            errors: Vec::new(),
+        }
     }
 
     /// 1-based line and column of a byte offset.
@@ -76,12 +80,23 @@ impl<'a> Collector<'a> {
         let offset = offset.min(self.src.len());
         let before = &self.src[..self.src.floor_char_boundary(offset)];
         let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        let col = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
         (line, col)
     }
 
     /// Records a problem at a span.
-    pub fn push(&mut self, span: Option<Range<usize>>, component: Option<&str>, message: impl Into<String>, hint: Option<String>) {
+    pub fn push(
+        &mut self,
+        span: Option<Range<usize>>,
+        component: Option<&str>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
         let (line, column) = span.map(|s| self.line_col(s.start)).unwrap_or((0, 0));
         self.errors.push(ConfigError {
             file: self.file.to_path_buf(),
@@ -95,7 +110,13 @@ impl<'a> Collector<'a> {
 
     /// Records a deserialization error; an unknown field gets a "did you mean" hint drawn from
     /// the kind's fields and `extra_fields` (the fields every entry has).
-    pub fn push_toml(&mut self, err: &toml::de::Error, component: Option<&str>, fallback_span: Range<usize>, extra_fields: &[&str]) {
+    pub fn push_toml(
+        &mut self,
+        err: &toml::de::Error,
+        component: Option<&str>,
+        fallback_span: Range<usize>,
+        extra_fields: &[&str],
+    ) {
         let raw = err.message().trim().to_string();
         let (message, hint) = match unknown_field(&raw, extra_fields) {
             Some((field, candidates)) => {
@@ -107,7 +128,12 @@ impl<'a> Collector<'a> {
             }
             None => (raw, None),
         };
-        self.push(Some(err.span().unwrap_or(fallback_span)), component, message, hint);
+        self.push(
+            Some(err.span().unwrap_or(fallback_span)),
+            component,
+            message,
+            hint,
+        );
     }
 
     /// The errors, those with a position in file order after those without.
@@ -122,7 +148,11 @@ impl<'a> Collector<'a> {
 fn unknown_field<'a>(message: &'a str, extra: &[&'a str]) -> Option<(String, Vec<&'a str>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let (field, rest) = rest.split_once('`')?;
-    let mut candidates: Vec<&str> = extra.iter().copied().filter(|f| *f != "id" && *f != "kind").collect();
+    let mut candidates: Vec<&str> = extra
+        .iter()
+        .copied()
+        .filter(|f| *f != "id" && *f != "kind")
+        .collect();
     candidates.extend(rest.split('`').skip(1).step_by(2));
     Some((field.to_string(), candidates))
 }
@@ -143,7 +173,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -156,7 +188,10 @@ mod tests {
 
     #[test]
     fn suggestions_catch_typos_only() {
-        assert_eq!(suggest("intervl", &["interval", "timeout"]), Some("interval"));
+        assert_eq!(
+            suggest("intervl", &["interval", "timeout"]),
+            Some("interval")
+        );
         assert_eq!(suggest("colour", &["interval", "timeout"]), None);
     }
 

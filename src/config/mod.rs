@@ -7,7 +7,6 @@
 
 pub mod error;
 
-
 mod notifiers;
 mod parse;
 mod probes;
@@ -154,7 +153,11 @@ pub fn parse_str(path: &Path, src: &str) -> Result<Config, ConfigErrors> {
     let mut config = parse::parse(src, &mut errors);
     config.source = Some(path.to_path_buf());
     validate::validate(&config, &mut errors);
-    if errors.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors.into_sorted())) }
+    if errors.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors.into_sorted()))
+    }
 }
 
 impl Config {
@@ -172,7 +175,14 @@ impl Config {
         let file = self.source.clone().unwrap_or_default();
         let mut errors = Vec::new();
         let mut fail = |component: Option<String>, message: String| {
-            errors.push(ConfigError { file: file.clone(), line: 0, column: 0, component, message, hint: None });
+            errors.push(ConfigError {
+                file: file.clone(),
+                line: 0,
+                column: 0,
+                component,
+                message,
+                hint: None,
+            });
         };
         if let Some(p) = &self.api.token_file {
             match Secret::from_file(p) {
@@ -185,7 +195,11 @@ impl Config {
                 fail(Some(format!("notifier {:?}", n.id)), e);
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 
     /// A short description of where this configuration came from.

@@ -43,10 +43,15 @@ impl NotifierKindConfig {
     pub const KINDS: &[&str] = &["webhook"];
 
     /// Deserializes a kind's own fields.
-    pub fn parse(kind: &str, table: toml::Spanned<toml::de::DeValue<'_>>) -> Result<NotifierKindConfig, toml::de::Error> {
+    pub fn parse(
+        kind: &str,
+        table: toml::Spanned<toml::de::DeValue<'_>>,
+    ) -> Result<NotifierKindConfig, toml::de::Error> {
         use serde::de::IntoDeserializer;
         match kind {
-            "webhook" => Ok(NotifierKindConfig::Webhook(WebhookConfig::deserialize(table.into_deserializer())?)),
+            "webhook" => Ok(NotifierKindConfig::Webhook(WebhookConfig::deserialize(
+                table.into_deserializer(),
+            )?)),
             _ => unreachable!("kind checked by the caller"),
         }
     }

@@ -22,7 +22,9 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
     }
     for (key, value) in doc.into_inner() {
         let span = key.span();
-        config.section_spans.insert(key.get_ref().to_string(), span.clone());
+        config
+            .section_spans
+            .insert(key.get_ref().to_string(), span.clone());
         match key.get_ref().as_ref() {
             "daemon" => section(value, "[daemon]", errors, |v| config.daemon = v),
             "api" => section(value, "[api]", errors, |v| config.api = v),
@@ -52,7 +54,12 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
     config
 }
 
-fn section<'i, T: Deserialize<'i>>(value: Spanned<DeValue<'i>>, name: &str, errors: &mut Collector<'_>, mut set: impl FnMut(T)) {
+fn section<'i, T: Deserialize<'i>>(
+    value: Spanned<DeValue<'i>>,
+    name: &str,
+    errors: &mut Collector<'_>,
+    mut set: impl FnMut(T),
+) {
     let span = value.span();
     match T::deserialize(value.into_deserializer()) {
         Ok(v) => set(v),
@@ -60,10 +67,19 @@ fn section<'i, T: Deserialize<'i>>(value: Spanned<DeValue<'i>>, name: &str, erro
     }
 }
 
-fn array_of_tables<'i>(value: Spanned<DeValue<'i>>, name: &str, errors: &mut Collector<'_>) -> Vec<Spanned<DeTable<'i>>> {
+fn array_of_tables<'i>(
+    value: Spanned<DeValue<'i>>,
+    name: &str,
+    errors: &mut Collector<'_>,
+) -> Vec<Spanned<DeTable<'i>>> {
     let span = value.span();
     let DeValue::Array(items) = value.into_inner() else {
-        errors.push(Some(span), None, format!("`{name}` must be an array of tables"), Some(format!("write each one as [[{name}]]")));
+        errors.push(
+            Some(span),
+            None,
+            format!("`{name}` must be an array of tables"),
+            Some(format!("write each one as [[{name}]]")),
+        );
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -71,14 +87,22 @@ fn array_of_tables<'i>(value: Spanned<DeValue<'i>>, name: &str, errors: &mut Col
         let span = item.span();
         match item.into_inner() {
             DeValue::Table(t) => out.push(Spanned::new(span, t)),
-            _ => errors.push(Some(span), None, format!("each `{name}` must be a table"), Some(format!("write each one as [[{name}]]"))),
+            _ => errors.push(
+                Some(span),
+                None,
+                format!("each `{name}` must be a table"),
+                Some(format!("write each one as [[{name}]]")),
+            ),
         }
     }
     out
 }
 
 /// Takes a string field out of a table: `Ok(None)` when absent.
-fn take_string(table: &mut DeTable<'_>, key: &str) -> Result<Option<(String, Range<usize>)>, Range<usize>> {
+fn take_string(
+    table: &mut DeTable<'_>,
+    key: &str,
+) -> Result<Option<(String, Range<usize>)>, Range<usize>> {
     match table.remove(key) {
         None => Ok(None),
         Some(v) => {
@@ -100,13 +124,26 @@ struct Entry<'i> {
     own: Spanned<DeValue<'i>>,
 }
 
-fn split_entry<'i>(what: &str, entry: Spanned<DeTable<'i>>, common_fields: &[&str], kinds: &[&str], errors: &mut Collector<'_>) -> Option<Entry<'i>> {
+fn split_entry<'i>(
+    what: &str,
+    entry: Spanned<DeTable<'i>>,
+    common_fields: &[&str],
+    kinds: &[&str],
+    errors: &mut Collector<'_>,
+) -> Option<Entry<'i>> {
     let span = entry.span();
     let mut table = entry.into_inner();
     let id = match take_string(&mut table, "id") {
         Ok(Some((id, _))) => id,
         Ok(None) => {
-            errors.push(Some(span.clone()), Some(what), "missing `id`", Some(format!("give every {what} a unique id, e.g. id = \"db-disk\"")));
+            errors.push(
+                Some(span.clone()),
+                Some(what),
+                "missing `id`",
+                Some(format!(
+                    "give every {what} a unique id, e.g. id = \"db-disk\""
+                )),
+            );
             return None;
         }
         Err(s) => {
@@ -118,14 +155,26 @@ fn split_entry<'i>(what: &str, entry: Spanned<DeTable<'i>>, common_fields: &[&st
     let kind = match take_string(&mut table, "kind") {
         Ok(Some((k, kspan))) => {
             if !kinds.contains(&k.as_str()) {
-                let hint = suggest(&k, kinds).map(|s| format!("did you mean `{s}`?")).unwrap_or_else(|| format!("known kinds: {}", kinds.join(", ")));
-                errors.push(Some(kspan), Some(&component), format!("unknown kind `{k}`"), Some(hint));
+                let hint = suggest(&k, kinds)
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("known kinds: {}", kinds.join(", ")));
+                errors.push(
+                    Some(kspan),
+                    Some(&component),
+                    format!("unknown kind `{k}`"),
+                    Some(hint),
+                );
                 return None;
             }
             k
         }
         Ok(None) => {
-            errors.push(Some(span.clone()), Some(&component), "missing `kind`", Some(format!("known kinds: {}", kinds.join(", "))));
+            errors.push(
+                Some(span.clone()),
+                Some(&component),
+                "missing `kind`",
+                Some(format!("known kinds: {}", kinds.join(", "))),
+            );
             return None;
         }
         Err(s) => {
@@ -134,7 +183,11 @@ fn split_entry<'i>(what: &str, entry: Spanned<DeTable<'i>>, common_fields: &[&st
         }
     };
     let mut common = DeTable::new();
-    let keys: Vec<_> = table.keys().filter(|k| common_fields.contains(&k.get_ref().as_ref())).cloned().collect();
+    let keys: Vec<_> = table
+        .keys()
+        .filter(|k| common_fields.contains(&k.get_ref().as_ref()))
+        .cloned()
+        .collect();
     for k in keys {
         if let Some((key, value)) = table.remove_entry(&k) {
             common.insert(key, value);
@@ -149,26 +202,68 @@ fn split_entry<'i>(what: &str, entry: Spanned<DeTable<'i>>, common_fields: &[&st
     })
 }
 
-fn parse_probe(entry: Spanned<DeTable<'_>>, errors: &mut Collector<'_>) -> Option<probes::ProbeConfig> {
-    let e = split_entry("probe", entry, probes::COMMON_FIELDS, probes::ProbeKindConfig::KINDS, errors)?;
+fn parse_probe(
+    entry: Spanned<DeTable<'_>>,
+    errors: &mut Collector<'_>,
+) -> Option<probes::ProbeConfig> {
+    let e = split_entry(
+        "probe",
+        entry,
+        probes::COMMON_FIELDS,
+        probes::ProbeKindConfig::KINDS,
+        errors,
+    )?;
     let component = format!("probe {:?}", e.id);
     let common = probes::ProbeCommon::deserialize(e.common.into_deserializer())
         .map_err(|err| errors.push_toml(&err, Some(&component), e.span.clone(), &[]))
         .ok();
     let kind = probes::ProbeKindConfig::parse(&e.kind, e.own)
-        .map_err(|err| errors.push_toml(&err, Some(&component), e.span.clone(), probes::COMMON_FIELDS))
+        .map_err(|err| {
+            errors.push_toml(
+                &err,
+                Some(&component),
+                e.span.clone(),
+                probes::COMMON_FIELDS,
+            )
+        })
         .ok();
-    Some(probes::ProbeConfig { id: e.id, span: e.span, common: common?, kind: kind? })
+    Some(probes::ProbeConfig {
+        id: e.id,
+        span: e.span,
+        common: common?,
+        kind: kind?,
+    })
 }
 
-fn parse_notifier(entry: Spanned<DeTable<'_>>, errors: &mut Collector<'_>) -> Option<notifiers::NotifierConfig> {
-    let e = split_entry("notifier", entry, notifiers::COMMON_FIELDS, notifiers::NotifierKindConfig::KINDS, errors)?;
+fn parse_notifier(
+    entry: Spanned<DeTable<'_>>,
+    errors: &mut Collector<'_>,
+) -> Option<notifiers::NotifierConfig> {
+    let e = split_entry(
+        "notifier",
+        entry,
+        notifiers::COMMON_FIELDS,
+        notifiers::NotifierKindConfig::KINDS,
+        errors,
+    )?;
     let component = format!("notifier {:?}", e.id);
     let common = notifiers::NotifierCommon::deserialize(e.common.into_deserializer())
         .map_err(|err| errors.push_toml(&err, Some(&component), e.span.clone(), &[]))
         .ok();
     let kind = notifiers::NotifierKindConfig::parse(&e.kind, e.own)
-        .map_err(|err| errors.push_toml(&err, Some(&component), e.span.clone(), notifiers::COMMON_FIELDS))
+        .map_err(|err| {
+            errors.push_toml(
+                &err,
+                Some(&component),
+                e.span.clone(),
+                notifiers::COMMON_FIELDS,
+            )
+        })
         .ok();
-    Some(notifiers::NotifierConfig { id: e.id, span: e.span, common: common?, kind: kind? })
+    Some(notifiers::NotifierConfig {
+        id: e.id,
+        span: e.span,
+        common: common?,
+        kind: kind?,
+    })
 }

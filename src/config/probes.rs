@@ -50,7 +50,16 @@ pub struct ProbeCommon {
 
 /// The keys of [`ProbeCommon`] plus `id` and `kind`, split off before the kind's own fields.
 pub const COMMON_FIELDS: &[&str] = &[
-    "id", "kind", "interval", "timeout", "labels", "depends_on", "fail_after", "recover_after", "for", "unknown_severity",
+    "id",
+    "kind",
+    "interval",
+    "timeout",
+    "labels",
+    "depends_on",
+    "fail_after",
+    "recover_after",
+    "for",
+    "unknown_severity",
 ];
 
 /// The registry of probe kinds: one variant per kind, each with its own config struct.
@@ -77,10 +86,15 @@ impl ProbeKindConfig {
     pub const KINDS: &[&str] = &["disk"];
 
     /// Deserializes a kind's own fields (everything but [`COMMON_FIELDS`]).
-    pub fn parse(kind: &str, table: Spanned<toml::de::DeValue<'_>>) -> Result<ProbeKindConfig, toml::de::Error> {
+    pub fn parse(
+        kind: &str,
+        table: Spanned<toml::de::DeValue<'_>>,
+    ) -> Result<ProbeKindConfig, toml::de::Error> {
         use serde::de::IntoDeserializer;
         match kind {
-            "disk" => Ok(ProbeKindConfig::Disk(DiskConfig::deserialize(table.into_deserializer())?)),
+            "disk" => Ok(ProbeKindConfig::Disk(DiskConfig::deserialize(
+                table.into_deserializer(),
+            )?)),
             _ => unreachable!("kind checked by the caller"),
         }
     }
@@ -118,12 +132,21 @@ impl ProbeConfig {
 
     /// The effective interval.
     pub fn interval(&self) -> Dur {
-        self.common.interval.as_ref().map(|s| *s.get_ref()).unwrap_or(self.kind.defaults().interval)
+        self.common
+            .interval
+            .as_ref()
+            .map(|s| *s.get_ref())
+            .unwrap_or(self.kind.defaults().interval)
     }
 
     /// The effective timeout (never longer than the interval).
     pub fn timeout(&self) -> Dur {
-        self.common.timeout.as_ref().map(|s| *s.get_ref()).unwrap_or(self.kind.defaults().timeout).min(self.interval())
+        self.common
+            .timeout
+            .as_ref()
+            .map(|s| *s.get_ref())
+            .unwrap_or(self.kind.defaults().timeout)
+            .min(self.interval())
     }
 
     /// The effective alert policy.
@@ -141,7 +164,12 @@ impl ProbeConfig {
         crate::alert::ProbeSpec {
             id: self.id.clone(),
             kind: self.kind.name().into(),
-            depends_on: self.common.depends_on.iter().map(|d| d.get_ref().clone()).collect(),
+            depends_on: self
+                .common
+                .depends_on
+                .iter()
+                .map(|d| d.get_ref().clone())
+                .collect(),
             policy: self.policy(),
             unknown_severity: self.common.unknown_severity.unwrap_or(Severity::Warning),
         }

@@ -8,22 +8,47 @@ use std::collections::{BTreeMap, BTreeSet};
 pub fn validate(config: &Config, errors: &mut Collector<'_>) {
     let section = |name: &str| config.section_spans.get(name).cloned();
     if !(0.0..=0.5).contains(&config.daemon.jitter) {
-        errors.push(section("daemon"), Some("[daemon]"), format!("jitter {} is outside 0–0.5", config.daemon.jitter), Some("jitter is a fraction of the interval, e.g. 0.1".into()));
+        errors.push(
+            section("daemon"),
+            Some("[daemon]"),
+            format!("jitter {} is outside 0–0.5", config.daemon.jitter),
+            Some("jitter is a fraction of the interval, e.g. 0.1".into()),
+        );
     }
     if config.daemon.max_concurrent_probes == 0 {
-        errors.push(section("daemon"), Some("[daemon]"), "max_concurrent_probes must be at least 1", None);
+        errors.push(
+            section("daemon"),
+            Some("[daemon]"),
+            "max_concurrent_probes must be at least 1",
+            None,
+        );
     }
     if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
-        errors.push(section("api"), Some("[api]"), format!("listen address {:?} is not IP:PORT", config.api.listen), Some("e.g. \"127.0.0.1:9330\"".into()));
+        errors.push(
+            section("api"),
+            Some("[api]"),
+            format!("listen address {:?} is not IP:PORT", config.api.listen),
+            Some("e.g. \"127.0.0.1:9330\"".into()),
+        );
     }
     if config.api.token.is_some() && config.api.token_file.is_some() {
-        errors.push(section("api"), Some("[api]"), "set either `token` or `token_file`, not both", None);
+        errors.push(
+            section("api"),
+            Some("[api]"),
+            "set either `token` or `token_file`, not both",
+            None,
+        );
     }
     let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
     for p in &config.probes {
         let component = format!("probe {:?}", p.id);
         if ids.insert(&p.id, p.span.start).is_some() {
-            errors.push(Some(p.span.clone()), Some(&component), "duplicate probe id", Some("every probe needs a unique id".into()));
+            errors.push(
+                Some(p.span.clone()),
+                Some(&component),
+                "duplicate probe id",
+                Some("every probe needs a unique id".into()),
+            );
         }
         validate_timing(p, &component, errors);
         match &p.kind {
@@ -35,19 +60,38 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
         for dep in &p.common.depends_on {
             if !ids.contains_key(dep.get_ref().as_str()) {
                 let hint = suggest(dep.get_ref(), &known).map(|s| format!("did you mean `{s}`?"));
-                errors.push(Some(dep.span()), Some(&format!("probe {:?}", p.id)), format!("depends on unknown probe {:?}", dep.get_ref()), hint);
+                errors.push(
+                    Some(dep.span()),
+                    Some(&format!("probe {:?}", p.id)),
+                    format!("depends on unknown probe {:?}", dep.get_ref()),
+                    hint,
+                );
             }
         }
     }
     if let Some(cycle) = find_cycle(config) {
-        let first = config.probes.iter().find(|p| p.id == cycle[0]).map(|p| p.span.clone());
-        errors.push(first, Some(&format!("probe {:?}", cycle[0])), format!("depends_on forms a cycle: {}", cycle.join(" → ")), Some("a probe cannot (indirectly) depend on itself".into()));
+        let first = config
+            .probes
+            .iter()
+            .find(|p| p.id == cycle[0])
+            .map(|p| p.span.clone());
+        errors.push(
+            first,
+            Some(&format!("probe {:?}", cycle[0])),
+            format!("depends_on forms a cycle: {}", cycle.join(" → ")),
+            Some("a probe cannot (indirectly) depend on itself".into()),
+        );
     }
     let mut nids = BTreeSet::new();
     for n in &config.notifiers {
         let component = format!("notifier {:?}", n.id);
         if !nids.insert(&n.id) {
-            errors.push(Some(n.span.clone()), Some(&component), "duplicate notifier id", None);
+            errors.push(
+                Some(n.span.clone()),
+                Some(&component),
+                "duplicate notifier id",
+                None,
+            );
         }
         match &n.kind {
             NotifierKindConfig::Webhook(w) => w.validate(&component, n.span.clone(), errors),
@@ -56,10 +100,15 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
 }
 
 fn validate_timing(p: &super::ProbeConfig, component: &str, errors: &mut Collector<'_>) {
-    if let Some(i) = &p.common.interval {
-        if i.get_ref().0.is_zero() {
-            errors.push(Some(i.span()), Some(component), "interval must be longer than 0s", None);
-        }
+    if let Some(i) = &p.common.interval
+        && i.get_ref().0.is_zero()
+    {
+        errors.push(
+            Some(i.span()),
+            Some(component),
+            "interval must be longer than 0s",
+            None,
+        );
     }
     if let (Some(t), interval) = (&p.common.timeout, p.interval()) {
         if *t.get_ref() > interval {
@@ -71,11 +120,21 @@ fn validate_timing(p: &super::ProbeConfig, component: &str, errors: &mut Collect
             );
         }
         if t.get_ref().0.is_zero() {
-            errors.push(Some(t.span()), Some(component), "timeout must be longer than 0s", None);
+            errors.push(
+                Some(t.span()),
+                Some(component),
+                "timeout must be longer than 0s",
+                None,
+            );
         }
     }
     if p.common.fail_after == Some(0) || p.common.recover_after == Some(0) {
-        errors.push(Some(p.span.clone()), Some(component), "fail_after and recover_after count runs and must be at least 1", None);
+        errors.push(
+            Some(p.span.clone()),
+            Some(component),
+            "fail_after and recover_after count runs and must be at least 1",
+            None,
+        );
     }
 }
 
@@ -83,9 +142,23 @@ fn find_cycle(config: &Config) -> Option<Vec<String>> {
     let deps: BTreeMap<&str, Vec<&str>> = config
         .probes
         .iter()
-        .map(|p| (p.id.as_str(), p.common.depends_on.iter().map(|d| d.get_ref().as_str()).collect()))
+        .map(|p| {
+            (
+                p.id.as_str(),
+                p.common
+                    .depends_on
+                    .iter()
+                    .map(|d| d.get_ref().as_str())
+                    .collect(),
+            )
+        })
         .collect();
-    fn visit<'a>(n: &'a str, deps: &BTreeMap<&'a str, Vec<&'a str>>, path: &mut Vec<&'a str>, done: &mut BTreeSet<&'a str>) -> Option<Vec<String>> {
+    fn visit<'a>(
+        n: &'a str,
+        deps: &BTreeMap<&'a str, Vec<&'a str>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
         if let Some(pos) = path.iter().position(|p| *p == n) {
             let mut cycle: Vec<String> = path[pos..].iter().map(|s| s.to_string()).collect();
             cycle.push(n.to_string());
@@ -104,5 +177,6 @@ fn find_cycle(config: &Config) -> Option<Vec<String>> {
         None
     }
     let mut done = BTreeSet::new();
-    deps.keys().find_map(|n| visit(n, &deps, &mut Vec::new(), &mut done))
+    deps.keys()
+        .find_map(|n| visit(n, &deps, &mut Vec::new(), &mut done))
 }

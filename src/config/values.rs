@@ -40,10 +40,14 @@ impl<'de> Deserialize<'de> for Dur {
                 })
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Dur, E> {
-                Err(E::custom(format!("a duration needs a unit: write \"{n}s\" for {n} seconds")))
+                Err(E::custom(format!(
+                    "a duration needs a unit: write \"{n}s\" for {n} seconds"
+                )))
             }
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<Dur, E> {
-                Err(E::custom(format!("a duration needs a unit: write \"{n}s\" for {n} seconds")))
+                Err(E::custom(format!(
+                    "a duration needs a unit: write \"{n}s\" for {n} seconds"
+                )))
             }
         }
         d.deserialize_any(V)
@@ -64,15 +68,24 @@ impl Size {
     pub fn parse(s: &str) -> Result<Size, String> {
         let t = s.trim();
         if let Some(p) = t.strip_suffix('%') {
-            let v: f64 = p.trim().parse().map_err(|_| format!("invalid percentage {s:?}"))?;
+            let v: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("invalid percentage {s:?}"))?;
             if !(0.0..=100.0).contains(&v) {
                 return Err(format!("percentage {s:?} is outside 0%–100%"));
             }
             return Ok(Size::Percent(v));
         }
-        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let v: f64 = num.parse().map_err(|_| format!("invalid size {s:?}: write a number and a unit, like \"5GiB\", \"500MB\" or \"5%\""))?;
+        let v: f64 = num.parse().map_err(|_| {
+            format!(
+                "invalid size {s:?}: write a number and a unit, like \"5GiB\", \"500MB\" or \"5%\""
+            )
+        })?;
         let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1.0,
             "k" | "kb" => 1e3,
@@ -83,7 +96,11 @@ impl Size {
             "mib" => 1024.0 * 1024.0,
             "gib" => 1024.0 * 1024.0 * 1024.0,
             "tib" => 1024.0f64.powi(4),
-            other => return Err(format!("unknown size unit {other:?} in {s:?}: use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB or %")),
+            other => {
+                return Err(format!(
+                    "unknown size unit {other:?} in {s:?}: use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB or %"
+                ));
+            }
         };
         Ok(Size::Bytes((v * mult).round() as u64))
     }
@@ -109,7 +126,9 @@ impl<'de> Deserialize<'de> for Size {
                 Size::parse(s).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Size, E> {
-                u64::try_from(n).map(Size::Bytes).map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(n)
+                    .map(Size::Bytes)
+                    .map_err(|_| E::custom("a size cannot be negative"))
             }
         }
         d.deserialize_any(V)
@@ -134,7 +153,8 @@ impl Secret {
 
     /// Reads a secret from a file, trimming one trailing newline.
     pub fn from_file(path: &std::path::Path) -> Result<Secret, String> {
-        let raw = std::fs::read_to_string(path).map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+        let raw = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
         Ok(Secret(raw.strip_suffix('\n').unwrap_or(&raw).to_string()))
     }
 }
@@ -164,9 +184,12 @@ pub fn expand_env(s: &str) -> Result<String, String> {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| "unclosed \"${\" in value".to_string())?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| "unclosed \"${\" in value".to_string())?;
         let name = &after[..end];
-        let value = std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?;
+        let value =
+            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?;
         out.push_str(&value);
         rest = &after[end + 1..];
     }
@@ -191,7 +214,11 @@ mod tests {
         assert_eq!(Size::parse("500MB"), Ok(Size::Bytes(500_000_000)));
         assert_eq!(Size::parse("5%"), Ok(Size::Percent(5.0)));
         assert_eq!(Size::parse("1.5 KiB"), Ok(Size::Bytes(1536)));
-        assert!(Size::parse("5 parsecs").unwrap_err().contains("unknown size unit"));
+        assert!(
+            Size::parse("5 parsecs")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
         assert!(Size::parse("150%").is_err());
     }
 
@@ -206,7 +233,14 @@ mod tests {
     fn env_expansion_names_a_missing_variable() {
         // SAFETY: tests in this module do not read this variable concurrently.
         unsafe { std::env::set_var("LOOKOUT_TEST_TOKEN", "abc") };
-        assert_eq!(expand_env("Bearer ${LOOKOUT_TEST_TOKEN}").unwrap(), "Bearer abc");
-        assert!(expand_env("${LOOKOUT_SURELY_UNSET_VAR}").unwrap_err().contains("LOOKOUT_SURELY_UNSET_VAR is not set"));
+        assert_eq!(
+            expand_env("Bearer ${LOOKOUT_TEST_TOKEN}").unwrap(),
+            "Bearer abc"
+        );
+        assert!(
+            expand_env("${LOOKOUT_SURELY_UNSET_VAR}")
+                .unwrap_err()
+                .contains("LOOKOUT_SURELY_UNSET_VAR is not set")
+        );
     }
 }

@@ -16,17 +16,25 @@ pub struct SystemClock {
 
 impl Default for SystemClock {
     fn default() -> Self {
-        SystemClock { base: Instant::now() }
+        SystemClock {
+            base: Instant::now(),
+        }
     }
 }
 
 impl Clock for SystemClock {
     fn now(&self) -> Moment {
-        Moment { mono: self.base.elapsed().as_secs_f64(), wall: unix_now() }
+        Moment {
+            mono: self.base.elapsed().as_secs_f64(),
+            wall: unix_now(),
+        }
     }
 }
 
 /// Wall-clock unix seconds (for records and display only).
 pub fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

@@ -60,7 +60,14 @@ const RECENT_TIMELINE: usize = 2000;
 
 impl Core {
     /// Shared state around an engine that already knows its probes.
-    pub fn new(clock: Arc<dyn Clock>, engine: Engine, store: StoreHandle, dispatcher: Dispatcher, state_dir: PathBuf, api_token: Secret) -> Core {
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        engine: Engine,
+        store: StoreHandle,
+        dispatcher: Dispatcher,
+        state_dir: PathBuf,
+        api_token: Secret,
+    ) -> Core {
         Core {
             clock,
             engine: Mutex::new(engine),
@@ -83,7 +90,10 @@ impl Core {
     /// Sets the probe kinds (for snapshots) after a (re)load.
     pub fn set_kinds(&self, kinds: BTreeMap<String, String>) {
         let keep: Vec<String> = kinds.keys().cloned().collect();
-        self.latest.lock().expect("latest lock").retain(|k, _| keep.contains(k));
+        self.latest
+            .lock()
+            .expect("latest lock")
+            .retain(|k, _| keep.contains(k));
         *self.kinds.write().expect("kinds lock") = kinds;
     }
 
@@ -105,10 +115,21 @@ impl Core {
             self.counters.probe_timeouts.fetch_add(1, Ordering::Relaxed);
         }
         let (obs, events) = self.with_engine(|e| e.ingest(probe, obs, now));
-        let kind = self.kinds.read().expect("kinds lock").get(probe).cloned().unwrap_or_default();
+        let kind = self
+            .kinds
+            .read()
+            .expect("kinds lock")
+            .get(probe)
+            .cloned()
+            .unwrap_or_default();
         let previous = self.latest.lock().expect("latest lock").insert(
             probe.to_string(),
-            ProbeSnapshot { id: probe.to_string(), kind, observation: obs.clone(), at: now.wall },
+            ProbeSnapshot {
+                id: probe.to_string(),
+                kind,
+                observation: obs.clone(),
+                at: now.wall,
+            },
         );
         if previous.is_none_or(|p| p.observation.status != obs.status) {
             self.store.send(StoreOp::Status {
@@ -120,7 +141,11 @@ impl Core {
             });
         }
         if !obs.samples.is_empty() {
-            self.store.send(StoreOp::Samples { ts: now.wall, probe: probe.to_string(), samples: obs.samples });
+            self.store.send(StoreOp::Samples {
+                ts: now.wall,
+                probe: probe.to_string(),
+                samples: obs.samples,
+            });
         }
         self.handle(events);
     }
@@ -150,24 +175,60 @@ impl Core {
             let labels = if a.labels.is_empty() {
                 String::new()
             } else {
-                format!(" {{{}}}", a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
+                format!(
+                    " {{{}}}",
+                    a.labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
             let first = a.message.lines().next().unwrap_or("");
             let (kind, message, actor) = match &ev.kind {
-                AlertEventKind::Firing => ("alert_firing", format!("{} on {}{labels} fired ({}): {first}", a.rule, a.probe, a.severity), None),
-                AlertEventKind::SeverityChanged { from } => {
-                    ("alert_severity", format!("{} on {}{labels} went from {from} to {}: {first}", a.rule, a.probe, a.severity), None)
-                }
+                AlertEventKind::Firing => (
+                    "alert_firing",
+                    format!(
+                        "{} on {}{labels} fired ({}): {first}",
+                        a.rule, a.probe, a.severity
+                    ),
+                    None,
+                ),
+                AlertEventKind::SeverityChanged { from } => (
+                    "alert_severity",
+                    format!(
+                        "{} on {}{labels} went from {from} to {}: {first}",
+                        a.rule, a.probe, a.severity
+                    ),
+                    None,
+                ),
                 AlertEventKind::Resolved => {
-                    let lasted = a.started_at.map(|s| format!(" after {}", format_duration(ev.at - s))).unwrap_or_default();
-                    ("alert_resolved", format!("{} on {}{labels} resolved{lasted}: {first}", a.rule, a.probe), None)
+                    let lasted = a
+                        .started_at
+                        .map(|s| format!(" after {}", format_duration(ev.at - s)))
+                        .unwrap_or_default();
+                    (
+                        "alert_resolved",
+                        format!(
+                            "{} on {}{labels} resolved{lasted}: {first}",
+                            a.rule, a.probe
+                        ),
+                        None,
+                    )
                 }
-                AlertEventKind::Acknowledged { by } => {
-                    ("alert_acknowledged", format!("{by} acknowledged {} on {}{labels}", a.rule, a.probe), Some(by.clone()))
-                }
-                AlertEventKind::Suppressed => {
-                    ("alert_suppressed", format!("{} on {}{labels} suppressed: a probe it depends on is failing", a.rule, a.probe), None)
-                }
+                AlertEventKind::Acknowledged { by } => (
+                    "alert_acknowledged",
+                    format!("{by} acknowledged {} on {}{labels}", a.rule, a.probe),
+                    Some(by.clone()),
+                ),
+                AlertEventKind::Suppressed => (
+                    "alert_suppressed",
+                    format!(
+                        "{} on {}{labels} suppressed: a probe it depends on is failing",
+                        a.rule, a.probe
+                    ),
+                    None,
+                ),
             };
             self.timeline(TimelineEntry {
                 ts: ev.at,
@@ -209,7 +270,13 @@ impl Core {
 
     /// Recent timeline entries kept in memory (used when the store cannot be read).
     pub fn recent_timeline(&self, since: f64) -> Vec<TimelineEntry> {
-        self.recent.lock().expect("timeline lock").iter().filter(|e| e.ts >= since).cloned().collect()
+        self.recent
+            .lock()
+            .expect("timeline lock")
+            .iter()
+            .filter(|e| e.ts >= since)
+            .cloned()
+            .collect()
     }
 
     /// Every alert in memory.
@@ -224,6 +291,11 @@ impl Core {
 
     /// The latest result of every probe.
     pub fn snapshots(&self) -> Vec<ProbeSnapshot> {
-        self.latest.lock().expect("latest lock").values().cloned().collect()
+        self.latest
+            .lock()
+            .expect("latest lock")
+            .values()
+            .cloned()
+            .collect()
     }
 }

@@ -35,7 +35,9 @@ pub fn announce_notifiers(core: &Core) {
     let cond = if core.dispatcher().has_targets() {
         Condition::clear(NO_NOTIFIER_RULE, Labels::new(), "notifiers configured")
     } else {
-        tracing::warn!("NO NOTIFIER IS CONFIGURED: alerts are only logged and shown on the status page; nobody would be paged");
+        tracing::warn!(
+            "NO NOTIFIER IS CONFIGURED: alerts are only logged and shown on the status page; nobody would be paged"
+        );
         Condition::active(
             NO_NOTIFIER_RULE,
             Labels::new(),
@@ -47,7 +49,11 @@ pub fn announce_notifiers(core: &Core) {
 }
 
 /// Runs the self-checks every second until `stop` turns true.
-pub async fn run(core: Arc<Core>, mut feedback: UnboundedReceiver<ChannelHealth>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    core: Arc<Core>,
+    mut feedback: UnboundedReceiver<ChannelHealth>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let watchdog = watchdog_interval();
@@ -56,12 +62,11 @@ pub async fn run(core: Arc<Core>, mut feedback: UnboundedReceiver<ChannelHealth>
         tokio::select! {
             _ = tick.tick() => {
                 check_store(&core);
-                if let Some(w) = watchdog {
-                    if last_watchdog.elapsed() >= w {
+                if let Some(w) = watchdog
+                    && last_watchdog.elapsed() >= w {
                         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
                         last_watchdog = tokio::time::Instant::now();
                     }
-                }
                 let cutoff = core.clock.now().wall - 86_400.0;
                 core.with_engine(|e| e.prune_resolved(cutoff));
             }
@@ -81,7 +86,14 @@ fn check_store(core: &Core) {
     let cond = if h.ok && h.dropped == 0 {
         Condition::clear(STORE_RULE, Labels::new(), "the store works")
     } else if h.ok {
-        Condition::clear(STORE_RULE, Labels::new(), format!("the store works ({} writes were dropped earlier)", h.dropped))
+        Condition::clear(
+            STORE_RULE,
+            Labels::new(),
+            format!(
+                "the store works ({} writes were dropped earlier)",
+                h.dropped
+            ),
+        )
     } else {
         Condition::active(
             STORE_RULE,
@@ -101,8 +113,17 @@ fn check_store(core: &Core) {
 fn channel_health(core: &Core, h: ChannelHealth) {
     let l = labels([("notifier", h.notifier.as_str())]);
     let cond = match h.error {
-        None => Condition::clear(NOTIFIER_FAILING_RULE, l, format!("notifier {} delivers again", h.notifier)),
-        Some(e) => Condition::active(NOTIFIER_FAILING_RULE, l, Severity::Critical, format!("notifier {} cannot deliver: {e}", h.notifier)),
+        None => Condition::clear(
+            NOTIFIER_FAILING_RULE,
+            l,
+            format!("notifier {} delivers again", h.notifier),
+        ),
+        Some(e) => Condition::active(
+            NOTIFIER_FAILING_RULE,
+            l,
+            Severity::Critical,
+            format!("notifier {} cannot deliver: {e}", h.notifier),
+        ),
     };
     core.set_internal(cond);
 }

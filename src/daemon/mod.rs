@@ -49,12 +49,13 @@ pub fn api_token(config: &Config, state_dir: &Path) -> Result<Secret> {
         return Ok(t.clone());
     }
     let path = state_dir.join("api-token");
-    if let Ok(t) = Secret::from_file(&path) {
-        if !t.expose().is_empty() {
-            return Ok(t);
-        }
+    if let Ok(t) = Secret::from_file(&path)
+        && !t.expose().is_empty()
+    {
+        return Ok(t);
     }
-    std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("cannot create {}", state_dir.display()))?;
     let token: String = {
         use rand::Rng;
         let bytes: [u8; 24] = rand::rng().random();
@@ -78,8 +79,13 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let config_path = config::locate(opts.config.as_deref());
     let config = config::load(config_path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let state_dir = state_dir(opts.state_dir.as_deref(), &config);
-    let listen = opts.listen.clone().unwrap_or_else(|| config.api.listen.clone());
-    let addr: SocketAddr = listen.parse().with_context(|| format!("listen address {listen:?} is not IP:PORT"))?;
+    let listen = opts
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.api.listen.clone());
+    let addr: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("listen address {listen:?} is not IP:PORT"))?;
     tracing::info!(config = %config.origin(), state_dir = %state_dir.display(), "starting lookout {}", env!("CARGO_PKG_VERSION"));
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
@@ -87,7 +93,14 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let token = api_token(&config, &state_dir)?;
     let (feedback_tx, feedback_rx) = tokio::sync::mpsc::unbounded_channel();
     let dispatcher = build_dispatcher(&config, &store, feedback_tx.clone())?;
-    let core = Arc::new(Core::new(clock.clone(), Engine::new(), store.clone(), dispatcher, state_dir.clone(), token));
+    let core = Arc::new(Core::new(
+        clock.clone(),
+        Engine::new(),
+        store.clone(),
+        dispatcher,
+        state_dir.clone(),
+        token,
+    ));
     let now = clock.now();
     apply_probes(&core, &config, &state_dir);
     core.with_engine(|e| e.restore(restored.alerts, now));
@@ -100,10 +113,21 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let bound = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(crate::api::serve(listener, core.clone(), stop_rx.clone()));
-    println!("lookout is watching {} probes; status page: http://{bound}/", config.probes.len());
+    println!(
+        "lookout is watching {} probes; status page: http://{bound}/",
+        config.probes.len()
+    );
     let config_path_for_reload = config_path.clone();
     let self_checks = tokio::spawn(internal::run(core.clone(), feedback_rx, stop_rx.clone()));
-    core.note("daemon_started", format!("lookout {} started with {} ({} probes)", env!("CARGO_PKG_VERSION"), config.origin(), config.probes.len()));
+    core.note(
+        "daemon_started",
+        format!(
+            "lookout {} started with {} ({} probes)",
+            env!("CARGO_PKG_VERSION"),
+            config.origin(),
+            config.probes.len()
+        ),
+    );
     internal::announce_notifiers(&core);
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
@@ -127,7 +151,8 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     self_checks.abort();
     let store_for_flush = core.store.clone();
-    let _ = tokio::task::spawn_blocking(move || store_for_flush.shutdown(Duration::from_secs(3))).await;
+    let _ =
+        tokio::task::spawn_blocking(move || store_for_flush.shutdown(Duration::from_secs(3))).await;
     Ok(())
 }
 
@@ -138,37 +163,72 @@ struct Restored {
 
 /// Opens the store and reads what a restart needs; a store that fails is reported, not fatal.
 fn open_store(state_dir: &Path, config: &Config) -> (StoreHandle, Restored) {
-    let mut restored = Restored { alerts: Vec::new(), pending: Vec::new() };
+    let mut restored = Restored {
+        alerts: Vec::new(),
+        pending: Vec::new(),
+    };
     let since = clock::unix_now() - 86_400.0;
     match crate::store::open(state_dir) {
         Ok(conn) => {
             match crate::store::load_alerts(&conn, since) {
                 Ok(a) => restored.alerts = a,
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot load alerts from the store"),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "cannot load alerts from the store")
+                }
             }
             match crate::store::load_pending_deliveries(&conn) {
                 Ok(p) => restored.pending = p,
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot load pending deliveries"),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "cannot load pending deliveries")
+                }
             }
-            tracing::info!(alerts = restored.alerts.len(), pending_deliveries = restored.pending.len(), "store opened");
-            (writer::spawn(state_dir.to_path_buf(), config.store.clone(), Some(conn), None), restored)
+            tracing::info!(
+                alerts = restored.alerts.len(),
+                pending_deliveries = restored.pending.len(),
+                "store opened"
+            );
+            (
+                writer::spawn(
+                    state_dir.to_path_buf(),
+                    config.store.clone(),
+                    Some(conn),
+                    None,
+                ),
+                restored,
+            )
         }
         Err(e) => {
             let msg = format!("{e:#}");
             tracing::error!(error = %msg, "cannot open the store; running from memory until it works");
-            (writer::spawn(state_dir.to_path_buf(), config.store.clone(), None, Some(msg)), restored)
+            (
+                writer::spawn(
+                    state_dir.to_path_buf(),
+                    config.store.clone(),
+                    None,
+                    Some(msg),
+                ),
+                restored,
+            )
         }
     }
 }
 
-fn build_dispatcher(config: &Config, store: &StoreHandle, feedback: UnboundedSender<ChannelHealth>) -> Result<Dispatcher> {
+fn build_dispatcher(
+    config: &Config,
+    store: &StoreHandle,
+    feedback: UnboundedSender<ChannelHealth>,
+) -> Result<Dispatcher> {
     let mut targets = Vec::new();
     for n in &config.notifiers {
         let notifier = crate::notify::build(n).with_context(|| format!("notifier {:?}", n.id))?;
         let attempts = match &n.kind {
             config::NotifierKindConfig::Webhook(w) => w.attempts(),
         };
-        targets.push(Target { config: n.clone(), notifier, attempts });
+        targets.push(Target {
+            config: n.clone(),
+            notifier,
+            attempts,
+        });
     }
     Ok(Dispatcher::new(targets, store.clone(), feedback))
 }
@@ -190,7 +250,13 @@ fn apply_probes(core: &Core, config: &Config, state_dir: &Path) {
             };
             // Two days back (or the window, if longer): the oldest point tells how long the
             // series has been watched, which bounds how far ahead the forecast may reach.
-            crate::store::load_samples(conn, &p.id, crate::rule::disk::samples::AVAIL, now.wall - window.max(2.0 * 86_400.0)).ok()
+            crate::store::load_samples(
+                conn,
+                &p.id,
+                crate::rule::disk::samples::AVAIL,
+                now.wall - window.max(2.0 * 86_400.0),
+            )
+            .ok()
         });
         core.with_engine(|e| {
             e.set_probe(p.spec(), built.rules);
@@ -206,19 +272,37 @@ fn start_scheduler(core: &Arc<Core>, config: &Config) -> Result<Scheduler> {
     let probes = config
         .probes
         .iter()
-        .map(|p| Scheduled { id: p.id.clone(), probe: crate::probe::build(p).probe, interval: p.interval().0, timeout: p.timeout().0 })
+        .map(|p| Scheduled {
+            id: p.id.clone(),
+            probe: crate::probe::build(p).probe,
+            interval: p.interval().0,
+            timeout: p.timeout().0,
+        })
         .collect();
-    Ok(Scheduler::start(core.clone(), probes, config.daemon.max_concurrent_probes, config.daemon.jitter))
+    Ok(Scheduler::start(
+        core.clone(),
+        probes,
+        config.daemon.max_concurrent_probes,
+        config.daemon.jitter,
+    ))
 }
 
 /// SIGHUP: a valid new configuration replaces the old; an invalid one keeps the old and raises a
 /// warning alert saying why.
-fn reload(core: &Arc<Core>, path: Option<&Path>, scheduler: Scheduler, feedback: &UnboundedSender<ChannelHealth>) -> Scheduler {
+fn reload(
+    core: &Arc<Core>,
+    path: Option<&Path>,
+    scheduler: Scheduler,
+    feedback: &UnboundedSender<ChannelHealth>,
+) -> Scheduler {
     tracing::info!("SIGHUP: reloading the configuration");
-    let result = config::load(path).map_err(|e| e.to_string()).and_then(|config| {
-        let d = build_dispatcher(&config, &core.store, feedback.clone()).map_err(|e| format!("{e:#}"))?;
-        Ok((config, d))
-    });
+    let result = config::load(path)
+        .map_err(|e| e.to_string())
+        .and_then(|config| {
+            let d = build_dispatcher(&config, &core.store, feedback.clone())
+                .map_err(|e| format!("{e:#}"))?;
+            Ok((config, d))
+        });
     match result {
         Ok((config, dispatcher)) => {
             scheduler.stop();
@@ -227,7 +311,14 @@ fn reload(core: &Arc<Core>, path: Option<&Path>, scheduler: Scheduler, feedback:
             let s = start_scheduler(core, &config).expect("scheduler start cannot fail");
             core.set_internal(internal::config_condition(None));
             internal::announce_notifiers(core);
-            core.note("config_reloaded", format!("configuration reloaded from {} ({} probes)", config.origin(), config.probes.len()));
+            core.note(
+                "config_reloaded",
+                format!(
+                    "configuration reloaded from {} ({} probes)",
+                    config.origin(),
+                    config.probes.len()
+                ),
+            );
             s
         }
         Err(errors) => {

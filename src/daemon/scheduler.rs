@@ -30,7 +30,12 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Starts one task per probe.
-    pub fn start(core: Arc<Core>, probes: Vec<Scheduled>, max_concurrent: usize, jitter: f64) -> Scheduler {
+    pub fn start(
+        core: Arc<Core>,
+        probes: Vec<Scheduled>,
+        max_concurrent: usize,
+        jitter: f64,
+    ) -> Scheduler {
         let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
         let tasks = probes
             .into_iter()
@@ -49,7 +54,11 @@ impl Scheduler {
 
 fn spread(interval: Duration, jitter: f64) -> Duration {
     let max = interval.mul_f64(jitter.clamp(0.0, 0.5));
-    if max.is_zero() { Duration::ZERO } else { rand::rng().random_range(Duration::ZERO..=max) }
+    if max.is_zero() {
+        Duration::ZERO
+    } else {
+        rand::rng().random_range(Duration::ZERO..=max)
+    }
 }
 
 async fn run_probe(core: Arc<Core>, p: Scheduled, permits: Arc<Semaphore>, jitter: f64) {

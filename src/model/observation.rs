@@ -64,7 +64,10 @@ impl Observation {
     pub fn timed_out(timeout: std::time::Duration) -> Observation {
         Observation::new(
             Status::Unknown,
-            format!("timed out after {}", super::format_duration(timeout.as_secs_f64())),
+            format!(
+                "timed out after {}",
+                super::format_duration(timeout.as_secs_f64())
+            ),
         )
     }
 

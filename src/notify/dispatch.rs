@@ -58,7 +58,11 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher over these targets.
-    pub fn new(targets: Vec<Target>, store: StoreHandle, feedback: UnboundedSender<ChannelHealth>) -> Dispatcher {
+    pub fn new(
+        targets: Vec<Target>,
+        store: StoreHandle,
+        feedback: UnboundedSender<ChannelHealth>,
+    ) -> Dispatcher {
         Dispatcher {
             targets: Arc::new(targets),
             store,
@@ -83,7 +87,9 @@ impl Dispatcher {
         let resolved = matches!(event.kind, crate::alert::AlertEventKind::Resolved);
         tracing::warn!(alert = %event.alert.id, event = %message.event, severity = %event.alert.severity, "{}", message.summary);
         for target in self.targets.iter() {
-            if !target.config.wants(event.alert.severity) || (resolved && target.config.common.send_resolved == Some(false)) {
+            if !target.config.wants(event.alert.severity)
+                || (resolved && target.config.common.send_resolved == Some(false))
+            {
                 continue;
             }
             // A channel's own failure alert goes out through the other channels only.
@@ -114,19 +120,28 @@ impl Dispatcher {
     /// Retries deliveries that were pending when the daemon last stopped.
     pub fn resume(&self, pending: Vec<Delivery>) {
         for d in pending {
-            let Some(target) = self.targets.iter().find(|t| t.config.id == d.notifier) else { continue };
+            let Some(target) = self.targets.iter().find(|t| t.config.id == d.notifier) else {
+                continue;
+            };
             match serde_json::from_str::<Notification>(&d.payload) {
                 Ok(message) => {
                     tracing::info!(dedup_key = %d.dedup_key, "resending a delivery left pending by the last run");
                     self.start(target.clone(), message, d);
                 }
-                Err(e) => tracing::warn!(dedup_key = %d.dedup_key, error = %e, "cannot resend a pending delivery"),
+                Err(e) => {
+                    tracing::warn!(dedup_key = %d.dedup_key, error = %e, "cannot resend a pending delivery")
+                }
             }
         }
     }
 
     fn start(&self, target: Target, message: Notification, delivery: Delivery) {
-        if !self.sent.lock().expect("sent lock").insert(delivery.dedup_key.clone()) {
+        if !self
+            .sent
+            .lock()
+            .expect("sent lock")
+            .insert(delivery.dedup_key.clone())
+        {
             return; // already delivered or under way in this process
         }
         self.store.send(StoreOp::Delivery(delivery.clone()));
@@ -146,9 +161,14 @@ impl Dispatcher {
                     delivery.outcome = "delivered".into();
                     delivery.latency = Some(started.elapsed().as_secs_f64());
                     delivery.error = None;
-                    self.counters.delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.counters
+                        .delivered
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::info!(notifier = %target.config.id, dedup_key = %delivery.dedup_key, attempts = delivery.attempts, "delivered");
-                    let _ = self.feedback.send(ChannelHealth { notifier: target.config.id.clone(), error: None });
+                    let _ = self.feedback.send(ChannelHealth {
+                        notifier: target.config.id.clone(),
+                        error: None,
+                    });
                     break;
                 }
                 Outcome::Retryable(e) if delivery.attempts < target.attempts => {
@@ -162,8 +182,13 @@ impl Dispatcher {
                     delivery.outcome = "failed".into();
                     tracing::error!(notifier = %target.config.id, attempts = delivery.attempts, error = %e, "delivery failed for good");
                     delivery.error = Some(e.clone());
-                    self.counters.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let _ = self.feedback.send(ChannelHealth { notifier: target.config.id.clone(), error: Some(e) });
+                    self.counters
+                        .failed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let _ = self.feedback.send(ChannelHealth {
+                        notifier: target.config.id.clone(),
+                        error: Some(e),
+                    });
                     break;
                 }
             }

@@ -50,9 +50,18 @@ impl Notification {
         let a = &event.alert;
         let first_line = a.message.lines().next().unwrap_or("");
         let summary = match &event.kind {
-            AlertEventKind::Acknowledged { by } => format!("[ACK by {by}] {} on {}: {first_line}", a.rule, a.probe),
-            AlertEventKind::Resolved => format!("[RESOLVED] {} on {}: {first_line}", a.rule, a.probe),
-            _ => format!("[{}] {} on {}: {first_line}", a.severity.as_str().to_uppercase(), a.rule, a.probe),
+            AlertEventKind::Acknowledged { by } => {
+                format!("[ACK by {by}] {} on {}: {first_line}", a.rule, a.probe)
+            }
+            AlertEventKind::Resolved => {
+                format!("[RESOLVED] {} on {}: {first_line}", a.rule, a.probe)
+            }
+            _ => format!(
+                "[{}] {} on {}: {first_line}",
+                a.severity.as_str().to_uppercase(),
+                a.rule,
+                a.probe
+            ),
         };
         Notification {
             version: 1,
@@ -73,7 +82,9 @@ pub trait Notifier: Send + Sync {
 }
 
 /// Builds the notifier for a configuration entry.
-pub fn build(config: &crate::config::NotifierConfig) -> anyhow::Result<std::sync::Arc<dyn Notifier>> {
+pub fn build(
+    config: &crate::config::NotifierConfig,
+) -> anyhow::Result<std::sync::Arc<dyn Notifier>> {
     use crate::config::NotifierKindConfig;
     Ok(match &config.kind {
         NotifierKindConfig::Webhook(c) => std::sync::Arc::new(webhook::Webhook::new(c.clone())?),

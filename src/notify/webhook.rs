@@ -38,13 +38,28 @@ impl WebhookConfig {
     pub fn validate(&self, component: &str, span: Range<usize>, errors: &mut Collector<'_>) {
         let url = self.url.expose();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            errors.push(Some(span.clone()), Some(component), "url must start with http:// or https://", None);
+            errors.push(
+                Some(span.clone()),
+                Some(component),
+                "url must start with http:// or https://",
+                None,
+            );
         }
         if self.secret.is_some() && self.secret_file.is_some() {
-            errors.push(Some(span.clone()), Some(component), "set either `secret` or `secret_file`, not both", None);
+            errors.push(
+                Some(span.clone()),
+                Some(component),
+                "set either `secret` or `secret_file`, not both",
+                None,
+            );
         }
         if self.max_attempts == Some(0) {
-            errors.push(Some(span), Some(component), "max_attempts must be at least 1", None);
+            errors.push(
+                Some(span),
+                Some(component),
+                "max_attempts must be at least 1",
+                None,
+            );
         }
     }
 
@@ -71,7 +86,10 @@ pub struct Webhook {
 impl Webhook {
     /// A webhook notifier with its own connection pool.
     pub fn new(config: WebhookConfig) -> anyhow::Result<Webhook> {
-        let timeout = config.timeout.map(|d| d.0).unwrap_or(std::time::Duration::from_secs(10));
+        let timeout = config
+            .timeout
+            .map(|d| d.0)
+            .unwrap_or(std::time::Duration::from_secs(10));
         let client = crate::http::client(timeout)?;
         Ok(Webhook { config, client })
     }
@@ -91,12 +109,18 @@ impl Notifier for Webhook {
             Ok(b) => b,
             Err(e) => return Outcome::Permanent(format!("cannot encode the message: {e}")),
         };
-        let mut req = self.client.post(self.config.url.expose()).header("Content-Type", "application/json");
+        let mut req = self
+            .client
+            .post(self.config.url.expose())
+            .header("Content-Type", "application/json");
         for (k, v) in &self.config.headers {
             req = req.header(k, v.expose());
         }
         if let Some(secret) = &self.config.secret {
-            req = req.header(SIGNATURE_HEADER, signature(secret.expose().as_bytes(), &body));
+            req = req.header(
+                SIGNATURE_HEADER,
+                signature(secret.expose().as_bytes(), &body),
+            );
         }
         crate::http::classify(req.body(body).send().await).await
     }

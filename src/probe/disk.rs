@@ -14,9 +14,37 @@ use std::time::Instant;
 
 /// Filesystem types that never hold data worth watching.
 pub const PSEUDO_FS_TYPES: &[&str] = &[
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs", "efivarfs", "fusectl",
-    "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay", "proc", "pstore", "ramfs", "rpc_pipefs", "securityfs", "selinuxfs",
-    "squashfs", "sysfs", "tmpfs", "tracefs", "nfsd", "fuse.lxcfs", "fuse.portal", "fuse.gvfsd-fuse", "model_tools_unavailable",
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "fusectl",
+    "hugetlbfs",
+    "iso9660",
+    "mqueue",
+    "nsfs",
+    "overlay",
+    "proc",
+    "pstore",
+    "ramfs",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "squashfs",
+    "sysfs",
+    "tmpfs",
+    "tracefs",
+    "nfsd",
+    "fuse.lxcfs",
+    "fuse.portal",
+    "fuse.gvfsd-fuse",
+    "model_tools_unavailable",
 ];
 
 /// `[[probe]] kind = "disk"`: which filesystems to watch and the thresholds of their rules.
@@ -67,25 +95,57 @@ impl DiskConfig {
             },
             warning_within: secs(self.warning_within, d.warning_within),
             critical_within: secs(self.critical_within, d.critical_within),
-            warning_floor: self.warning_free.map(Size::to_floor).unwrap_or(d.warning_floor),
-            critical_floor: self.critical_free.map(Size::to_floor).unwrap_or(d.critical_floor),
-            inodes_warning_floor: self.inodes_warning_free.map(Size::to_floor).unwrap_or(d.inodes_warning_floor),
-            inodes_critical_floor: self.inodes_critical_free.map(Size::to_floor).unwrap_or(d.inodes_critical_floor),
+            warning_floor: self
+                .warning_free
+                .map(Size::to_floor)
+                .unwrap_or(d.warning_floor),
+            critical_floor: self
+                .critical_free
+                .map(Size::to_floor)
+                .unwrap_or(d.critical_floor),
+            inodes_warning_floor: self
+                .inodes_warning_free
+                .map(Size::to_floor)
+                .unwrap_or(d.inodes_warning_floor),
+            inodes_critical_floor: self
+                .inodes_critical_free
+                .map(Size::to_floor)
+                .unwrap_or(d.inodes_critical_floor),
         }
     }
 
     /// Semantic checks (pure).
-    pub fn validate(&self, component: &str, span: Range<usize>, errors: &mut crate::config::error::Collector<'_>) {
+    pub fn validate(
+        &self,
+        component: &str,
+        span: Range<usize>,
+        errors: &mut crate::config::error::Collector<'_>,
+    ) {
         let p = self.rule_params();
         if p.critical_within > p.warning_within {
-            errors.push(Some(span.clone()), Some(component), "critical_within is longer than warning_within", Some("critical should be the nearer horizon, e.g. 4h and 24h".into()));
+            errors.push(
+                Some(span.clone()),
+                Some(component),
+                "critical_within is longer than warning_within",
+                Some("critical should be the nearer horizon, e.g. 4h and 24h".into()),
+            );
         }
         if p.forecast.min_history > p.forecast.window {
-            errors.push(Some(span.clone()), Some(component), "min_history is longer than forecast_window", Some("the forecast can never have enough history; shorten min_history".into()));
+            errors.push(
+                Some(span.clone()),
+                Some(component),
+                "min_history is longer than forecast_window",
+                Some("the forecast can never have enough history; shorten min_history".into()),
+            );
         }
         for m in self.mounts.iter().chain(&self.exclude_mounts) {
             if !m.starts_with('/') {
-                errors.push(Some(span.clone()), Some(component), format!("mount point {m:?} is not an absolute path"), None);
+                errors.push(
+                    Some(span.clone()),
+                    Some(component),
+                    format!("mount point {m:?} is not an absolute path"),
+                    None,
+                );
             }
         }
         if let (Some(w), Some(c)) = (self.warning_free, self.critical_free) {
@@ -95,7 +155,12 @@ impl DiskConfig {
                 _ => false,
             };
             if worse {
-                errors.push(Some(span), Some(component), "critical_free is larger than warning_free", Some("critical should fire with less space left than warning".into()));
+                errors.push(
+                    Some(span),
+                    Some(component),
+                    "critical_free is larger than warning_free",
+                    Some("critical should fire with less space left than warning".into()),
+                );
             }
         }
     }
@@ -137,7 +202,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -196,13 +264,23 @@ impl DiskProbe {
         let started = Instant::now();
         let text = match std::fs::read_to_string("/proc/self/mountinfo") {
             Ok(t) => t,
-            Err(e) => return Observation::new(Status::Unknown, format!("cannot read /proc/self/mountinfo: {e}")),
+            Err(e) => {
+                return Observation::new(
+                    Status::Unknown,
+                    format!("cannot read /proc/self/mountinfo: {e}"),
+                );
+            }
         };
         let mounts = parse_mountinfo(&text);
         let selected = self.select(&mounts);
         let mut obs = Observation::new(Status::Ok, format!("{} filesystems", selected.len()));
         let mut problems = Vec::new();
-        for missing in self.config.mounts.iter().filter(|p| !selected.iter().any(|m| &m.point == *p)) {
+        for missing in self
+            .config
+            .mounts
+            .iter()
+            .filter(|p| !selected.iter().any(|m| &m.point == *p))
+        {
             problems.push(format!("{missing}: expected but not mounted"));
             obs.status = Status::Critical;
         }
@@ -226,11 +304,19 @@ impl DiskProbe {
 /// The samples of one filesystem, on both views (all blocks and the unprivileged view).
 pub fn statvfs_samples(m: &Mount) -> std::io::Result<Vec<Sample>> {
     let st = rustix::fs::statvfs(Path::new(&m.point))?;
-    let frsize = if st.f_frsize > 0 { st.f_frsize } else { st.f_bsize } as f64;
+    let frsize = if st.f_frsize > 0 {
+        st.f_frsize
+    } else {
+        st.f_bsize
+    } as f64;
     let size = st.f_blocks as f64 * frsize;
     let free = st.f_bfree as f64 * frsize;
     let avail = st.f_bavail as f64 * frsize;
-    let labels: Labels = [("mount".to_string(), m.point.clone()), ("fstype".to_string(), m.fs_type.clone())].into();
+    let labels: Labels = [
+        ("mount".to_string(), m.point.clone()),
+        ("fstype".to_string(), m.fs_type.clone()),
+    ]
+    .into();
     Ok(vec![
         Sample::new(samples::SIZE, &labels, size),
         Sample::new(samples::AVAIL, &labels, avail),
@@ -249,7 +335,9 @@ impl Probe for DiskProbe {
         // statvfs can block for as long as an NFS server is gone: keep it off the runtime.
         tokio::task::spawn_blocking(move || me.measure())
             .await
-            .unwrap_or_else(|e| Observation::new(Status::Unknown, format!("disk probe failed: {e}")))
+            .unwrap_or_else(|e| {
+                Observation::new(Status::Unknown, format!("disk probe failed: {e}"))
+            })
     }
 }
 
@@ -281,19 +369,37 @@ mod tests {
         let p = DiskProbe::new(DiskConfig::default());
         let points: Vec<&str> = p.select(&m).iter().map(|m| m.point.as_str()).collect();
         assert_eq!(points, vec!["/", "/var/lib/post gres"]);
-        let p = DiskProbe::new(DiskConfig { mounts: vec!["/run".into()], ..Default::default() });
+        let p = DiskProbe::new(DiskConfig {
+            mounts: vec!["/run".into()],
+            ..Default::default()
+        });
         let points: Vec<&str> = p.select(&m).iter().map(|m| m.point.as_str()).collect();
-        assert_eq!(points, vec!["/run"], "a listed mount is watched whatever its type");
-        let p = DiskProbe::new(DiskConfig { exclude_mounts: vec!["/".into()], ..Default::default() });
+        assert_eq!(
+            points,
+            vec!["/run"],
+            "a listed mount is watched whatever its type"
+        );
+        let p = DiskProbe::new(DiskConfig {
+            exclude_mounts: vec!["/".into()],
+            ..Default::default()
+        });
         assert_eq!(p.select(&m).len(), 1);
     }
 
     #[test]
     fn reserved_is_free_minus_avail_on_the_real_root() {
-        let m = Mount { point: "/".into(), fs_type: "ext4".into(), source: "/dev/root".into(), read_only: false };
+        let m = Mount {
+            point: "/".into(),
+            fs_type: "ext4".into(),
+            source: "/dev/root".into(),
+            read_only: false,
+        };
         let s = statvfs_samples(&m).unwrap();
         let get = |n: &str| s.iter().find(|x| x.name == n).unwrap().value;
-        assert_eq!(get(samples::RESERVED), get(samples::FREE) - get(samples::AVAIL));
+        assert_eq!(
+            get(samples::RESERVED),
+            get(samples::FREE) - get(samples::AVAIL)
+        );
         assert!(get(samples::SIZE) > 0.0);
     }
 }

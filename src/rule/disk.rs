@@ -126,9 +126,19 @@ impl DiskRules {
     }
 
     fn forecast_for(&mut self, labels: &Labels, fs: &Fs, now: f64) -> Forecast {
-        let points = self.history.get_mut(labels).map(|h| h.make_contiguous().to_vec()).unwrap_or_default();
+        let points = self
+            .history
+            .get_mut(labels)
+            .map(|h| h.make_contiguous().to_vec())
+            .unwrap_or_default();
         let observed_for = now - self.first_seen.get(labels).copied().unwrap_or(now);
-        forecast(&points, fs.size - fs.reserved, now, observed_for, &self.params.forecast)
+        forecast(
+            &points,
+            fs.size - fs.reserved,
+            now,
+            observed_for,
+            &self.params.forecast,
+        )
     }
 
     fn full_condition(&self, labels: &Labels, fs: &Fs, fc: &Forecast) -> Condition {
@@ -156,7 +166,11 @@ impl DiskRules {
             "{mount}: {} of {} free for users ({:.1}%), {} more held back for root",
             format_bytes(fs.avail),
             format_bytes(capacity),
-            if capacity > 0.0 { 100.0 * fs.avail / capacity } else { 0.0 },
+            if capacity > 0.0 {
+                100.0 * fs.avail / capacity
+            } else {
+                0.0
+            },
             format_bytes(fs.reserved),
         );
         message.push_str("; ");
@@ -175,9 +189,15 @@ impl DiskRules {
             return None; // btrfs and friends report no inode limit
         }
         let p = &self.params;
-        let severity = if p.inodes_critical_floor.breached(fs.inodes_avail, fs.inodes_total) {
+        let severity = if p
+            .inodes_critical_floor
+            .breached(fs.inodes_avail, fs.inodes_total)
+        {
             Some(Severity::Critical)
-        } else if p.inodes_warning_floor.breached(fs.inodes_avail, fs.inodes_total) {
+        } else if p
+            .inodes_warning_floor
+            .breached(fs.inodes_avail, fs.inodes_total)
+        {
             Some(Severity::Warning)
         } else {
             None
@@ -187,7 +207,10 @@ impl DiskRules {
             rule: RULE_INODES.into(),
             labels: labels.clone(),
             severity,
-            message: format!("{mount}: {} of {} inodes left", fs.inodes_avail, fs.inodes_total),
+            message: format!(
+                "{mount}: {} of {} inodes left",
+                fs.inodes_avail, fs.inodes_total
+            ),
             value: Some(fs.inodes_avail),
         })
     }
@@ -197,17 +220,28 @@ impl DiskRules {
 pub fn describe(fc: &Forecast) -> String {
     match fc {
         Forecast::Full => "FULL for unprivileged writers".into(),
-        Forecast::NotEnoughHistory { have_seconds, need_seconds } => format!(
+        Forecast::NotEnoughHistory {
+            have_seconds,
+            need_seconds,
+        } => format!(
             "not enough history for a forecast that far ({} of {})",
             format_duration(*have_seconds),
             format_duration(*need_seconds)
         ),
         Forecast::NotFilling { .. } => "not filling".into(),
-        Forecast::Filling { eta_seconds, rate_bytes_per_second, accelerating } => format!(
+        Forecast::Filling {
+            eta_seconds,
+            rate_bytes_per_second,
+            accelerating,
+        } => format!(
             "full in {} at {}/h{}",
             format_duration(*eta_seconds),
             format_bytes(rate_bytes_per_second * 3600.0),
-            if *accelerating { " and accelerating" } else { "" }
+            if *accelerating {
+                " and accelerating"
+            } else {
+                ""
+            }
         ),
     }
 }
@@ -235,13 +269,20 @@ impl RuleSet for DiskRules {
         let mut conditions = Vec::new();
         let mut summary = Vec::new();
         for (labels, fs) in filesystems(obs) {
-            self.push(&labels, Point { t: now.mono, avail: fs.avail });
+            self.push(
+                &labels,
+                Point {
+                    t: now.mono,
+                    avail: fs.avail,
+                },
+            );
             let fc = self.forecast_for(&labels, &fs, now.mono);
             if let Some(eta) = fc.eta_seconds() {
                 obs.samples.push(Sample::new(samples::ETA, &labels, eta));
             }
             if let Some(rate) = fc.rate() {
-                obs.samples.push(Sample::new(samples::GROWTH, &labels, rate));
+                obs.samples
+                    .push(Sample::new(samples::GROWTH, &labels, rate));
             }
             let full = self.full_condition(&labels, &fs, &fc);
             if let Some(sev) = full.severity {
@@ -266,7 +307,13 @@ impl RuleSet for DiskRules {
     fn seed(&mut self, history: &[(f64, Sample)], now: Moment) {
         for (wall, s) in history {
             if s.name == samples::AVAIL {
-                self.push(&s.labels, Point { t: now.mono_of_wall(*wall), avail: s.value });
+                self.push(
+                    &s.labels,
+                    Point {
+                        t: now.mono_of_wall(*wall),
+                        avail: s.value,
+                    },
+                );
             }
         }
     }
@@ -304,7 +351,11 @@ mod tests {
         assert_eq!(c[0].severity, Some(Severity::Critical));
         assert_eq!(c[0].value, Some(0.0));
         assert!(c[0].message.contains("FULL"), "{}", c[0].message);
-        assert!(c[0].message.contains("5.0 MiB more held back for root"), "{}", c[0].message);
+        assert!(
+            c[0].message.contains("5.0 MiB more held back for root"),
+            "{}",
+            c[0].message
+        );
         assert_eq!(obs.status, Status::Critical);
     }
 
@@ -325,7 +376,11 @@ mod tests {
         let mut obs = observation_from_raw(&l, 100.0 * MIB, 60.0 * MIB, 65.0 * MIB);
         let c = rules.evaluate(&mut obs, Moment::replayed(0.0));
         assert_eq!(c[0].severity, None);
-        assert!(c[0].message.contains("not enough history"), "{}", c[0].message);
+        assert!(
+            c[0].message.contains("not enough history"),
+            "{}",
+            c[0].message
+        );
         assert_eq!(obs.status, Status::Ok);
     }
 }

@@ -171,7 +171,8 @@ fn fit_quadratic(points: &[Point], now: f64) -> Option<(f64, f64, f64)> {
 /// Solves a 3×3 linear system by Cramer's rule.
 fn solve3(m: [[f64; 3]; 3], r: [f64; 3]) -> Option<[f64; 3]> {
     let det = |m: &[[f64; 3]; 3]| {
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
             + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
     };
     let d = det(&m);
@@ -200,18 +201,33 @@ fn tail(points: &[Point], since: f64) -> &[Point] {
 /// `points` must be sorted by time; `capacity` is the unprivileged capacity (size minus the
 /// root reserve) used for the "full" floor; `observed_for` is how long the series has been
 /// watched (it may exceed the window), which bounds how far ahead an ETA may reach.
-pub fn forecast(points: &[Point], capacity: f64, now: f64, observed_for: f64, params: &ForecastParams) -> Forecast {
+pub fn forecast(
+    points: &[Point],
+    capacity: f64,
+    now: f64,
+    observed_for: f64,
+    params: &ForecastParams,
+) -> Forecast {
     let f = forecast_unbounded(points, capacity, now, params);
     match f {
-        Forecast::Filling { eta_seconds, .. } if eta_seconds > params.max_lookahead * observed_for => Forecast::NotEnoughHistory {
-            have_seconds: observed_for,
-            need_seconds: eta_seconds / params.max_lookahead,
-        },
+        Forecast::Filling { eta_seconds, .. }
+            if eta_seconds > params.max_lookahead * observed_for =>
+        {
+            Forecast::NotEnoughHistory {
+                have_seconds: observed_for,
+                need_seconds: eta_seconds / params.max_lookahead,
+            }
+        }
         f => f,
     }
 }
 
-fn forecast_unbounded(points: &[Point], capacity: f64, now: f64, params: &ForecastParams) -> Forecast {
+fn forecast_unbounded(
+    points: &[Point],
+    capacity: f64,
+    now: f64,
+    params: &ForecastParams,
+) -> Forecast {
     let Some(latest) = points.last() else {
         return Forecast::NotEnoughHistory {
             have_seconds: 0.0,
@@ -222,7 +238,8 @@ fn forecast_unbounded(points: &[Point], capacity: f64, now: f64, params: &Foreca
         return Forecast::Full;
     }
     let window = tail(points, now - params.window);
-    let span = window.last().map(|l| l.t).unwrap_or(now) - window.first().map(|f| f.t).unwrap_or(now);
+    let span =
+        window.last().map(|l| l.t).unwrap_or(now) - window.first().map(|f| f.t).unwrap_or(now);
     if window.len() < params.min_points || span < params.min_history {
         return Forecast::NotEnoughHistory {
             have_seconds: span.max(0.0),
@@ -232,10 +249,17 @@ fn forecast_unbounded(points: &[Point], capacity: f64, now: f64, params: &Foreca
     let end = latest.t;
     let pick = |len: f64| {
         let part = tail(window, end - len);
-        if part.len() >= params.min_points { part } else { window }
+        if part.len() >= params.min_points {
+            part
+        } else {
+            window
+        }
     };
-    let (Some(long), Some(mid), Some(short)) = (fit_line(window), fit_line(pick(span / 3.0)), fit_line(pick(span / 12.0)))
-    else {
+    let (Some(long), Some(mid), Some(short)) = (
+        fit_line(window),
+        fit_line(pick(span / 3.0)),
+        fit_line(pick(span / 12.0)),
+    ) else {
         return Forecast::NotEnoughHistory {
             have_seconds: span,
             need_seconds: params.min_history,
@@ -253,10 +277,10 @@ fn forecast_unbounded(points: &[Point], capacity: f64, now: f64, params: &Foreca
             rate_bytes_per_second: r_long.min(r_mid),
         };
     }
-    if let Some(f) = accelerating(window, latest, end, span, (r_long, r_mid, r_short), params) {
-        if significant(&long) {
-            return f;
-        }
+    if let Some(f) = accelerating(window, latest, end, span, (r_long, r_mid, r_short), params)
+        && significant(&long)
+    {
+        return f;
     }
     // The net change across the window: releases inside it (log rotation, a cleaned tmp dir)
     // cancel the growth before them, so a sawtooth does not read as a trend.
@@ -278,7 +302,10 @@ fn net_rate(window: &[Point], span: f64) -> f64 {
     let (start, end) = (window[0].t, window[window.len() - 1].t);
     let mean = |pts: &[Point]| {
         let n = pts.len().max(1) as f64;
-        (pts.iter().map(|p| p.t).sum::<f64>() / n, pts.iter().map(|p| p.avail).sum::<f64>() / n)
+        (
+            pts.iter().map(|p| p.t).sum::<f64>() / n,
+            pts.iter().map(|p| p.avail).sum::<f64>() / n,
+        )
     };
     let head = &window[..window.partition_point(|p| p.t <= start + span / 6.0)];
     let tail = &window[window.partition_point(|p| p.t < end - span / 6.0)..];
@@ -286,7 +313,11 @@ fn net_rate(window: &[Point], span: f64) -> f64 {
         return f64::INFINITY;
     }
     let ((t0, a0), (t1, a1)) = (mean(head), mean(tail));
-    if t1 <= t0 { f64::INFINITY } else { (a0 - a1) / (t1 - t0) }
+    if t1 <= t0 {
+        f64::INFINITY
+    } else {
+        (a0 - a1) / (t1 - t0)
+    }
 }
 
 /// The accelerating-growth estimate, when the rates say growth is speeding up.
@@ -339,14 +370,23 @@ mod tests {
         (0..=n)
             .map(|i| {
                 let t = i as f64 * 60.0;
-                Point { t, avail: f(t).max(0.0) }
+                Point {
+                    t,
+                    avail: f(t).max(0.0),
+                }
             })
             .collect()
     }
 
     fn run(points: &[Point], capacity: f64) -> Forecast {
         let now = points.last().unwrap().t;
-        forecast(points, capacity, now, 7.0 * 86_400.0, &ForecastParams::default())
+        forecast(
+            points,
+            capacity,
+            now,
+            7.0 * 86_400.0,
+            &ForecastParams::default(),
+        )
     }
 
     #[test]
@@ -366,10 +406,21 @@ mod tests {
         };
         let pts = trace(8.0, f);
         let fc = run(&pts, 100.0 * GIB);
-        let Forecast::Filling { eta_seconds, accelerating, .. } = fc else { panic!("{fc:?}") };
+        let Forecast::Filling {
+            eta_seconds,
+            accelerating,
+            ..
+        } = fc
+        else {
+            panic!("{fc:?}")
+        };
         assert!(accelerating);
         // True crossing: 0.25h² + h − 60 = 0 → h ≈ 13.62, i.e. ≈ 5.62 h from now.
-        assert!((eta_seconds / H - 5.62).abs() < 0.3, "eta {}", eta_seconds / H);
+        assert!(
+            (eta_seconds / H - 5.62).abs() < 0.3,
+            "eta {}",
+            eta_seconds / H
+        );
         // A straight line over 6 h would say far later.
         let line = fit_line(tail(&pts, 2.0 * H)).unwrap();
         let linear_eta = pts.last().unwrap().avail / -line.slope;
@@ -379,7 +430,9 @@ mod tests {
     #[test]
     fn sawtooth_that_is_freed_again_is_not_filling() {
         // Fills 3 GiB in 50 min, freed every hour, on a disk with 10 GiB free.
-        let pts = trace(12.0, |t| 10.0 * GIB - 3.0 * GIB * ((t % H) / (50.0 * 60.0)).min(1.0));
+        let pts = trace(12.0, |t| {
+            10.0 * GIB - 3.0 * GIB * ((t % H) / (50.0 * 60.0)).min(1.0)
+        });
         let fc = run(&pts, 100.0 * GIB);
         let eta = fc.eta_seconds();
         assert!(eta.is_none() || eta.unwrap() > 24.0 * H, "{fc:?}");
@@ -389,7 +442,11 @@ mod tests {
     fn a_fresh_burst_after_a_calm_does_not_predict_doom() {
         // Flat for 10 h, then 2 GiB written in the last 20 minutes.
         let pts = trace(10.0 + 1.0 / 3.0, |t| {
-            if t < 10.0 * H { 20.0 * GIB } else { 20.0 * GIB - 2.0 * GIB * (t - 10.0 * H) / (H / 3.0) }
+            if t < 10.0 * H {
+                20.0 * GIB
+            } else {
+                20.0 * GIB - 2.0 * GIB * (t - 10.0 * H) / (H / 3.0)
+            }
         });
         let fc = run(&pts, 100.0 * GIB);
         let eta = fc.eta_seconds();
@@ -400,11 +457,21 @@ mod tests {
     fn noise_without_trend_is_not_filling() {
         let mut seed = 7u64;
         let mut rnd = move || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((seed >> 33) as f64 / (1u64 << 31) as f64) - 0.5
         };
-        let pts: Vec<Point> = (0..720).map(|i| Point { t: i as f64 * 60.0, avail: 10.0 * GIB + rnd() * GIB }).collect();
-        assert!(matches!(run(&pts, 100.0 * GIB), Forecast::NotFilling { .. }));
+        let pts: Vec<Point> = (0..720)
+            .map(|i| Point {
+                t: i as f64 * 60.0,
+                avail: 10.0 * GIB + rnd() * GIB,
+            })
+            .collect();
+        assert!(matches!(
+            run(&pts, 100.0 * GIB),
+            Forecast::NotFilling { .. }
+        ));
     }
 
     #[test]
@@ -417,8 +484,14 @@ mod tests {
     #[test]
     fn short_history_is_said_not_guessed() {
         let pts = trace(0.2, |t| 10.0 * GIB - t * 1000.0);
-        assert!(matches!(run(&pts, 100.0 * GIB), Forecast::NotEnoughHistory { .. }));
-        assert!(matches!(forecast(&[], 1.0, 0.0, 0.0, &ForecastParams::default()), Forecast::NotEnoughHistory { .. }));
+        assert!(matches!(
+            run(&pts, 100.0 * GIB),
+            Forecast::NotEnoughHistory { .. }
+        ));
+        assert!(matches!(
+            forecast(&[], 1.0, 0.0, 0.0, &ForecastParams::default()),
+            Forecast::NotEnoughHistory { .. }
+        ));
     }
 
     #[test]
@@ -435,11 +508,16 @@ mod tests {
 
     #[test]
     fn quadratic_fit_recovers_coefficients() {
-        let pts: Vec<Point> = (0..50).map(|i| {
-            let t = i as f64 * 600.0;
-            let tau = t - 29_400.0;
-            Point { t, avail: 5.0 + 2.0 * tau - 0.001 * tau * tau }
-        }).collect();
+        let pts: Vec<Point> = (0..50)
+            .map(|i| {
+                let t = i as f64 * 600.0;
+                let tau = t - 29_400.0;
+                Point {
+                    t,
+                    avail: 5.0 + 2.0 * tau - 0.001 * tau * tau,
+                }
+            })
+            .collect();
         let (c0, c1, c2) = fit_quadratic(&pts, 29_400.0).unwrap();
         assert!((c0 - 5.0).abs() < 1e-3 && (c1 - 2.0).abs() < 1e-6 && (c2 + 0.001).abs() < 1e-9);
     }

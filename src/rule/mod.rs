@@ -26,7 +26,12 @@ pub struct Condition {
 
 impl Condition {
     /// A condition that holds.
-    pub fn active(rule: &str, labels: Labels, severity: Severity, message: impl Into<String>) -> Self {
+    pub fn active(
+        rule: &str,
+        labels: Labels,
+        severity: Severity,
+        message: impl Into<String>,
+    ) -> Self {
         Condition {
             rule: rule.into(),
             labels,

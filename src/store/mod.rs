@@ -73,13 +73,19 @@ pub struct Delivery {
 /// A file that is not a database is moved aside as `lookout.db.corrupt-<unix time>` (nothing is
 /// deleted) and a fresh one is created.
 pub fn open(state_dir: &Path) -> Result<Connection> {
-    std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
     let path = state_dir.join(DB_FILE);
     match open_at(&path) {
         Ok(c) => Ok(c),
         Err(e) if is_corruption(&e) => {
-            let aside = path.with_extension(format!("db.corrupt-{}", crate::daemon::clock::unix_now() as u64));
-            std::fs::rename(&path, &aside).with_context(|| format!("cannot move the corrupted store {} aside", path.display()))?;
+            let aside = path.with_extension(format!(
+                "db.corrupt-{}",
+                crate::daemon::clock::unix_now() as u64
+            ));
+            std::fs::rename(&path, &aside).with_context(|| {
+                format!("cannot move the corrupted store {} aside", path.display())
+            })?;
             for suffix in ["-wal", "-shm"] {
                 let side = PathBuf::from(format!("{}{suffix}", path.display()));
                 let _ = std::fs::rename(&side, format!("{}{suffix}", aside.display()));
@@ -94,25 +100,34 @@ pub fn open(state_dir: &Path) -> Result<Connection> {
 fn is_corruption(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<rusqlite::Error>().is_some_and(|e| {
-            matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
+            matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+            )
         })
     })
 }
 
 fn open_at(path: &Path) -> Result<Connection> {
-    let mut conn = Connection::open(path).with_context(|| format!("cannot open store {}", path.display()))?;
+    let mut conn =
+        Connection::open(path).with_context(|| format!("cannot open store {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL").context("cannot switch the store to WAL mode")?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .context("cannot switch the store to WAL mode")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    schema::migrate(&mut conn).with_context(|| format!("cannot migrate store {}", path.display()))?;
+    schema::migrate(&mut conn)
+        .with_context(|| format!("cannot migrate store {}", path.display()))?;
     Ok(conn)
 }
 
 /// Opens a read-only connection for queries (API, CLI).
 pub fn open_read_only(state_dir: &Path) -> Result<Connection> {
     let path = state_dir.join(DB_FILE);
-    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_context(|| format!("cannot open store {} for reading", path.display()))?;
+    let conn = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open store {} for reading", path.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
 }
@@ -120,7 +135,9 @@ pub fn open_read_only(state_dir: &Path) -> Result<Connection> {
 /// Alerts that are not resolved, plus those resolved since `since` (unix seconds).
 pub fn load_alerts(conn: &Connection, since: f64) -> Result<Vec<Alert>> {
     let mut stmt = conn.prepare("SELECT body FROM alerts WHERE state != ?1 OR updated_at >= ?2")?;
-    let rows = stmt.query_map(params![AlertState::Resolved.as_str(), since], |r| r.get::<_, String>(0))?;
+    let rows = stmt.query_map(params![AlertState::Resolved.as_str(), since], |r| {
+        r.get::<_, String>(0)
+    })?;
     let mut out = Vec::new();
     for body in rows {
         match serde_json::from_str::<Alert>(&body?) {
@@ -132,14 +149,32 @@ pub fn load_alerts(conn: &Connection, since: f64) -> Result<Vec<Alert>> {
 }
 
 /// Samples of one probe and name recorded since `since` (unix seconds), oldest first.
-pub fn load_samples(conn: &Connection, probe: &str, name: &str, since: f64) -> Result<Vec<(f64, Sample)>> {
+pub fn load_samples(
+    conn: &Connection,
+    probe: &str,
+    name: &str,
+    since: f64,
+) -> Result<Vec<(f64, Sample)>> {
     let mut stmt = conn.prepare("SELECT ts, labels, value FROM samples WHERE probe = ?1 AND name = ?2 AND ts >= ?3 ORDER BY ts")?;
-    let rows = stmt.query_map(params![probe, name, since], |r| Ok((r.get::<_, f64>(0)?, r.get::<_, String>(1)?, r.get::<_, f64>(2)?)))?;
+    let rows = stmt.query_map(params![probe, name, since], |r| {
+        Ok((
+            r.get::<_, f64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, f64>(2)?,
+        ))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (ts, labels, value) = row?;
         let labels: Labels = serde_json::from_str(&labels).unwrap_or_default();
-        out.push((ts, Sample { name: name.to_string(), labels, value }));
+        out.push((
+            ts,
+            Sample {
+                name: name.to_string(),
+                labels,
+                value,
+            },
+        ));
     }
     Ok(out)
 }
@@ -191,6 +226,10 @@ pub fn load_pending_deliveries(conn: &Connection) -> Result<Vec<Delivery>> {
 /// The outcome already recorded for a dedup key, if any.
 pub fn delivery_outcome(conn: &Connection, dedup_key: &str) -> Result<Option<String>> {
     Ok(conn
-        .query_row("SELECT outcome FROM notifications WHERE dedup_key = ?1", [dedup_key], |r| r.get(0))
+        .query_row(
+            "SELECT outcome FROM notifications WHERE dedup_key = ?1",
+            [dedup_key],
+            |r| r.get(0),
+        )
         .optional()?)
 }

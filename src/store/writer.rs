@@ -49,7 +49,10 @@ pub enum StoreOp {
 impl StoreOp {
     /// Writes that should not wait for the next batch: they carry state a restart needs.
     fn urgent(&self) -> bool {
-        matches!(self, StoreOp::Alert(_) | StoreOp::Delivery(_) | StoreOp::Timeline(_))
+        matches!(
+            self,
+            StoreOp::Alert(_) | StoreOp::Delivery(_) | StoreOp::Timeline(_)
+        )
     }
 }
 
@@ -71,7 +74,7 @@ pub struct StoreHealth {
 }
 
 enum Msg {
-    Op(StoreOp),
+    Op(Box<StoreOp>),
     Flush(mpsc::Sender<()>),
     Shutdown,
 }
@@ -86,7 +89,9 @@ pub struct StoreHandle {
 impl StoreHandle {
     /// Queues a write; when even the queue is full the write is dropped and counted.
     pub fn send(&self, op: StoreOp) {
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(Msg::Op(op)) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.tx.try_send(Msg::Op(Box::new(op)))
+        {
             self.health.lock().expect("health lock").dropped += 1;
         }
     }
@@ -113,7 +118,12 @@ impl StoreHandle {
 }
 
 /// Starts the writer thread. `conn` is the connection opened at start-up, if that worked.
-pub fn spawn(state_dir: PathBuf, config: StoreConfig, conn: Option<Connection>, error: Option<String>) -> StoreHandle {
+pub fn spawn(
+    state_dir: PathBuf,
+    config: StoreConfig,
+    conn: Option<Connection>,
+    error: Option<String>,
+) -> StoreHandle {
     let (tx, rx) = mpsc::sync_channel(20_000);
     let health = Arc::new(Mutex::new(StoreHealth {
         ok: conn.is_some(),
@@ -166,7 +176,7 @@ impl Writer {
                 match m {
                     Msg::Op(op) => {
                         urgent |= op.urgent();
-                        self.push(op);
+                        self.push(*op);
                     }
                     Msg::Flush(ack) => {
                         self.retry_at = None;
@@ -192,7 +202,10 @@ impl Writer {
         self.backlog.push_back(op);
         if self.backlog.len() > self.config.max_backlog {
             // Drop the oldest samples first: alerts, deliveries and the timeline matter more.
-            let pos = self.backlog.iter().position(|o| matches!(o, StoreOp::Samples { .. } | StoreOp::Status { .. }));
+            let pos = self
+                .backlog
+                .iter()
+                .position(|o| matches!(o, StoreOp::Samples { .. } | StoreOp::Status { .. }));
             self.backlog.remove(pos.unwrap_or(0));
             self.health.lock().expect("health lock").dropped += 1;
         }
@@ -270,10 +283,19 @@ impl Writer {
               GROUP BY probe, name, labels, CAST(ts / ?1 AS INTEGER)",
             params![bucket, raw_cutoff],
         )?;
-        tx.execute("DELETE FROM samples WHERE resolution = 0 AND ts < ?1", [raw_cutoff])?;
-        tx.execute("DELETE FROM samples WHERE resolution > 0 AND ts < ?1", [old_cutoff])?;
+        tx.execute(
+            "DELETE FROM samples WHERE resolution = 0 AND ts < ?1",
+            [raw_cutoff],
+        )?;
+        tx.execute(
+            "DELETE FROM samples WHERE resolution > 0 AND ts < ?1",
+            [old_cutoff],
+        )?;
         tx.execute("DELETE FROM statuses WHERE ts < ?1", [old_cutoff])?;
-        tx.execute("DELETE FROM notifications WHERE updated_at < ?1 AND outcome != 'pending'", [old_cutoff])?;
+        tx.execute(
+            "DELETE FROM notifications WHERE updated_at < ?1 AND outcome != 'pending'",
+            [old_cutoff],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -282,13 +304,21 @@ impl Writer {
 fn write_op(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
     match op {
         StoreOp::Samples { ts, probe, samples } => {
-            let mut stmt = tx.prepare_cached("INSERT INTO samples (ts, probe, name, labels, value) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO samples (ts, probe, name, labels, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
             for s in samples {
                 let labels = serde_json::to_string(&s.labels).unwrap_or_default();
                 stmt.execute(params![ts, probe, s.name, labels, s.value])?;
             }
         }
-        StoreOp::Status { ts, probe, status, message, duration } => {
+        StoreOp::Status {
+            ts,
+            probe,
+            status,
+            message,
+            duration,
+        } => {
             tx.prepare_cached("INSERT INTO statuses (ts, probe, status, message, duration) VALUES (?1, ?2, ?3, ?4, ?5)")?
                 .execute(params![ts, probe, status.as_str(), message, duration])?;
         }
@@ -325,15 +355,26 @@ mod tests {
     fn writes_land_and_old_samples_are_downsampled() {
         let dir = tempfile::tempdir().unwrap();
         let conn = super::super::open(dir.path()).unwrap();
-        let config = StoreConfig { raw_retention: crate::config::Dur::from_secs(3600), ..Default::default() };
+        let config = StoreConfig {
+            raw_retention: crate::config::Dur::from_secs(3600),
+            ..Default::default()
+        };
         let h = spawn(dir.path().to_path_buf(), config, Some(conn), None);
         let now = crate::daemon::clock::unix_now();
         let l = labels([("mount", "/")]);
         for i in 0..10 {
             let ts = now - 7200.0 + i as f64; // two hours old: past raw retention
-            h.send(StoreOp::Samples { ts, probe: "d".into(), samples: vec![Sample::new("disk.avail_bytes", &l, i as f64)] });
+            h.send(StoreOp::Samples {
+                ts,
+                probe: "d".into(),
+                samples: vec![Sample::new("disk.avail_bytes", &l, i as f64)],
+            });
         }
-        h.send(StoreOp::Samples { ts: now, probe: "d".into(), samples: vec![Sample::new("disk.avail_bytes", &l, 42.0)] });
+        h.send(StoreOp::Samples {
+            ts: now,
+            probe: "d".into(),
+            samples: vec![Sample::new("disk.avail_bytes", &l, 42.0)],
+        });
         assert!(h.flush(Duration::from_secs(5)));
         assert!(h.health().ok);
         let read = super::super::open_read_only(dir.path()).unwrap();
@@ -342,7 +383,10 @@ mod tests {
         // Force maintenance now.
         let mut w = Writer {
             state_dir: dir.path().to_path_buf(),
-            config: StoreConfig { raw_retention: crate::config::Dur::from_secs(3600), ..Default::default() },
+            config: StoreConfig {
+                raw_retention: crate::config::Dur::from_secs(3600),
+                ..Default::default()
+            },
             conn: Some(super::super::open(dir.path()).unwrap()),
             backlog: VecDeque::new(),
             health: Arc::new(Mutex::new(StoreHealth::default())),
@@ -352,7 +396,10 @@ mod tests {
         };
         w.maintain().unwrap();
         let rows = super::super::load_samples(&read, "d", "disk.avail_bytes", 0.0).unwrap();
-        assert!(rows.len() <= 3, "downsampled into at most two 5-minute buckets plus the fresh one: {rows:?}");
+        assert!(
+            rows.len() <= 3,
+            "downsampled into at most two 5-minute buckets plus the fresh one: {rows:?}"
+        );
         assert_eq!(rows.last().unwrap().1.value, 42.0);
         h.shutdown(Duration::from_secs(5));
     }
@@ -363,9 +410,20 @@ mod tests {
         let state = dir.path().join("state");
         // A file where the state directory should be: opening fails.
         std::fs::write(&state, b"not a directory").unwrap();
-        let h = spawn(state.clone(), StoreConfig::default(), None, Some("boom".into()));
+        let h = spawn(
+            state.clone(),
+            StoreConfig::default(),
+            None,
+            Some("boom".into()),
+        );
         h.send(StoreOp::Timeline(TimelineEntry {
-            ts: 1.0, kind: "test".into(), probe: None, alert_id: None, severity: None, actor: None, message: "kept".into(),
+            ts: 1.0,
+            kind: "test".into(),
+            probe: None,
+            alert_id: None,
+            severity: None,
+            actor: None,
+            message: "kept".into(),
         }));
         h.flush(Duration::from_secs(5));
         let health = h.health();

@@ -19,13 +19,20 @@ pub fn lookout_bin() -> PathBuf {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Panics with a clear message unless running as root (loop mounts need it).
 pub fn require_root(what: &str) {
     let uid = rustix::process::geteuid();
-    assert!(uid.is_root(), "{what} needs root (loop mounts, setpriv); run ./scripts/test as root");
+    assert!(
+        uid.is_root(),
+        "{what} needs root (loop mounts, setpriv); run ./scripts/test as root"
+    );
 }
 
 /// Runs a command with a deadline; panics with its output on failure.
@@ -35,8 +42,15 @@ pub fn sh(cmd: &str, args: &[&str]) -> String {
         .arg(cmd)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e} (is it installed? ./scripts/test installs it)"));
-    assert!(out.status.success(), "{cmd} {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {cmd}: {e} (is it installed? ./scripts/test installs it)")
+        });
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -54,9 +68,24 @@ impl LoopFs {
         let img = dir.path().join("fs.img");
         let mount = dir.path().join("mnt");
         std::fs::create_dir(&mount).unwrap();
-        sh("truncate", &["-s", &format!("{size_mib}M"), img.to_str().unwrap()]);
-        sh("mkfs.ext4", &["-q", "-F", "-m", &reserved_percent.to_string(), img.to_str().unwrap()]);
-        sh("mount", &["-o", "loop", img.to_str().unwrap(), mount.to_str().unwrap()]);
+        sh(
+            "truncate",
+            &["-s", &format!("{size_mib}M"), img.to_str().unwrap()],
+        );
+        sh(
+            "mkfs.ext4",
+            &[
+                "-q",
+                "-F",
+                "-m",
+                &reserved_percent.to_string(),
+                img.to_str().unwrap(),
+            ],
+        );
+        sh(
+            "mount",
+            &["-o", "loop", img.to_str().unwrap(), mount.to_str().unwrap()],
+        );
         LoopFs { dir, mount }
     }
 
@@ -99,7 +128,11 @@ impl Drop for LoopFs {
     fn drop(&mut self) {
         let m = self.mount.to_str().unwrap().to_string();
         for _ in 0..20 {
-            let ok = Command::new("umount").arg(&m).status().map(|s| s.success()).unwrap_or(false);
+            let ok = Command::new("umount")
+                .arg(&m)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
             if ok {
                 return;
             }
@@ -124,8 +157,16 @@ impl Daemon {
     }
 
     /// Starts `lookout run` (with or without a config) on `port`.
-    pub fn start_with(config: Option<&Path>, state_dir: &Path, log_dir: &Path, port: u16) -> Daemon {
-        let log = log_dir.join(format!("lookout-{}.log", Instant::now().elapsed().as_nanos() ^ (port as u128)));
+    pub fn start_with(
+        config: Option<&Path>,
+        state_dir: &Path,
+        log_dir: &Path,
+        port: u16,
+    ) -> Daemon {
+        let log = log_dir.join(format!(
+            "lookout-{}.log",
+            Instant::now().elapsed().as_nanos() ^ (port as u128)
+        ));
         let logf = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(lookout_bin());
         if let Some(c) = config {
@@ -142,7 +183,12 @@ impl Daemon {
             .stdout(logf.try_clone().unwrap())
             .stderr(logf);
         let child = cmd.spawn().expect("spawn lookout");
-        let d = Daemon { child, port, log, state_dir: state_dir.to_path_buf() };
+        let d = Daemon {
+            child,
+            port,
+            log,
+            state_dir: state_dir.to_path_buf(),
+        };
         d.wait_ready();
         d
     }
@@ -160,7 +206,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("lookout did not listen within 20 s; log:\n{}", self.log_text());
+        panic!(
+            "lookout did not listen within 20 s; log:\n{}",
+            self.log_text()
+        );
     }
 
     /// Everything the daemon logged so far.
@@ -195,7 +244,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("lookout did not exit within {within:?} of SIGTERM; log:\n{}", self.log_text());
+        panic!(
+            "lookout did not exit within {within:?} of SIGTERM; log:\n{}",
+            self.log_text()
+        );
     }
 }
 
@@ -214,10 +266,19 @@ pub fn http_get_json(url: &str) -> Value {
 
 /// A blocking GET returning the body, with a 10 s deadline.
 pub fn http_get(url: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let c = lookout::http::client(Duration::from_secs(10)).unwrap();
-        c.get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}")).text().await.unwrap()
+        c.get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .text()
+            .await
+            .unwrap()
     })
 }
 
@@ -241,11 +302,17 @@ impl Sink {
     /// Starts the sink on a free loopback port.
     pub fn start() -> Sink {
         use axum::routing::post;
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let status = Arc::new(AtomicU16::new(200));
         let (r, s) = (received.clone(), status.clone());
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let port = listener.local_addr().unwrap().port();
         let app = axum::Router::new().route(
             "/hook",
@@ -253,14 +320,25 @@ impl Sink {
                 let (r, s) = (r.clone(), s.clone());
                 async move {
                     let body: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-                    let signature = headers.get("x-lookout-signature").map(|v| v.to_str().unwrap().to_string());
-                    r.lock().unwrap().push(Received { at: Instant::now(), body, signature });
+                    let signature = headers
+                        .get("x-lookout-signature")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    r.lock().unwrap().push(Received {
+                        at: Instant::now(),
+                        body,
+                        signature,
+                    });
                     axum::http::StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap()
                 }
             }),
         );
         rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Sink { url: format!("http://127.0.0.1:{port}/hook"), received, status, _rt: rt }
+        Sink {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            received,
+            status,
+            _rt: rt,
+        }
     }
 
     /// Answer every later request with this HTTP status.
@@ -274,14 +352,23 @@ impl Sink {
     }
 
     /// Waits until a request matches; panics after `timeout` listing what arrived.
-    pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Received {
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Received {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(r) = self.all().into_iter().find(|r| pred(&r.body)) {
                 return r;
             }
             if Instant::now() > deadline {
-                let got: Vec<String> = self.all().iter().map(|r| r.body["summary"].to_string()).collect();
+                let got: Vec<String> = self
+                    .all()
+                    .iter()
+                    .map(|r| r.body["summary"].to_string())
+                    .collect();
                 panic!("no webhook for {what} within {timeout:?}; received: {got:#?}");
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -291,7 +378,9 @@ impl Sink {
 
 /// Whether a webhook body is `event` for `rule`, optionally at `severity`.
 pub fn is_event(body: &Value, event: &str, rule: &str, severity: Option<&str>) -> bool {
-    body["event"] == event && body["alert"]["rule"] == rule && severity.is_none_or(|s| body["alert"]["severity"] == s)
+    body["event"] == event
+        && body["alert"]["rule"] == rule
+        && severity.is_none_or(|s| body["alert"]["severity"] == s)
 }
 
 /// Writes a file and returns its path.
