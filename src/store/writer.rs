@@ -405,6 +405,70 @@ mod tests {
     }
 
     #[test]
+    fn alerts_round_trip_through_the_store_and_resume_without_a_new_event() {
+        use crate::alert::{Alert, AlertPolicy};
+        use crate::model::{Moment, Severity};
+        use crate::rule::Condition;
+        let dir = tempfile::tempdir().unwrap();
+        let h = spawn(
+            dir.path().to_path_buf(),
+            StoreConfig::default(),
+            Some(super::super::open(dir.path()).unwrap()),
+            None,
+        );
+        let cond = Condition::active(
+            "disk_full",
+            labels([("mount", "/")]),
+            Severity::Critical,
+            "full",
+        );
+        let t0 = Moment {
+            mono: 0.0,
+            wall: 5_000.0,
+        };
+        let mut a = Alert::new("disks", &cond, t0);
+        a.observe(&cond, &AlertPolicy::default(), false, t0);
+        h.send(StoreOp::Alert(a.clone()));
+        assert!(h.flush(Duration::from_secs(5)));
+        // A new process: another monotonic origin, the wall clock a minute on.
+        let read = super::super::open_read_only(dir.path()).unwrap();
+        let loaded = super::super::load_alerts(&read, 0.0).unwrap();
+        assert_eq!(loaded.len(), 1);
+        let now = Moment {
+            mono: 1.0,
+            wall: 5_060.0,
+        };
+        let mut back = loaded.into_iter().next().unwrap().restore(now);
+        assert_eq!(back.state, crate::alert::AlertState::Firing);
+        assert_eq!(back.started_at, Some(5_000.0));
+        assert!(
+            back.observe(&cond, &AlertPolicy::default(), false, now)
+                .is_none(),
+            "not announced again"
+        );
+        h.shutdown(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_corrupted_database_is_moved_aside_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(super::super::DB_FILE), vec![0x42u8; 8192]).unwrap();
+        let conn = super::super::open(dir.path()).expect("a fresh store");
+        drop(conn);
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .collect();
+        assert_eq!(
+            aside.len(),
+            1,
+            "the corrupted file is kept beside the new one"
+        );
+        assert_eq!(std::fs::read(aside[0].path()).unwrap(), vec![0x42u8; 8192]);
+    }
+
+    #[test]
     fn a_failing_store_keeps_writes_and_recovers() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
