@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod http;
+pub mod lint;
 pub mod model;
 pub mod notify;
 pub mod probe;

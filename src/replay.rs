@@ -96,6 +96,7 @@ pub fn replay_disk(
         depends_on: vec![],
         policy,
         unknown_severity: Severity::Warning,
+        labels: Default::default(),
     };
     engine.set_probe(spec, Box::new(DiskRules::new(params)));
     let l = labels([("mount", "replay")]);

@@ -19,6 +19,8 @@ pub struct ProbeSpec {
     pub policy: AlertPolicy,
     /// The severity of `probe_status` when the probe cannot tell (timeout, error).
     pub unknown_severity: Severity,
+    /// Extra labels added to every alert and sample of the probe.
+    pub labels: crate::model::Labels,
 }
 
 struct ProbeEntry {
@@ -111,8 +113,19 @@ impl Engine {
         let Some(entry) = self.probes.get_mut(probe) else {
             return (obs, Vec::new());
         };
+        // Configured labels go on every sample before the rules see them, and on every alert.
+        for (k, v) in &entry.spec.labels {
+            for s in &mut obs.samples {
+                s.labels.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
         let mut conditions = vec![status::evaluate(&obs, entry.spec.unknown_severity)];
         conditions.extend(entry.rules.evaluate(&mut obs, now));
+        for c in &mut conditions {
+            for (k, v) in &entry.spec.labels {
+                c.labels.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
         entry.last_status = Some(obs.status);
         let policy = entry.spec.policy;
         let suppressed = self.dependency_failing(probe);
@@ -231,6 +244,7 @@ mod tests {
             depends_on: deps.iter().map(|s| s.to_string()).collect(),
             policy: AlertPolicy::default(),
             unknown_severity: Severity::Critical,
+            labels: Default::default(),
         }
     }
 

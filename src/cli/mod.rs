@@ -102,6 +102,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Check the host's configuration offline.
+    Lint {
+        /// What to check.
+        #[command(subcommand)]
+        command: LintCommand,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -126,6 +132,18 @@ pub enum RulesCommand {
         /// Print one JSON object per transition.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `lookout lint …`.
+#[derive(Subcommand, Debug)]
+pub enum LintCommand {
+    /// Network hooks and interface configuration: bare command names that the hook runner's
+    /// PATH does not cover, hooks that are not executable, DHCP on a server (exit 1 on findings).
+    Net {
+        /// Files or directories (default: /etc/network/interfaces, dhclient hooks,
+        /// NetworkManager dispatcher scripts, systemd-networkd units).
+        paths: Vec<PathBuf>,
     },
 }
 
@@ -194,6 +212,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     json,
                 },
         } => rules_replay(cli.config.as_deref(), &kind, &input, probe.as_deref(), json),
+        Command::Lint {
+            command: LintCommand::Net { paths },
+        } => {
+            let findings = crate::lint::net::lint(&paths);
+            for f in &findings {
+                println!("{f}");
+            }
+            Ok(if findings.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -250,7 +281,9 @@ fn rules_replay(
     let (params, policy) = match config_path {
         None => {
             let d = config::ProbeConfig::zero_config_disks();
-            let config::ProbeKindConfig::Disk(dc) = &d.kind;
+            let config::ProbeKindConfig::Disk(dc) = &d.kind else {
+                unreachable!("the zero-config disks probe is a disk probe")
+            };
             (dc.rule_params(), d.policy())
         }
         Some(path) => {
@@ -273,7 +306,9 @@ fn rules_replay(
                     disks.len()
                 ),
             };
-            let config::ProbeKindConfig::Disk(dc) = &p.kind;
+            let config::ProbeKindConfig::Disk(dc) = &p.kind else {
+                unreachable!("filtered to disk probes above")
+            };
             (dc.rule_params(), p.policy())
         }
     };

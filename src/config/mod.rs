@@ -15,7 +15,7 @@ pub mod values;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use notifiers::{NotifierCommon, NotifierConfig, NotifierKindConfig};
-pub use probes::{ProbeCommon, ProbeConfig, ProbeKindConfig};
+pub use probes::{KindConfig, KindDefaults, ProbeCommon, ProbeConfig, ProbeKindConfig};
 pub use values::{Dur, Secret, Size};
 
 use serde::Deserialize;
@@ -46,7 +46,7 @@ pub struct Config {
 pub struct DaemonConfig {
     /// Where the store and the API token live. Default `./lookout-data`; `--state-dir` wins.
     pub state_dir: Option<PathBuf>,
-    /// Probes allowed to run at the same time. Default 16.
+    /// Probes allowed to run at the same time. Default 64 (a stalled probe holds its slot until its timeout).
     pub max_concurrent_probes: usize,
     /// Random spread added to each interval, as a fraction of it (0–0.5). Default 0.1.
     pub jitter: f64,
@@ -56,7 +56,7 @@ impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             state_dir: None,
-            max_concurrent_probes: 16,
+            max_concurrent_probes: 64,
             jitter: 0.1,
         }
     }

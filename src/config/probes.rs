@@ -3,7 +3,6 @@
 use super::values::Dur;
 use crate::alert::AlertPolicy;
 use crate::model::Severity;
-use crate::probe::disk::DiskConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -62,14 +61,8 @@ pub const COMMON_FIELDS: &[&str] = &[
     "unknown_severity",
 ];
 
-/// The registry of probe kinds: one variant per kind, each with its own config struct.
-#[derive(Debug, Clone)]
-pub enum ProbeKindConfig {
-    /// Filesystem space, reserve and time until full.
-    Disk(DiskConfig),
-}
-
 /// Defaults of a kind.
+#[derive(Clone, Copy, Debug)]
 pub struct KindDefaults {
     /// Interval.
     pub interval: Dur,
@@ -81,42 +74,96 @@ pub struct KindDefaults {
     pub for_: Dur,
 }
 
-impl ProbeKindConfig {
-    /// Every kind name, for messages.
-    pub const KINDS: &[&str] = &["disk"];
-
-    /// Deserializes a kind's own fields (everything but [`COMMON_FIELDS`]).
-    pub fn parse(
-        kind: &str,
-        table: Spanned<toml::de::DeValue<'_>>,
-    ) -> Result<ProbeKindConfig, toml::de::Error> {
-        use serde::de::IntoDeserializer;
-        match kind {
-            "disk" => Ok(ProbeKindConfig::Disk(DiskConfig::deserialize(
-                table.into_deserializer(),
-            )?)),
-            _ => unreachable!("kind checked by the caller"),
+impl KindDefaults {
+    /// Defaults with `recover_after = 2` and `for = 0s`.
+    pub const fn new(interval_secs: u64, timeout_secs: u64) -> KindDefaults {
+        KindDefaults {
+            interval: Dur::from_secs(interval_secs),
+            timeout: Dur::from_secs(timeout_secs),
+            recover_after: 2,
+            for_: Dur::from_secs(0),
         }
     }
+}
 
-    /// The kind's name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ProbeKindConfig::Disk(_) => "disk",
-        }
+/// What every probe kind's configuration provides: its name, defaults, pure validation, and
+/// how to build the probe and its rules.
+pub trait KindConfig: for<'de> Deserialize<'de> + Clone + std::fmt::Debug {
+    /// The `kind = "…"` name.
+    const NAME: &'static str;
+    /// Interval, timeout and alert defaults.
+    fn defaults() -> KindDefaults;
+    /// Semantic checks (pure; no I/O).
+    fn validate(
+        &self,
+        _component: &str,
+        _span: Range<usize>,
+        _errors: &mut super::error::Collector<'_>,
+    ) {
     }
+    /// The runnable probe and its rules.
+    fn build(&self, id: &str) -> crate::probe::Built;
+}
 
-    /// The kind's defaults.
-    pub fn defaults(&self) -> KindDefaults {
-        match self {
-            ProbeKindConfig::Disk(_) => KindDefaults {
-                interval: Dur::from_secs(60),
-                timeout: Dur::from_secs(10),
-                recover_after: 3,
-                for_: Dur::from_secs(300),
-            },
+macro_rules! probe_kinds {
+    ($($variant:ident => $module:ident :: $config:ident),* $(,)?) => {
+        /// The registry of probe kinds: one line per kind, each with its own config struct.
+        #[derive(Debug, Clone)]
+        pub enum ProbeKindConfig {
+            $(
+                #[doc = concat!("`kind = \"", stringify!($module), "\"`")]
+                $variant(crate::probe::$module::$config),
+            )*
         }
-    }
+
+        impl ProbeKindConfig {
+            /// Every kind name, for messages.
+            pub const KINDS: &[&str] = &[$(<crate::probe::$module::$config as KindConfig>::NAME),*];
+
+            /// Deserializes a kind's own fields (everything but [`COMMON_FIELDS`]).
+            pub fn parse(kind: &str, table: Spanned<toml::de::DeValue<'_>>) -> Result<ProbeKindConfig, toml::de::Error> {
+                use serde::de::IntoDeserializer;
+                $(
+                    if kind == <crate::probe::$module::$config as KindConfig>::NAME {
+                        return Ok(ProbeKindConfig::$variant(crate::probe::$module::$config::deserialize(table.into_deserializer())?));
+                    }
+                )*
+                unreachable!("kind checked by the caller")
+            }
+
+            /// The kind's name.
+            pub fn name(&self) -> &'static str {
+                match self { $(ProbeKindConfig::$variant(_) => <crate::probe::$module::$config as KindConfig>::NAME),* }
+            }
+
+            /// The kind's defaults.
+            pub fn defaults(&self) -> KindDefaults {
+                match self { $(ProbeKindConfig::$variant(_) => <crate::probe::$module::$config as KindConfig>::defaults()),* }
+            }
+
+            /// Semantic checks of the kind's fields.
+            pub fn validate(&self, component: &str, span: Range<usize>, errors: &mut super::error::Collector<'_>) {
+                match self { $(ProbeKindConfig::$variant(c) => c.validate(component, span, errors)),* }
+            }
+
+            /// Builds the probe and its rules.
+            pub fn build(&self, id: &str) -> crate::probe::Built {
+                match self { $(ProbeKindConfig::$variant(c) => c.build(id)),* }
+            }
+        }
+    };
+}
+
+probe_kinds! {
+    Disk => disk::DiskConfig,
+    Clock => clock::ClockConfig,
+    Route => route::RouteConfig,
+    DhcpLease => dhcp_lease::DhcpLeaseConfig,
+    Http => http::HttpConfig,
+    Tcp => tcp::TcpConfig,
+    Process => process::ProcessConfig,
+    Systemd => systemd::SystemdConfig,
+    Command => command::CommandConfig,
 }
 
 impl ProbeConfig {
@@ -126,7 +173,7 @@ impl ProbeConfig {
             id: "disks".into(),
             span: 0..0,
             common: ProbeCommon::default(),
-            kind: ProbeKindConfig::Disk(DiskConfig::default()),
+            kind: ProbeKindConfig::Disk(crate::probe::disk::DiskConfig::default()),
         }
     }
 
@@ -171,6 +218,7 @@ impl ProbeConfig {
                 .map(|d| d.get_ref().clone())
                 .collect(),
             policy: self.policy(),
+            labels: self.common.labels.clone(),
             unknown_severity: self.common.unknown_severity.unwrap_or(Severity::Warning),
         }
     }

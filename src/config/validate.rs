@@ -1,7 +1,7 @@
 //! Semantic checks on a parsed configuration. Pure: no I/O.
 
 use super::error::{Collector, suggest};
-use super::{Config, NotifierKindConfig, ProbeKindConfig};
+use super::{Config, NotifierKindConfig};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Records every semantic problem of `config` in `errors`.
@@ -51,9 +51,7 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
             );
         }
         validate_timing(p, &component, errors);
-        match &p.kind {
-            ProbeKindConfig::Disk(d) => d.validate(&component, p.span.clone(), errors),
-        }
+        p.kind.validate(&component, p.span.clone(), errors);
     }
     let known: Vec<&str> = ids.keys().copied().collect();
     for p in &config.probes {

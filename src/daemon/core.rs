@@ -114,7 +114,19 @@ impl Core {
         if obs.message.starts_with("timed out after") {
             self.counters.probe_timeouts.fetch_add(1, Ordering::Relaxed);
         }
-        let (obs, events) = self.with_engine(|e| e.ingest(probe, obs, now));
+        let (mut obs, events) = self.with_engine(|e| e.ingest(probe, obs, now));
+        for message in std::mem::take(&mut obs.events) {
+            tracing::warn!(probe, "{message}");
+            self.timeline(TimelineEntry {
+                ts: now.wall,
+                kind: "probe_event".into(),
+                probe: Some(probe.to_string()),
+                alert_id: None,
+                severity: None,
+                actor: None,
+                message: format!("{probe}: {message}"),
+            });
+        }
         let kind = self
             .kinds
             .read()

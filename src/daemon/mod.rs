@@ -247,6 +247,7 @@ fn apply_probes(core: &Core, config: &Config, state_dir: &Path) {
         let history = reader.as_ref().and_then(|conn| {
             let window = match &p.kind {
                 config::ProbeKindConfig::Disk(d) => d.rule_params().forecast.window,
+                _ => return None,
             };
             // Two days back (or the window, if longer): the oldest point tells how long the
             // series has been watched, which bounds how far ahead the forecast may reach.

@@ -47,6 +47,10 @@ pub struct Observation {
     pub samples: Vec<Sample>,
     /// How long the run took, in seconds.
     pub duration_seconds: f64,
+    /// Things worth a timeline entry that happened since the last run (e.g. "wall clock stepped
+    /// +9m02s"); not alerts by themselves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
 }
 
 impl Observation {
@@ -57,6 +61,7 @@ impl Observation {
             message: message.into(),
             samples: Vec::new(),
             duration_seconds: 0.0,
+            events: Vec::new(),
         }
     }
 

@@ -82,6 +82,34 @@ pub struct DiskConfig {
     pub inodes_critical_free: Option<Size>,
 }
 
+impl crate::config::KindConfig for DiskConfig {
+    const NAME: &'static str = "disk";
+
+    fn defaults() -> crate::config::KindDefaults {
+        crate::config::KindDefaults {
+            recover_after: 3,
+            for_: Dur::from_secs(300),
+            ..crate::config::KindDefaults::new(60, 10)
+        }
+    }
+
+    fn validate(
+        &self,
+        component: &str,
+        span: Range<usize>,
+        errors: &mut crate::config::error::Collector<'_>,
+    ) {
+        DiskConfig::validate(self, component, span, errors)
+    }
+
+    fn build(&self, _id: &str) -> super::Built {
+        super::Built {
+            probe: std::sync::Arc::new(DiskProbe::new(self.clone())),
+            rules: Box::new(crate::rule::disk::DiskRules::new(self.rule_params())),
+        }
+    }
+}
+
 impl DiskConfig {
     /// The rule thresholds, defaults filled in.
     pub fn rule_params(&self) -> DiskRuleParams {

@@ -1,8 +1,16 @@
 //! Probes: one file per kind behind the [`Probe`] trait; [`build`] is the one registry.
 
+pub mod clock;
+pub mod command;
+pub mod dhcp_lease;
 pub mod disk;
+pub mod http;
+pub mod process;
+pub mod route;
+pub mod systemd;
+pub mod tcp;
 
-use crate::config::{ProbeConfig, ProbeKindConfig};
+use crate::config::ProbeConfig;
 use crate::model::Observation;
 use crate::rule::RuleSet;
 use async_trait::async_trait;
@@ -26,10 +34,15 @@ pub struct Built {
 
 /// Builds the probe and rules for a configured probe.
 pub fn build(config: &ProbeConfig) -> Built {
-    match &config.kind {
-        ProbeKindConfig::Disk(c) => Built {
-            probe: Arc::new(disk::DiskProbe::new(c.clone())),
-            rules: Box::new(crate::rule::disk::DiskRules::new(c.rule_params())),
-        },
+    config.kind.build(&config.id)
+}
+
+/// A probe that always reports the same observation (for kinds whose checks are made elsewhere).
+pub struct Fixed(pub Observation);
+
+#[async_trait]
+impl Probe for Fixed {
+    async fn run(&self) -> Observation {
+        self.0.clone()
     }
 }

@@ -1,0 +1,3 @@
+//! Offline checks of the host's configuration (`lookout lint …`).
+
+pub mod net;

@@ -1,0 +1,29 @@
+//! PLACEHOLDER: the `http` probe is being built; this file only reserves its place in the registry.
+
+use super::{Built, Fixed};
+use crate::config::{KindConfig, KindDefaults};
+use crate::model::{Observation, Status};
+use serde::Deserialize;
+
+/// `[[probe]] kind = "http"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {}
+
+impl KindConfig for HttpConfig {
+    const NAME: &'static str = "http";
+
+    fn defaults() -> KindDefaults {
+        KindDefaults::new(30, 10)
+    }
+
+    fn build(&self, _id: &str) -> Built {
+        Built {
+            probe: std::sync::Arc::new(Fixed(Observation::new(
+                Status::Unknown,
+                "PLACEHOLDER: the http probe is not built yet",
+            ))),
+            rules: Box::new(crate::rule::NoRules),
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! PLACEHOLDER: the `route` probe is being built; this file only reserves its place in the registry.
+
+use super::{Built, Fixed};
+use crate::config::{KindConfig, KindDefaults};
+use crate::model::{Observation, Status};
+use serde::Deserialize;
+
+/// `[[probe]] kind = "route"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {}
+
+impl KindConfig for RouteConfig {
+    const NAME: &'static str = "route";
+
+    fn defaults() -> KindDefaults {
+        KindDefaults::new(30, 5)
+    }
+
+    fn build(&self, _id: &str) -> Built {
+        Built {
+            probe: std::sync::Arc::new(Fixed(Observation::new(
+                Status::Unknown,
+                "PLACEHOLDER: the route probe is not built yet",
+            ))),
+            rules: Box::new(crate::rule::NoRules),
+        }
+    }
+}
