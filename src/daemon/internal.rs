@@ -17,6 +17,33 @@ pub const NO_NOTIFIER_RULE: &str = "no_notifier";
 /// Warning while a reload was refused.
 pub const CONFIG_RULE: &str = "config_invalid";
 
+/// Warning while `lookout lint net` finds problems in the host's network configuration.
+pub const NET_LINT_RULE: &str = "net_lint";
+
+/// Runs the network-configuration lint once (at start and after a reload), bounded by 10 s, and
+/// raises or clears the `net_lint` warning.
+pub async fn lint_network(core: &Core) {
+    let findings = tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(|| crate::lint::net::lint(&[]))).await;
+    let cond = match findings {
+        Ok(Ok(f)) if f.is_empty() => Condition::clear(NET_LINT_RULE, Labels::new(), "network configuration lint found nothing"),
+        Ok(Ok(f)) => Condition::active(
+            NET_LINT_RULE,
+            Labels::new(),
+            Severity::Warning,
+            format!(
+                "the network configuration has {} problem(s) that can break routes at the next renewal or reboot (`lookout lint net`):\n{}",
+                f.len(),
+                f.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")
+            ),
+        ),
+        _ => {
+            tracing::warn!("the network configuration lint did not finish within 10 s");
+            return;
+        }
+    };
+    core.set_internal(cond);
+}
+
 /// The `config_invalid` condition: active with the errors, or clear.
 pub fn config_condition(errors: Option<&str>) -> Condition {
     match errors {

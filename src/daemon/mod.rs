@@ -129,6 +129,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         ),
     );
     internal::announce_notifiers(&core);
+    internal::lint_network(&core).await;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
     let mut term = signal(SignalKind::terminate())?;
