@@ -102,7 +102,7 @@ pub trait KindConfig: for<'de> Deserialize<'de> + Clone + std::fmt::Debug {
     ) {
     }
     /// The runnable probe and its rules.
-    fn build(&self, id: &str) -> crate::probe::Built;
+    fn build(&self, ctx: &crate::probe::BuildContext) -> crate::probe::Built;
 }
 
 macro_rules! probe_kinds {
@@ -147,8 +147,8 @@ macro_rules! probe_kinds {
             }
 
             /// Builds the probe and its rules.
-            pub fn build(&self, id: &str) -> crate::probe::Built {
-                match self { $(ProbeKindConfig::$variant(c) => c.build(id)),* }
+            pub fn build(&self, ctx: &crate::probe::BuildContext) -> crate::probe::Built {
+                match self { $(ProbeKindConfig::$variant(c) => c.build(ctx)),* }
             }
         }
     };

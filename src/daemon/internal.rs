@@ -23,9 +23,17 @@ pub const NET_LINT_RULE: &str = "net_lint";
 /// Runs the network-configuration lint once (at start and after a reload), bounded by 10 s, and
 /// raises or clears the `net_lint` warning.
 pub async fn lint_network(core: &Core) {
-    let findings = tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(|| crate::lint::net::lint(&[]))).await;
+    let findings = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(|| crate::lint::net::lint(&[])),
+    )
+    .await;
     let cond = match findings {
-        Ok(Ok(f)) if f.is_empty() => Condition::clear(NET_LINT_RULE, Labels::new(), "network configuration lint found nothing"),
+        Ok(Ok(f)) if f.is_empty() => Condition::clear(
+            NET_LINT_RULE,
+            Labels::new(),
+            "network configuration lint found nothing",
+        ),
         Ok(Ok(f)) => Condition::active(
             NET_LINT_RULE,
             Labels::new(),
@@ -33,7 +41,10 @@ pub async fn lint_network(core: &Core) {
             format!(
                 "the network configuration has {} problem(s) that can break routes at the next renewal or reboot (`lookout lint net`):\n{}",
                 f.len(),
-                f.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")
+                f.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ),
         ),
         _ => {

@@ -17,7 +17,7 @@ impl KindConfig for ClockConfig {
         KindDefaults::new(60, 10)
     }
 
-    fn build(&self, _id: &str) -> Built {
+    fn build(&self, _ctx: &super::BuildContext) -> Built {
         Built {
             probe: std::sync::Arc::new(Fixed(Observation::new(
                 Status::Unknown,

@@ -17,7 +17,7 @@ impl KindConfig for DhcpLeaseConfig {
         KindDefaults::new(60, 5)
     }
 
-    fn build(&self, _id: &str) -> Built {
+    fn build(&self, _ctx: &super::BuildContext) -> Built {
         Built {
             probe: std::sync::Arc::new(Fixed(Observation::new(
                 Status::Unknown,

@@ -102,7 +102,7 @@ impl crate::config::KindConfig for DiskConfig {
         DiskConfig::validate(self, component, span, errors)
     }
 
-    fn build(&self, _id: &str) -> super::Built {
+    fn build(&self, _ctx: &super::BuildContext) -> super::Built {
         super::Built {
             probe: std::sync::Arc::new(DiskProbe::new(self.clone())),
             rules: Box::new(crate::rule::disk::DiskRules::new(self.rule_params())),

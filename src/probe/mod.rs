@@ -32,9 +32,26 @@ pub struct Built {
     pub rules: Box<dyn RuleSet>,
 }
 
+/// What a probe kind needs to know about its configured probe when it is built.
+#[derive(Clone, Debug)]
+pub struct BuildContext {
+    /// The probe's id.
+    pub id: String,
+    /// The probe's interval.
+    pub interval: std::time::Duration,
+    /// The probe's timeout: the scheduler cancels a run at this deadline; a kind that reports
+    /// *where* it stalled should finish a little before it.
+    pub timeout: std::time::Duration,
+}
+
 /// Builds the probe and rules for a configured probe.
 pub fn build(config: &ProbeConfig) -> Built {
-    config.kind.build(&config.id)
+    let ctx = BuildContext {
+        id: config.id.clone(),
+        interval: config.interval().0,
+        timeout: config.timeout().0,
+    };
+    config.kind.build(&ctx)
 }
 
 /// A probe that always reports the same observation (for kinds whose checks are made elsewhere).
