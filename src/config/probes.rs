@@ -177,6 +177,16 @@ impl ProbeConfig {
         }
     }
 
+    /// The zero-config clock probe: the host's configured time servers and the jump detector.
+    pub fn zero_config_clock() -> ProbeConfig {
+        ProbeConfig {
+            id: "clock".into(),
+            span: 0..0,
+            common: ProbeCommon::default(),
+            kind: ProbeKindConfig::Clock(crate::probe::clock::ClockConfig::default()),
+        }
+    }
+
     /// The effective interval.
     pub fn interval(&self) -> Dur {
         self.common

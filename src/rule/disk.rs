@@ -224,7 +224,7 @@ pub fn describe(fc: &Forecast) -> String {
             have_seconds,
             need_seconds,
         } => format!(
-            "not enough history for a forecast that far ({} of {})",
+            "not enough history for a forecast ({} of {})",
             format_duration(*have_seconds),
             format_duration(*need_seconds)
         ),
