@@ -161,13 +161,14 @@ pub fn parse_str(path: &Path, src: &str) -> Result<Config, ConfigErrors> {
 }
 
 impl Config {
-    /// The built-in profile: watch this host's real filesystems and clock (and, as they are
-    /// added, its routes), serve the API on 127.0.0.1:9330, no notifiers.
+    /// The built-in profile: watch this host's real filesystems, its clock and the routes it
+    /// had at start, serve the API on 127.0.0.1:9330, no notifiers.
     pub fn zero_config() -> Config {
         Config {
             probes: vec![
                 ProbeConfig::zero_config_disks(),
                 ProbeConfig::zero_config_clock(),
+                ProbeConfig::zero_config_routes(),
             ],
             ..Config::default()
         }

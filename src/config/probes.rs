@@ -187,6 +187,16 @@ impl ProbeConfig {
         }
     }
 
+    /// The zero-config route probe: the routes present when lookout started are expected.
+    pub fn zero_config_routes() -> ProbeConfig {
+        ProbeConfig {
+            id: "routes".into(),
+            span: 0..0,
+            common: ProbeCommon::default(),
+            kind: ProbeKindConfig::Route(crate::probe::route::RouteConfig::default()),
+        }
+    }
+
     /// The effective interval.
     pub fn interval(&self) -> Dur {
         self.common

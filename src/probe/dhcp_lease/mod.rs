@@ -1,0 +1,345 @@
+//! The `dhcp_lease` probe: which interfaces use DHCP, and how long until each lease must be
+//! renewed and expires, from the lease files of ISC dhclient, systemd-networkd and
+//! NetworkManager. A lease that expires can take its routes with it.
+
+pub mod lease;
+
+use super::{Built, Probe};
+use crate::config::{Dur, KindConfig, KindDefaults};
+use crate::model::{Observation, Sample, Status, labels};
+use async_trait::async_trait;
+use lease::{Client, Lease};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Where the clients keep their leases.
+pub const DEFAULT_PATHS: &[&str] = &[
+    "/var/lib/dhcp",
+    "/var/lib/dhclient",
+    "/run/systemd/netif/leases",
+    "/var/lib/NetworkManager",
+];
+
+/// At most this many files are read per run, each at most this many bytes.
+const MAX_FILES: usize = 256;
+const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// `[[probe]] kind = "dhcp_lease"`: where the lease files are and when to worry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpLeaseConfig {
+    /// Lease files or directories (each file directly in a directory whose name ends in
+    /// `.lease` or `.leases`, and every file in a directory named `leases`). Default
+    /// `/var/lib/dhcp`, `/var/lib/dhclient`, `/run/systemd/netif/leases`,
+    /// `/var/lib/NetworkManager`.
+    pub paths: Option<Vec<String>>,
+    /// Critical when a lease expires sooner than this (or has expired). Default 30m.
+    pub critical_before: Option<Dur>,
+    /// Watch only these interfaces. Default: every interface with a lease.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Leases that expired longer ago than this are left-overs of interfaces that no longer
+    /// use DHCP, and are ignored. Default 7d.
+    pub forget_after: Option<Dur>,
+}
+
+impl DhcpLeaseConfig {
+    fn critical_before(&self) -> f64 {
+        self.critical_before.map(Dur::secs).unwrap_or(1800.0)
+    }
+
+    fn forget_after(&self) -> f64 {
+        self.forget_after.map(Dur::secs).unwrap_or(7.0 * 86_400.0)
+    }
+
+    fn paths(&self) -> Vec<PathBuf> {
+        match &self.paths {
+            Some(p) => p.iter().map(PathBuf::from).collect(),
+            None => DEFAULT_PATHS.iter().map(PathBuf::from).collect(),
+        }
+    }
+}
+
+impl KindConfig for DhcpLeaseConfig {
+    const NAME: &'static str = "dhcp_lease";
+
+    fn defaults() -> KindDefaults {
+        KindDefaults::new(60, 5)
+    }
+
+    fn validate(
+        &self,
+        component: &str,
+        span: Range<usize>,
+        errors: &mut crate::config::error::Collector<'_>,
+    ) {
+        for p in self.paths.iter().flatten() {
+            if !p.starts_with('/') {
+                errors.push(
+                    Some(span.clone()),
+                    Some(component),
+                    format!("path {p:?} is not absolute"),
+                    None,
+                );
+            }
+        }
+        if self.paths.as_ref().is_some_and(|p| p.is_empty()) {
+            errors.push(
+                Some(span),
+                Some(component),
+                "paths is an empty list: this probe would read nothing",
+                Some("leave paths out to read the usual lease directories".into()),
+            );
+        }
+    }
+
+    fn build(&self, _ctx: &super::BuildContext) -> Built {
+        Built {
+            probe: Arc::new(DhcpLeaseProbe {
+                config: self.clone(),
+            }),
+            rules: Box::new(crate::rule::NoRules),
+        }
+    }
+}
+
+/// One lease file as read from disk.
+#[derive(Clone, Debug)]
+pub struct LeaseFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+    /// Its modification time, unix seconds.
+    pub written: f64,
+}
+
+/// The interface a lease file's name implies: `dhclient.eth0.leases`, `dhclient-<uuid>-eth0.lease`,
+/// `internal-<uuid>-eth0.lease`, or a networkd ifindex looked up in `ifindex_names`.
+pub fn interface_from_name(path: &Path, ifindex_names: &BTreeMap<u32, String>) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    if let Ok(index) = name.parse::<u32>() {
+        return Some(
+            ifindex_names
+                .get(&index)
+                .cloned()
+                .unwrap_or_else(|| format!("ifindex {index}")),
+        );
+    }
+    for prefix in ["internal-", "dhclient-", "dhclient6-"] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            let rest = rest.strip_suffix(".lease")?;
+            // `<uuid>-<iface>`: a UUID is 36 characters.
+            return rest.get(37..).filter(|s| !s.is_empty()).map(str::to_string);
+        }
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    match parts.as_slice() {
+        ["dhclient", iface, "leases"] | ["dhclient6", iface, "leases"] => Some(iface.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads the leases of one file (pure).
+pub fn leases_of(
+    file: &LeaseFile,
+    ifindex_names: &BTreeMap<u32, String>,
+) -> Result<Vec<Lease>, String> {
+    let iface = interface_from_name(&file.path, ifindex_names);
+    if file
+        .text
+        .lines()
+        .any(|l| l.trim_start().starts_with("lease"))
+        && file.text.contains('{')
+    {
+        return lease::parse_dhclient(&file.text, iface.as_deref());
+    }
+    let name = file.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let client = if name.starts_with("internal-") {
+        Client::NetworkManager
+    } else {
+        Client::Networkd
+    };
+    let iface = iface.unwrap_or_else(|| name.to_string());
+    Ok(
+        lease::parse_key_value(&file.text, &iface, file.written, client)?
+            .into_iter()
+            .collect(),
+    )
+}
+
+/// Judges every lease found in `files` at `now` (pure).
+pub fn evaluate(
+    config: &DhcpLeaseConfig,
+    files: &[LeaseFile],
+    ifindex_names: &BTreeMap<u32, String>,
+    now: f64,
+) -> Observation {
+    let mut leases: Vec<Lease> = Vec::new();
+    let mut problems = Vec::new();
+    for f in files {
+        match leases_of(f, ifindex_names) {
+            Ok(found) => {
+                for l in found {
+                    // The newest record of an interface wins across files too.
+                    if let Some(old) = leases.iter().position(|o| o.interface == l.interface) {
+                        if l.expire.unwrap_or(f64::INFINITY)
+                            >= leases[old].expire.unwrap_or(f64::INFINITY)
+                        {
+                            leases[old] = l;
+                        }
+                    } else {
+                        leases.push(l);
+                    }
+                }
+            }
+            Err(e) => problems.push(format!(
+                "cannot read the lease file {}: {e}",
+                f.path.display()
+            )),
+        }
+    }
+    leases.retain(|l| config.interfaces.is_empty() || config.interfaces.contains(&l.interface));
+    leases.retain(|l| l.expire.is_none_or(|e| now - e <= config.forget_after()));
+    leases.sort_by(|a, b| a.interface.cmp(&b.interface));
+
+    let mut status = if problems.is_empty() {
+        Status::Ok
+    } else {
+        Status::Unknown
+    };
+    let mut lines = Vec::new();
+    let mut samples = Vec::new();
+    for l in &leases {
+        let v = lease::judge(l, now, config.critical_before());
+        status = status.max(match v.level {
+            0 => Status::Ok,
+            1 => Status::Warning,
+            _ => Status::Critical,
+        });
+        lines.push(v.message);
+        let lab = labels([("interface", l.interface.as_str())]);
+        if let Some(r) = l.renew {
+            samples.push(Sample::new("dhcp.renew_in_seconds", &lab, r - now));
+        }
+        if let Some(e) = l.expire {
+            samples.push(Sample::new("dhcp.expires_in_seconds", &lab, e - now));
+        }
+    }
+    lines.extend(problems);
+    let message = if lines.is_empty() {
+        "no DHCP leases found".to_string()
+    } else {
+        lines.join("; ")
+    };
+    let mut obs = Observation::new(status, message);
+    obs.samples = samples;
+    obs
+}
+
+/// The lease files under `paths` (bounded in number and size).
+pub fn read_lease_files(paths: &[PathBuf]) -> (Vec<LeaseFile>, Vec<String>) {
+    let mut candidates = Vec::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => {
+                let in_leases_dir = p.file_name().is_some_and(|n| n == "leases");
+                let Ok(entries) = std::fs::read_dir(p) else {
+                    continue;
+                };
+                let mut names: Vec<PathBuf> =
+                    entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+                names.sort();
+                for f in names {
+                    let n = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    if (in_leases_dir || n.ends_with(".lease") || n.ends_with(".leases"))
+                        && f.is_file()
+                    {
+                        candidates.push(f);
+                    }
+                }
+            }
+            Ok(_) => candidates.push(p.clone()),
+            Err(_) => {} // a client that is not installed has no directory
+        }
+    }
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in candidates.into_iter().take(MAX_FILES) {
+        let read = || -> std::io::Result<LeaseFile> {
+            use std::io::Read;
+            let f = std::fs::File::open(&path)?;
+            let written = f
+                .metadata()?
+                .modified()?
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            let mut text = String::new();
+            f.take(MAX_FILE_BYTES).read_to_string(&mut text)?;
+            Ok(LeaseFile {
+                path: path.clone(),
+                text,
+                written,
+            })
+        };
+        match read() {
+            Ok(f) => files.push(f),
+            Err(e) => errors.push(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+    (files, errors)
+}
+
+/// Interface names by index, from `/sys/class/net/*/ifindex` (for networkd's lease names).
+pub fn ifindex_names() -> BTreeMap<u32, String> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/sys/class/net") else {
+        return out;
+    };
+    for e in dir.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Ok(t) = std::fs::read_to_string(e.path().join("ifindex"))
+            && let Ok(i) = t.trim().parse::<u32>()
+        {
+            out.insert(i, name);
+        }
+    }
+    out
+}
+
+/// The probe.
+pub struct DhcpLeaseProbe {
+    config: DhcpLeaseConfig,
+}
+
+#[async_trait]
+impl Probe for DhcpLeaseProbe {
+    async fn run(&self) -> Observation {
+        let started = Instant::now();
+        let config = self.config.clone();
+        let mut obs = tokio::task::spawn_blocking(move || {
+            let (files, errors) = read_lease_files(&config.paths());
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            let mut obs = evaluate(&config, &files, &ifindex_names(), now);
+            if !errors.is_empty() {
+                obs.status = obs.status.max(Status::Unknown);
+                obs.message = format!("{}; {}", obs.message, errors.join("; "));
+            }
+            obs
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Observation::new(Status::Unknown, format!("dhcp_lease probe failed: {e}"))
+        });
+        obs.duration_seconds = started.elapsed().as_secs_f64();
+        obs
+    }
+}
