@@ -224,8 +224,12 @@ impl Probe for PostgresProbe {
 
 /// Formats optional seconds as plain words.
 pub fn secs(v: Option<f64>) -> String {
-    v.map(|s| crate::model::format_duration((s * 10.0).round() / 10.0))
-        .unwrap_or_else(|| "n/a".into())
+    match v {
+        Some(s) if s.abs() < 1.0 => format!("{:.0}ms", s * 1000.0),
+        Some(s) if s.abs() < 10.0 => format!("{s:.1}s"),
+        Some(s) => crate::model::format_duration(s.round()),
+        None => "n/a".into(),
+    }
 }
 
 /// Formats optional bytes.
@@ -243,6 +247,13 @@ pub fn blocking_bound(s: &Settings, deadline: Instant) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_in_words() {
+        assert_eq!(secs(Some(0.0123)), "12ms");
+        assert_eq!(secs(Some(4.24)), "4.2s");
+        assert_eq!(secs(None), "n/a");
+    }
 
     #[test]
     fn longest_mount_prefix_wins() {

@@ -9,7 +9,7 @@ pub const ROLE: &str = "SELECT pg_is_in_recovery(), current_setting('server_vers
 
 /// One row per connected standby (a disconnected standby has no row).
 pub const REPLICATION: &str = "\
-SELECT coalesce(application_name, ''), coalesce(client_addr::text, 'local'),
+SELECT coalesce(application_name, ''), coalesce(host(client_addr), 'local'),
        coalesce(state, ''), coalesce(sync_state, ''),
        pg_wal_lsn_diff(pg_current_wal_lsn(), sent_lsn)::float8,
        pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn)::float8,
