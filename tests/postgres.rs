@@ -258,3 +258,91 @@ fn scenario_1_healthy_primary_and_standby() {
         );
     }
 }
+
+#[test]
+fn scenario_5_frozen_primary_costs_one_timeout_then_recovers() {
+    let primary = Cluster::primary("db1", None, &PrimaryOpts::default());
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pw_file(dir.path());
+    let text = probe_toml("db1", &primary, &pw, "3s", "");
+    let limit = Duration::from_secs(3) + Duration::from_secs(1);
+
+    // A: the postmaster alone is stopped: a new session cannot even start.
+    let mut h = Harness::new(&text);
+    let postmaster = primary.pid();
+    pg_kit::signal(postmaster, Signal::STOP);
+    let (obs, _, took) = h.run("db1");
+    pg_kit::signal(postmaster, Signal::CONT);
+    eprintln!("postmaster stopped: {:?} after {took:?}", obs.message);
+    assert!(took < limit, "the run took {took:?}");
+    assert_eq!(obs.status, Status::Critical);
+    assert!(
+        obs.message.contains("timed out after") && obs.message.contains("(connecting to 127.0.0.1:"),
+        "{}",
+        obs.message
+    );
+    let (obs, _, _) = h.run("db1");
+    assert_eq!(obs.status, Status::Ok, "recovers after SIGCONT: {}", obs.message);
+
+    // B: the whole server frozen (postmaster and backends) under an open session.
+    let frozen: Vec<i32> = std::iter::once(postmaster).chain(primary.children()).collect();
+    for p in &frozen {
+        pg_kit::signal(*p, Signal::STOP);
+    }
+    let (obs, _, took) = h.run("db1");
+    let (obs2, _, took2) = h.run("db1");
+    for p in &frozen {
+        pg_kit::signal(*p, Signal::CONT);
+    }
+    eprintln!("server frozen: {:?} after {took:?}; then {:?} after {took2:?}", obs.message, obs2.message);
+    assert!(took < limit && took2 < limit, "runs took {took:?}, {took2:?}");
+    assert!(obs.message.contains("timed out after") && obs.message.contains("(checking the role)"), "{}", obs.message);
+    assert!(obs2.message.contains("timed out after") && obs2.message.contains("(connecting"), "{}", obs2.message);
+    assert!(h.open("db1", "probe_status").is_some(), "the timeout is an alert");
+    let obs = wait_for("recovery after SIGCONT", Duration::from_secs(20), Duration::from_millis(200), || {
+        let (o, _, _) = h.run("db1");
+        (o.status == Status::Ok).then_some(o)
+    });
+    assert!(obs.message.starts_with("primary"), "{}", obs.message);
+    assert!(h.open("db1", "probe_status").is_none(), "the timeout alert resolved");
+}
+
+#[test]
+fn scenario_6_primary_stopped_refused_and_receiver_down() {
+    let mut primary = Cluster::primary("db1", None, &PrimaryOpts::default());
+    let standby = primary.standby("node2", "node2");
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pw_file(dir.path());
+    let text = format!(
+        "{}{}",
+        probe_toml("db1", &primary, &pw, "2s", "expected_standbys = [\"node2\"]"),
+        probe_toml("db2", &standby, &pw, "2s", "")
+    );
+    let mut h = Harness::new(&text);
+    assert_eq!(h.run("db1").0.status, Status::Ok);
+    assert_eq!(h.run("db2").0.status, Status::Ok);
+
+    primary.stop();
+    let stopped = Instant::now();
+    let (obs, _, _) = h.run("db1");
+    eprintln!("primary: {}", obs.message);
+    assert_eq!(obs.status, Status::Critical);
+    assert!(obs.message.to_lowercase().contains("connection refused"), "{}", obs.message);
+    let alert = h.open("db1", "probe_status").expect("probe_status alert");
+    assert_eq!(alert.severity, Severity::Critical);
+
+    let down = wait_for("receiver down on the standby", Duration::from_secs(30), Duration::from_millis(500), || {
+        h.run("db2");
+        h.open("db2", "pg_wal_receiver_down").filter(|a| a.severity == Severity::Critical)
+    });
+    eprintln!("standby after {:?}: {}", stopped.elapsed(), down.message);
+    assert!(down.message.starts_with("WAL receiver is down"), "{}", down.message);
+
+    // And back: the primary restarts, the receiver reconnects, the alerts resolve.
+    primary.start();
+    wait_for("receiver back", Duration::from_secs(30), Duration::from_millis(500), || {
+        h.run("db1");
+        h.run("db2");
+        (h.open("db2", "pg_wal_receiver_down").is_none() && h.open("db1", "probe_status").is_none()).then_some(())
+    });
+}

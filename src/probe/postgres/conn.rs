@@ -5,7 +5,6 @@
 
 use super::Settings;
 use super::queries::describe;
-use crate::model::format_duration;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -53,7 +52,7 @@ impl Failure {
             Failure::TimedOut { step, after } => format!(
                 "timed out after {} ({step}): the server did not answer; is it stopped, \
                  frozen or overloaded?",
-                format_duration(after.as_secs_f64())
+                super::probe::secs(Some(after.as_secs_f64()))
             ),
             Failure::Failed { step, message, .. } => format!("{step} failed: {message}"),
         }

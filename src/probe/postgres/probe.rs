@@ -206,10 +206,14 @@ impl PostgresProbe {
     }
 
     fn failed(&self, f: Failure, started: Instant) -> Observation {
-        let mut obs = Observation::new(
-            Status::Critical,
-            format!("{}: {}", conn::target(&self.s), f.message()),
-        );
+        let target = conn::target(&self.s);
+        let message = f.message();
+        let message = if message.contains(&target) {
+            message
+        } else {
+            format!("{target}: {message}")
+        };
+        let mut obs = Observation::new(Status::Critical, message);
         obs.duration_seconds = started.elapsed().as_secs_f64();
         obs
     }
