@@ -277,15 +277,23 @@ fn scenario_5_frozen_primary_costs_one_timeout_then_recovers() {
     assert!(took < limit, "the run took {took:?}");
     assert_eq!(obs.status, Status::Critical);
     assert!(
-        obs.message.contains("timed out after") && obs.message.contains("(connecting to 127.0.0.1:"),
+        obs.message.contains("timed out after")
+            && obs.message.contains("(connecting to 127.0.0.1:"),
         "{}",
         obs.message
     );
     let (obs, _, _) = h.run("db1");
-    assert_eq!(obs.status, Status::Ok, "recovers after SIGCONT: {}", obs.message);
+    assert_eq!(
+        obs.status,
+        Status::Ok,
+        "recovers after SIGCONT: {}",
+        obs.message
+    );
 
     // B: the whole server frozen (postmaster and backends) under an open session.
-    let frozen: Vec<i32> = std::iter::once(postmaster).chain(primary.children()).collect();
+    let frozen: Vec<i32> = std::iter::once(postmaster)
+        .chain(primary.children())
+        .collect();
     for p in &frozen {
         pg_kit::signal(*p, Signal::STOP);
     }
@@ -294,17 +302,42 @@ fn scenario_5_frozen_primary_costs_one_timeout_then_recovers() {
     for p in &frozen {
         pg_kit::signal(*p, Signal::CONT);
     }
-    eprintln!("server frozen: {:?} after {took:?}; then {:?} after {took2:?}", obs.message, obs2.message);
-    assert!(took < limit && took2 < limit, "runs took {took:?}, {took2:?}");
-    assert!(obs.message.contains("timed out after") && obs.message.contains("(checking the role)"), "{}", obs.message);
-    assert!(obs2.message.contains("timed out after") && obs2.message.contains("(connecting"), "{}", obs2.message);
-    assert!(h.open("db1", "probe_status").is_some(), "the timeout is an alert");
-    let obs = wait_for("recovery after SIGCONT", Duration::from_secs(20), Duration::from_millis(200), || {
-        let (o, _, _) = h.run("db1");
-        (o.status == Status::Ok).then_some(o)
-    });
+    eprintln!(
+        "server frozen: {:?} after {took:?}; then {:?} after {took2:?}",
+        obs.message, obs2.message
+    );
+    assert!(
+        took < limit && took2 < limit,
+        "runs took {took:?}, {took2:?}"
+    );
+    assert!(
+        obs.message.contains("timed out after") && obs.message.contains("(checking the role)"),
+        "{}",
+        obs.message
+    );
+    assert!(
+        obs2.message.contains("timed out after") && obs2.message.contains("(connecting"),
+        "{}",
+        obs2.message
+    );
+    assert!(
+        h.open("db1", "probe_status").is_some(),
+        "the timeout is an alert"
+    );
+    let obs = wait_for(
+        "recovery after SIGCONT",
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || {
+            let (o, _, _) = h.run("db1");
+            (o.status == Status::Ok).then_some(o)
+        },
+    );
     assert!(obs.message.starts_with("primary"), "{}", obs.message);
-    assert!(h.open("db1", "probe_status").is_none(), "the timeout alert resolved");
+    assert!(
+        h.open("db1", "probe_status").is_none(),
+        "the timeout alert resolved"
+    );
 }
 
 #[test]
@@ -315,7 +348,13 @@ fn scenario_6_primary_stopped_refused_and_receiver_down() {
     let pw = pw_file(dir.path());
     let text = format!(
         "{}{}",
-        probe_toml("db1", &primary, &pw, "2s", "expected_standbys = [\"node2\"]"),
+        probe_toml(
+            "db1",
+            &primary,
+            &pw,
+            "2s",
+            "expected_standbys = [\"node2\"]"
+        ),
         probe_toml("db2", &standby, &pw, "2s", "")
     );
     let mut h = Harness::new(&text);
@@ -327,22 +366,152 @@ fn scenario_6_primary_stopped_refused_and_receiver_down() {
     let (obs, _, _) = h.run("db1");
     eprintln!("primary: {}", obs.message);
     assert_eq!(obs.status, Status::Critical);
-    assert!(obs.message.to_lowercase().contains("connection refused"), "{}", obs.message);
+    assert!(
+        obs.message.to_lowercase().contains("connection refused"),
+        "{}",
+        obs.message
+    );
     let alert = h.open("db1", "probe_status").expect("probe_status alert");
     assert_eq!(alert.severity, Severity::Critical);
 
-    let down = wait_for("receiver down on the standby", Duration::from_secs(30), Duration::from_millis(500), || {
-        h.run("db2");
-        h.open("db2", "pg_wal_receiver_down").filter(|a| a.severity == Severity::Critical)
-    });
+    let down = wait_for(
+        "receiver down on the standby",
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || {
+            h.run("db2");
+            h.open("db2", "pg_wal_receiver_down")
+                .filter(|a| a.severity == Severity::Critical)
+        },
+    );
     eprintln!("standby after {:?}: {}", stopped.elapsed(), down.message);
-    assert!(down.message.starts_with("WAL receiver is down"), "{}", down.message);
+    assert!(
+        down.message.starts_with("WAL receiver is down"),
+        "{}",
+        down.message
+    );
 
     // And back: the primary restarts, the receiver reconnects, the alerts resolve.
     primary.start();
-    wait_for("receiver back", Duration::from_secs(30), Duration::from_millis(500), || {
-        h.run("db1");
-        h.run("db2");
-        (h.open("db2", "pg_wal_receiver_down").is_none() && h.open("db1", "probe_status").is_none()).then_some(())
+    wait_for(
+        "receiver back",
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || {
+            h.run("db1");
+            h.run("db2");
+            (h.open("db2", "pg_wal_receiver_down").is_none()
+                && h.open("db1", "probe_status").is_none())
+            .then_some(())
+        },
+    );
+}
+
+/// A sample of a probe's last observation, from the daemon's status API.
+fn daemon_sample(d: &Daemon, probe: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let status = d.get("/api/v1/status");
+    let p = status["probes"]
+        .as_array()?
+        .iter()
+        .find(|p| p["id"] == probe)?
+        .clone();
+    p["observation"]["samples"]
+        .as_array()?
+        .iter()
+        .find_map(|s| {
+            let matches = s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v);
+            matches.then(|| s["value"].as_f64()).flatten()
+        })
+}
+
+fn webhook(url: &str) -> String {
+    format!(
+        r#"
+[[notifier]]
+id = "hook"
+kind = "webhook"
+url = "{url}"
+timeout = "5s"
+"#
+    )
+}
+
+#[test]
+fn scenario_3_blocked_stream_heartbeat_alert_through_the_daemon() {
+    let primary = Cluster::primary("db1", None, &PrimaryOpts::default());
+    let standby = primary.standby("node2", "node2");
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pw_file(dir.path());
+    let sink = Sink::start();
+    // The primary writes the heartbeat every second; the standby probe runs every 2 s and
+    // warns at 2 s of heartbeat age.
+    let text = format!(
+        "{}{}{}",
+        probe_toml("db1", &primary, &pw, "1s", "heartbeat = true"),
+        probe_toml(
+            "db2",
+            &standby,
+            &pw,
+            "2s",
+            "heartbeat = true\nheartbeat_warning = \"2s\"\nheartbeat_critical = \"60s\""
+        ),
+        webhook(&sink.url)
+    );
+    let config = write_file(dir.path(), "lookout.toml", &text);
+    let daemon = Daemon::start(&config, &dir.path().join("state"), dir.path());
+    wait_for(
+        "a heartbeat age from the standby",
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || daemon_sample(&daemon, "db2", "pg.heartbeat_age_seconds", &[]).filter(|a| *a < 2.0),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !sink
+            .all()
+            .iter()
+            .any(|r| is_event(&r.body, "firing", "pg_heartbeat_age", None)),
+        "no heartbeat alert while healthy"
+    );
+
+    // Block the stream: the WAL receiver is frozen, its row stays, receive = replay.
+    let receiver = standby.walreceiver_pid();
+    pg_kit::signal(receiver, Signal::STOP);
+    let fault = Instant::now();
+    let fired = sink.wait_for("the heartbeat age alert", Duration::from_secs(30), |b| {
+        is_event(b, "firing", "pg_heartbeat_age", None)
     });
+    let detected = fired.at - fault;
+    let pending = daemon_sample(&daemon, "db2", "pg.replay_pending_bytes", &[]);
+    let receiver_up = daemon_sample(&daemon, "db2", "pg.receiver.up", &[]);
+    pg_kit::signal(receiver, Signal::CONT);
+    let msg = fired.body["alert"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    eprintln!(
+        "scenario 3: heartbeat alert {detected:?} after the SIGSTOP: {msg}; receive−replay = {pending:?}, receiver row = {receiver_up:?}"
+    );
+    assert!(msg.starts_with("replication heartbeat is"), "{msg}");
+    assert!(msg.contains("look at the WAL receiver"), "{msg}");
+    // What a stock exporter sees at that moment: a receiver row and receive − replay = 0.
+    assert_eq!(receiver_up, Some(1.0), "the frozen receiver keeps its row");
+    assert_eq!(
+        pending,
+        Some(0.0),
+        "receive − replay reads 0 while the stream is blocked"
+    );
+    // Warning threshold (2 s) plus at most two runs of the standby probe (2 × 2 s), plus
+    // delivery slack.
+    assert!(
+        detected < Duration::from_secs(7),
+        "detected after {detected:?}"
+    );
+
+    sink.wait_for(
+        "the heartbeat alert to resolve",
+        Duration::from_secs(30),
+        |b| is_event(b, "resolved", "pg_heartbeat_age", None),
+    );
+    drop(daemon);
 }
