@@ -515,3 +515,97 @@ fn scenario_3_blocked_stream_heartbeat_alert_through_the_daemon() {
     );
     drop(daemon);
 }
+
+#[test]
+fn scenario_2_standby_gone_slot_fills_the_disk_and_the_forecast_names_it() {
+    let fs = LoopFs::new(384, 5);
+    kit::sh("chmod", &["0755", fs.dir.path().to_str().unwrap()]);
+    let primary = Cluster::primary("db1", Some(&fs.mount), &PrimaryOpts::default());
+    let mut standby = primary.standby("node2", "node2");
+    primary.pgbench_init(1);
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pw_file(dir.path());
+    let sink = Sink::start();
+    let text = format!(
+        r#"{pg}
+[[probe]]
+id = "dbdisk"
+kind = "disk"
+mounts = ["{mount}"]
+interval = "1s"
+timeout = "1s"
+for = "0s"
+recover_after = 1
+forecast_window = "30s"
+min_history = "5s"
+warning_within = "10m"
+critical_within = "60s"
+warning_free = "1MiB"
+critical_free = "512KiB"
+{hook}"#,
+        pg = probe_toml(
+            "db1",
+            &primary,
+            &pw,
+            "1s",
+            "expected_standbys = [\"node2\"]\nslot_growth_window = \"20s\""
+        ),
+        mount = fs.path(),
+        hook = webhook(&sink.url)
+    );
+    let config = write_file(dir.path(), "lookout.toml", &text);
+    let daemon = Daemon::start(&config, &dir.path().join("state"), dir.path());
+    wait_for("the pg_wal mount from the primary's probe", Duration::from_secs(20), Duration::from_millis(200), || {
+        daemon_sample(&daemon, "db1", "pg.wal.mount", &[("mount", fs.path())])
+    });
+    // Let the disk forecast see a quiet disk for a few seconds.
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(sink.all().is_empty(), "quiet before the fault: {:?}", sink.all().iter().map(|r| r.body["summary"].to_string()).collect::<Vec<_>>());
+
+    standby.stop();
+    let fault = Instant::now();
+    let missing = sink.wait_for("standby missing", Duration::from_secs(15), |b| {
+        is_event(b, "firing", "pg_standby_missing", Some("critical"))
+    });
+    let missing_after = missing.at - fault;
+    let msg = missing.body["alert"]["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.starts_with("standby node2 is not connected (missing since "), "{msg}");
+
+    let retained_before = daemon_sample(&daemon, "db1", "pg.slot.retained_bytes", &[("slot", "node2")]).unwrap_or(0.0);
+    let bench = primary.pgbench(&["-n", "-c", "2", "-T", "300"]);
+    let writes = Instant::now();
+    let slot = sink.wait_for("slot inactive", Duration::from_secs(30), |b| {
+        is_event(b, "firing", "pg_slot", None)
+    });
+    let slot_after = slot.at - fault;
+    let full = sink.wait_for("the disk forecast naming the slot", Duration::from_secs(240), |b| {
+        (is_event(b, "firing", "disk_full", None) || is_event(b, "severity_changed", "disk_full", None))
+            && b["alert"]["message"].as_str().is_some_and(|m| m.contains("slot node2"))
+    });
+    let full_after = full.at - writes;
+    let avail_then = fs.avail_bytes();
+    let retained_then = daemon_sample(&daemon, "db1", "pg.slot.retained_bytes", &[("slot", "node2")]).unwrap_or(0.0);
+    let growth = daemon_sample(&daemon, "db1", "pg.slot.retained_growth_bytes_per_second", &[("slot", "node2")]);
+    bench.stop();
+    let full_msg = full.body["alert"]["message"].as_str().unwrap_or_default().to_string();
+    eprintln!(
+        "scenario 2: standby missing {missing_after:?} after the stop; slot alert {slot_after:?}; \
+         disk forecast {full_after:?} after writes began, {} MiB still free; retained {:.0} → {:.0} MiB ({growth:?} B/s)\n{msg}\n{}\n{full_msg}",
+        avail_then >> 20,
+        retained_before / 1048576.0,
+        retained_then / 1048576.0,
+        slot.body["alert"]["message"]
+    );
+    assert!(missing_after < Duration::from_secs(4), "standby missing after {missing_after:?}");
+    assert!(retained_then > retained_before + 8.0 * 1048576.0, "retained bytes grow: {retained_before} → {retained_then}");
+    assert!(full_msg.contains("WAL retained by inactive slot node2 ("), "{full_msg}");
+    assert!(full_msg.contains("full in"), "{full_msg}");
+    assert!(avail_then > 1 << 20, "the forecast fired before the disk was full ({avail_then} B left)");
+    assert!(
+        pg_kit::children_of(primary.pid()).len() > 1,
+        "the primary still runs:\n{}",
+        primary.log_text()
+    );
+    drop(daemon);
+    drop(primary);
+}
