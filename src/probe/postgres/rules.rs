@@ -239,7 +239,7 @@ impl PgRules {
             "slot {slot} ({state}) retains {}{rate} of WAL",
             format_bytes(retained_v)
         );
-        if let Some(safe) = safe {
+        if let Some(safe) = safe.filter(|s| *s >= 0.0) {
             what.push_str(&format!(", {} until it is invalidated", format_bytes(safe)));
         }
         match status {
