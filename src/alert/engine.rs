@@ -38,8 +38,11 @@ pub struct Engine {
     alerts: BTreeMap<String, Alert>,
     /// Cause notes per mount point, published by probes (`disk.cause_bytes{mount,cause}`):
     /// mount → (publishing probe, cause) → (note, monotonic time published).
-    causes: BTreeMap<String, BTreeMap<(String, String), (CauseNote, f64)>>,
+    causes: BTreeMap<String, CauseNotes>,
 }
+
+/// The cause notes of one mount point: (publishing probe, cause) → (note, monotonic time).
+type CauseNotes = BTreeMap<(String, String), (CauseNote, f64)>;
 
 /// How long a cause note counts after its probe last published it (seconds, monotonic).
 pub const CAUSE_NOTE_TTL: f64 = 1800.0;

@@ -79,7 +79,7 @@ pub mod samples {
 }
 
 /// Rule names.
-pub mod rules {
+pub mod rule_names {
     /// An expected standby is not connected.
     pub const STANDBY_MISSING: &str = "pg_standby_missing";
     /// Fewer standbys than expected.
@@ -293,7 +293,7 @@ impl PgRules {
             format!("{what}; {}", why.join("; "))
         };
         Condition {
-            rule: rules::SLOT.into(),
+            rule: rule_names::SLOT.into(),
             labels: one("slot", slot),
             severity,
             message,
@@ -324,7 +324,7 @@ impl RuleSet for PgRules {
             let l = one("standby", &standby);
             if connected > 0.0 {
                 out.push(Condition::clear(
-                    rules::STANDBY_MISSING,
+                    rule_names::STANDBY_MISSING,
                     l,
                     format!("standby {standby} is connected"),
                 ));
@@ -341,7 +341,7 @@ impl RuleSet for PgRules {
                 })
                 .unwrap_or_default();
             out.push(Condition::active(
-                rules::STANDBY_MISSING,
+                rule_names::STANDBY_MISSING,
                 l,
                 Severity::Critical,
                 format!(
@@ -360,7 +360,7 @@ impl RuleSet for PgRules {
                 .unwrap_or_default();
             out.push(if count < expected {
                 Condition::active(
-                    rules::TOO_FEW,
+                    rule_names::TOO_FEW,
                     Labels::new(),
                     Severity::Critical,
                     format!(
@@ -370,7 +370,7 @@ impl RuleSet for PgRules {
                 )
             } else {
                 Condition::clear(
-                    rules::TOO_FEW,
+                    rule_names::TOO_FEW,
                     Labels::new(),
                     format!("{count} standbys connected"),
                 )
@@ -425,7 +425,7 @@ impl RuleSet for PgRules {
             let streaming = plain(obs, samples::RECEIVER_STREAMING).unwrap_or(0.0) > 0.0;
             out.push(if up <= 0.0 {
                 Condition::active(
-                    rules::RECEIVER,
+                    rule_names::RECEIVER,
                     Labels::new(),
                     Severity::Critical,
                     "WAL receiver is down: this standby receives nothing from the primary; look \
@@ -433,26 +433,30 @@ impl RuleSet for PgRules {
                 )
             } else if !streaming {
                 Condition::active(
-                    rules::RECEIVER,
+                    rule_names::RECEIVER,
                     Labels::new(),
                     Severity::Warning,
                     "WAL receiver is running but not streaming: look at this standby's log",
                 )
             } else {
-                Condition::clear(rules::RECEIVER, Labels::new(), "WAL receiver is streaming")
+                Condition::clear(
+                    rule_names::RECEIVER,
+                    Labels::new(),
+                    "WAL receiver is streaming",
+                )
             });
         }
         if let Some(paused) = plain(obs, samples::REPLAY_PAUSED) {
             out.push(if paused > 0.0 {
                 Condition::active(
-                    rules::PAUSED,
+                    rule_names::PAUSED,
                     Labels::new(),
                     Severity::Warning,
                     "WAL replay is paused on this standby: SELECT pg_wal_replay_resume() \
                      resumes it",
                 )
             } else {
-                Condition::clear(rules::PAUSED, Labels::new(), "WAL replay is running")
+                Condition::clear(rule_names::PAUSED, Labels::new(), "WAL replay is running")
             });
         }
         if let Some(age) = plain(obs, samples::HEARTBEAT_AGE) {
@@ -465,7 +469,7 @@ impl RuleSet for PgRules {
                 None
             };
             let mut c = Condition {
-                rule: rules::HEARTBEAT.into(),
+                rule: rule_names::HEARTBEAT.into(),
                 labels: Labels::new(),
                 severity: sev,
                 message: format!(
@@ -519,7 +523,10 @@ mod tests {
         }
     }
 
-    fn obs(samples: &[(&str, &[(&str, &str)], f64)]) -> Observation {
+    type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+    type SlotCase = (bool, f64, WalStatus, f64, Option<Severity>, &'static str);
+
+    fn obs(samples: &[Row<'_>]) -> Observation {
         let mut o = Observation::new(Status::Ok, "");
         for (n, l, v) in samples {
             let labels: Labels = l
@@ -540,7 +547,7 @@ mod tests {
     #[test]
     fn slot_table() {
         // (active, retained GiB, wal_status, growth GiB/h, expected severity, words)
-        let cases: &[(bool, f64, WalStatus, f64, Option<Severity>, &str)] = &[
+        let cases: &[SlotCase] = &[
             (true, 0.01, WalStatus::Reserved, 0.0, None, "active"),
             (
                 false,
@@ -617,7 +624,7 @@ mod tests {
         r.evaluate(&mut o, at(0.0));
         let mut o = mk(1.0 * GIB + 6.0 * GIB / 60.0);
         let c = r.evaluate(&mut o, at(60.0));
-        let slot = find(&c, rules::SLOT);
+        let slot = find(&c, rule_names::SLOT);
         assert_eq!(slot.severity, Some(Severity::Critical), "{}", slot.message);
         assert!(slot.message.contains("+6.0 GiB/h"), "{}", slot.message);
         let cause: Labels = [
@@ -646,7 +653,7 @@ mod tests {
             ),
         ]);
         let c = r.evaluate(&mut o, at(125.0));
-        let m = find(&c, rules::STANDBY_MISSING);
+        let m = find(&c, rule_names::STANDBY_MISSING);
         assert_eq!(m.severity, Some(Severity::Critical));
         assert!(
             m.message.starts_with(
@@ -671,24 +678,30 @@ mod tests {
             (samples::HEARTBEAT_AGE, &[], 4.2),
         ]);
         let c = r.evaluate(&mut o, at(0.0));
-        assert_eq!(find(&c, rules::RECEIVER).severity, Some(Severity::Critical));
+        assert_eq!(
+            find(&c, rule_names::RECEIVER).severity,
+            Some(Severity::Critical)
+        );
         assert!(
-            find(&c, rules::RECEIVER)
+            find(&c, rule_names::RECEIVER)
                 .message
                 .starts_with("WAL receiver is down")
         );
-        assert_eq!(find(&c, rules::PAUSED).severity, Some(Severity::Warning));
-        let hb = find(&c, rules::HEARTBEAT);
+        assert_eq!(
+            find(&c, rule_names::PAUSED).severity,
+            Some(Severity::Warning)
+        );
+        let hb = find(&c, rule_names::HEARTBEAT);
         assert_eq!(hb.severity, Some(Severity::Warning), "{}", hb.message);
         let mut o = obs(&[(samples::HEARTBEAT_AGE, &[], 11.0)]);
         let c = r.evaluate(&mut o, at(1.0));
         assert_eq!(
-            find(&c, rules::HEARTBEAT).severity,
+            find(&c, rule_names::HEARTBEAT).severity,
             Some(Severity::Critical)
         );
         let mut o = obs(&[(samples::HEARTBEAT_AGE, &[], 1.0)]);
         let c = r.evaluate(&mut o, at(2.0));
-        assert_eq!(find(&c, rules::HEARTBEAT).severity, None);
+        assert_eq!(find(&c, rule_names::HEARTBEAT).severity, None);
     }
 
     #[test]
@@ -699,7 +712,7 @@ mod tests {
             (samples::STANDBY_EXPECTED, &[], 2.0),
         ]);
         let c = r.evaluate(&mut o, at(0.0));
-        let t = find(&c, rules::TOO_FEW);
+        let t = find(&c, rule_names::TOO_FEW);
         assert_eq!(t.severity, Some(Severity::Critical));
         assert!(
             t.message.starts_with("only 1 of 2 expected standbys"),
