@@ -1,5 +1,6 @@
 use super::state::{Alert, AlertEvent, AlertPolicy, fingerprint};
 use crate::model::{Moment, Observation, Sample, Severity, Status};
+use crate::rule::disk::{CauseNote, cause_sentence, samples as disk_samples};
 use crate::rule::{Condition, RuleSet, status};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,7 +36,16 @@ struct ProbeEntry {
 pub struct Engine {
     probes: BTreeMap<String, ProbeEntry>,
     alerts: BTreeMap<String, Alert>,
+    /// Cause notes per mount point, published by probes (`disk.cause_bytes{mount,cause}`):
+    /// mount → (publishing probe, cause) → (note, monotonic time published).
+    causes: BTreeMap<String, CauseNotes>,
 }
+
+/// The cause notes of one mount point: (publishing probe, cause) → (note, monotonic time).
+type CauseNotes = BTreeMap<(String, String), (CauseNote, f64)>;
+
+/// How long a cause note counts after its probe last published it (seconds, monotonic).
+pub const CAUSE_NOTE_TTL: f64 = 1800.0;
 
 impl Engine {
     /// An engine with no probes and no alerts.
@@ -128,9 +138,70 @@ impl Engine {
         }
         entry.last_status = Some(obs.status);
         let policy = entry.spec.policy;
+        self.publish_causes(probe, &obs, now);
+        self.attach_causes(&mut obs, &mut conditions, now);
         let suppressed = self.dependency_failing(probe);
         let events = self.apply(probe, &conditions, &policy, suppressed, now);
         (obs, events)
+    }
+
+    /// Replaces the cause notes `probe` published with those in `obs` (an observation without
+    /// samples, e.g. a timeout, keeps the previous notes until they expire).
+    fn publish_causes(&mut self, probe: &str, obs: &Observation, now: Moment) {
+        if obs.samples.is_empty() {
+            return;
+        }
+        for notes in self.causes.values_mut() {
+            notes.retain(|(p, _), _| p != probe);
+        }
+        for s in obs
+            .samples
+            .iter()
+            .filter(|s| s.name == disk_samples::CAUSE_BYTES)
+        {
+            let (Some(mount), Some(cause)) = (s.labels.get("mount"), s.labels.get("cause")) else {
+                continue;
+            };
+            let growth = obs.sample(disk_samples::CAUSE_GROWTH, &s.labels);
+            let note = CauseNote {
+                cause: cause.clone(),
+                bytes: s.value,
+                growth,
+            };
+            self.causes
+                .entry(mount.clone())
+                .or_default()
+                .insert((probe.to_string(), cause.clone()), (note, now.mono));
+        }
+        self.causes.retain(|_, notes| !notes.is_empty());
+    }
+
+    /// Appends the largest fresh cause note of a filesystem to its active `disk_full`
+    /// condition (and to the observation's message), so the forecast names the cause.
+    fn attach_causes(&self, obs: &mut Observation, conditions: &mut [Condition], now: Moment) {
+        for c in conditions.iter_mut() {
+            if c.rule != crate::rule::disk::RULE_FULL || c.severity.is_none() {
+                continue;
+            }
+            let Some(notes) = c.labels.get("mount").and_then(|m| self.causes.get(m)) else {
+                continue;
+            };
+            let Some((note, _)) = notes
+                .values()
+                .filter(|(_, t)| now.mono - t <= CAUSE_NOTE_TTL)
+                .max_by(|a, b| a.0.bytes.total_cmp(&b.0.bytes))
+            else {
+                continue;
+            };
+            let used = obs.sample(disk_samples::USED, &c.labels);
+            let growth = obs.sample(disk_samples::GROWTH, &c.labels);
+            let sentence = cause_sentence(note, used, growth);
+            let line = c.message.clone();
+            c.message = format!("{line}; {sentence}");
+            if obs.message.contains(&line) {
+                obs.message = obs.message.replacen(&line, &c.message, 1);
+            }
+        }
     }
 
     /// Sets a condition of lookout itself (store health, configuration, notifiers).
@@ -290,6 +361,62 @@ mod tests {
             at(1.0),
         );
         assert_eq!(ev[0].kind, AlertEventKind::Resolved);
+    }
+
+    #[test]
+    fn a_disk_forecast_names_the_cause_another_probe_published() {
+        let mut e = Engine::new();
+        let disk = crate::rule::disk::DiskRuleParams {
+            forecast: crate::rule::forecast::ForecastParams {
+                window: 60.0,
+                min_history: 5.0,
+                ..Default::default()
+            },
+            warning_within: 3600.0,
+            critical_within: 60.0,
+            ..Default::default()
+        };
+        e.set_probe(
+            spec("disks", &[]),
+            Box::new(crate::rule::disk::DiskRules::new(disk)),
+        );
+        e.set_probe(spec("db1", &[]), Box::new(NoRules));
+        let mib = 1024.0 * 1024.0;
+        let cause = labels([
+            ("mount", "/db"),
+            ("cause", "WAL retained by inactive slot node2"),
+        ]);
+        let mut pg = Observation::new(Status::Ok, "primary");
+        pg.samples
+            .push(Sample::new(disk_samples::CAUSE_BYTES, &cause, 600.0 * mib));
+        pg.samples
+            .push(Sample::new(disk_samples::CAUSE_GROWTH, &cause, mib));
+        e.ingest("db1", pg, at(0.0));
+        let l = labels([("mount", "/db")]);
+        let mut last = None;
+        for i in 0..=20 {
+            let avail = 60.0 * mib - 2.0 * i as f64 * mib;
+            let obs = crate::rule::disk::observation_from_raw(&l, 1024.0 * mib, avail, avail);
+            last = Some(e.ingest("disks", obs, at(i as f64)));
+        }
+        let (obs, _) = last.unwrap();
+        let alert = e
+            .alerts()
+            .find(|a| a.rule == "disk_full")
+            .expect("disk_full fires");
+        assert!(
+            alert.message.contains(
+                "; WAL retained by inactive slot node2 (600.0 MiB, +3.5 GiB/h) is the main consumer"
+            ),
+            "{}",
+            alert.message
+        );
+        assert!(obs.message.contains("slot node2"), "{}", obs.message);
+        // Another filesystem gets no note.
+        let other = labels([("mount", "/")]);
+        let obs = crate::rule::disk::observation_from_raw(&other, 100.0 * mib, 0.0, 0.0);
+        let (obs, _) = e.ingest("disks", obs, at(21.0));
+        assert!(!obs.message.contains("slot"), "{}", obs.message);
     }
 
     #[test]

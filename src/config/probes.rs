@@ -164,6 +164,7 @@ probe_kinds! {
     Process => process::ProcessConfig,
     Systemd => systemd::SystemdConfig,
     Command => command::CommandConfig,
+    Postgres => postgres::PostgresConfig,
 }
 
 impl ProbeConfig {

@@ -26,6 +26,52 @@ pub mod samples {
     pub const ETA: &str = "disk.eta_seconds";
     /// Consumption rate in bytes per second (derived by the rules).
     pub const GROWTH: &str = "disk.growth_bytes_per_second";
+    /// A cause note published by another probe: bytes that `{cause=…}` holds on `{mount=…}`
+    /// (e.g. WAL retained by an inactive replication slot). The engine appends the largest
+    /// note of a filesystem to its `disk_full` alert, see [`super::cause_sentence`].
+    pub const CAUSE_BYTES: &str = "disk.cause_bytes";
+    /// Growth of a cause note's bytes per second (same labels as [`CAUSE_BYTES`]).
+    pub const CAUSE_GROWTH: &str = "disk.cause_growth_bytes_per_second";
+}
+
+/// One cause note for a filesystem: what holds space there, how much, how fast it grows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CauseNote {
+    /// Plain words, e.g. `WAL retained by inactive slot node2`.
+    pub cause: String,
+    /// Bytes it holds.
+    pub bytes: f64,
+    /// Bytes per second it grows by, when known.
+    pub growth: Option<f64>,
+}
+
+/// The sentence a `disk_full` alert gets for the largest cause on its filesystem:
+/// "WAL retained by inactive slot node2 (38 GiB, +6 GiB/h) is the main consumer". `used` and
+/// `disk_growth` (bytes, bytes per second, of the filesystem) decide "main consumer": it holds
+/// at least half the used space or causes at least half the growth.
+pub fn cause_sentence(note: &CauseNote, used: Option<f64>, disk_growth: Option<f64>) -> String {
+    let rate = note
+        .growth
+        .filter(|g| *g > 0.0)
+        .map(|g| format!(", +{}/h", format_bytes(g * 3600.0)))
+        .unwrap_or_default();
+    let by_bytes = used.is_some_and(|u| u > 0.0 && note.bytes >= 0.5 * u);
+    let by_rate = match (note.growth, disk_growth) {
+        (Some(g), Some(d)) => d > 0.0 && g >= 0.5 * d,
+        _ => false,
+    };
+    let share = if by_bytes || by_rate {
+        "is the main consumer".to_string()
+    } else if let Some(u) = used.filter(|u| *u > 0.0) {
+        format!("holds {:.0}% of the used space", 100.0 * note.bytes / u)
+    } else {
+        "is a consumer".to_string()
+    };
+    format!(
+        "{} ({}{rate}) {share}",
+        note.cause,
+        format_bytes(note.bytes)
+    )
 }
 
 /// The rule names.
@@ -341,6 +387,29 @@ mod tests {
     use crate::model::{Status, labels};
 
     const MIB: f64 = 1024.0 * 1024.0;
+
+    #[test]
+    fn cause_sentences() {
+        const GIB: f64 = 1024.0 * MIB;
+        let note = CauseNote {
+            cause: "WAL retained by inactive slot node2".into(),
+            bytes: 38.0 * GIB,
+            growth: Some(6.0 * GIB / 3600.0),
+        };
+        assert_eq!(
+            cause_sentence(&note, Some(60.0 * GIB), None),
+            "WAL retained by inactive slot node2 (38.0 GiB, +6.0 GiB/h) is the main consumer"
+        );
+        assert_eq!(
+            cause_sentence(&note, Some(400.0 * GIB), Some(7.0 * GIB / 3600.0)),
+            "WAL retained by inactive slot node2 (38.0 GiB, +6.0 GiB/h) is the main consumer",
+            "most of the growth"
+        );
+        assert_eq!(
+            cause_sentence(&note, Some(380.0 * GIB), Some(60.0 * GIB / 3600.0)),
+            "WAL retained by inactive slot node2 (38.0 GiB, +6.0 GiB/h) holds 10% of the used space"
+        );
+    }
 
     #[test]
     fn reserved_only_is_critical_even_though_root_could_still_write() {
