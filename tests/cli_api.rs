@@ -149,6 +149,12 @@ fn check_once_json_lists_each_filesystem_with_space_reserve_and_inodes() {
             "{name} for / missing"
         );
     }
+    for kind in ["clock", "route", "lint"] {
+        assert!(
+            rows.as_array().unwrap().iter().any(|r| r["kind"] == kind),
+            "zero-config check lists a {kind} row: {rows}"
+        );
+    }
     let get = |n: &str| {
         samples
             .iter()

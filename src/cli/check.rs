@@ -50,6 +50,7 @@ pub async fn run(config: &Config, json: bool) -> Result<ExitCode> {
             samples: obs.samples,
         });
     }
+    rows.push(lint_row().await);
     let worst = rows.iter().map(|r| r.status).max().unwrap_or(Status::Ok);
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -68,6 +69,42 @@ pub async fn run(config: &Config, json: bool) -> Result<ExitCode> {
         print!("{}", table(&["PROBE", "KIND", "STATUS", "MESSAGE"], &body));
     }
     Ok(ExitCode::from(worst.code()))
+}
+
+/// The network-configuration lint as one more row (the daemon raises it as `net_lint`).
+async fn lint_row() -> Row {
+    let run = tokio::task::spawn_blocking(|| crate::lint::net::lint(&[]));
+    let (status, message) = match tokio::time::timeout(std::time::Duration::from_secs(10), run)
+        .await
+    {
+        Ok(Ok(f)) if f.is_empty() => (Status::Ok, "network configuration: no findings".to_string()),
+        Ok(Ok(f)) => (
+            Status::Warning,
+            format!(
+                "network configuration: {} finding(s)\n{}",
+                f.len(),
+                f.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        ),
+        Ok(Err(e)) => (
+            Status::Unknown,
+            format!("network configuration lint failed: {e}"),
+        ),
+        Err(_) => (
+            Status::Unknown,
+            "network configuration lint did not finish within 10s".to_string(),
+        ),
+    };
+    Row {
+        probe: "net_lint".into(),
+        kind: "lint",
+        status,
+        message,
+        samples: Vec::new(),
+    }
 }
 
 /// Awaits futures concurrently, results in order.

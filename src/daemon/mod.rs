@@ -75,6 +75,11 @@ pub fn api_token(config: &Config, state_dir: &Path) -> Result<Secret> {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(opts: RunOptions) -> Result<()> {
+    // Signal handlers first: a SIGHUP during start-up must not kill the daemon (the default
+    // action), and a SIGTERM then should stop it cleanly.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     crate::http::install_crypto_provider();
     let config_path = config::locate(opts.config.as_deref());
     let config = config::load(config_path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -129,12 +134,10 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         ),
     );
     internal::announce_notifiers(&core);
-    internal::lint_network(&core).await;
+    let lint_core = core.clone();
+    tokio::spawn(async move { internal::lint_network(&lint_core).await });
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = term.recv() => break,
