@@ -233,11 +233,17 @@ fn prepare(
     } else {
         reqwest::redirect::Policy::none()
     };
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if config.tls_insecure {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    } else {
+        // One TLS configuration (and root store) for every probe of the process.
+        builder = builder.use_preconfigured_tls(crate::http::shared_tls_config()?);
+    }
+    let client = builder
         .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
         .redirect(redirects)
         .tls_info(true)
-        .tls_danger_accept_invalid_certs(config.tls_insecure)
         // Backstops only: the probe's own deadline ends every run first.
         .timeout(timeout)
         .connect_timeout(timeout)
