@@ -7,7 +7,7 @@
 
 pub mod error;
 
-mod notifiers;
+pub mod notifiers;
 mod parse;
 mod probes;
 mod validate;

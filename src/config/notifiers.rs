@@ -1,7 +1,6 @@
 //! `[[notifier]]` entries: the fields every notifier has, and the registry of notifier kinds.
 
 use crate::model::Severity;
-use crate::notify::webhook::WebhookConfig;
 use serde::Deserialize;
 use std::ops::Range;
 
@@ -31,44 +30,86 @@ pub struct NotifierCommon {
 /// The keys split off before the kind's own fields.
 pub const COMMON_FIELDS: &[&str] = &["id", "kind", "min_severity", "send_resolved"];
 
-/// The registry of notifier kinds.
-#[derive(Debug, Clone)]
-pub enum NotifierKindConfig {
-    /// JSON POST to a URL, optionally HMAC-signed.
-    Webhook(WebhookConfig),
+/// What every notifier kind's configuration provides.
+pub trait NotifierKind: for<'de> Deserialize<'de> + Clone + std::fmt::Debug {
+    /// The `kind = "…"` name.
+    const NAME: &'static str;
+    /// Semantic checks (pure; no I/O).
+    fn validate(
+        &self,
+        _component: &str,
+        _span: Range<usize>,
+        _errors: &mut super::error::Collector<'_>,
+    ) {
+    }
+    /// Reads `*_file` secrets (the only I/O before building).
+    fn resolve_secret_files(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Attempts for retryable failures. Default 4.
+    fn attempts(&self) -> u32 {
+        4
+    }
+    /// The channel.
+    fn build(&self) -> anyhow::Result<std::sync::Arc<dyn crate::notify::Notifier>>;
 }
 
-impl NotifierKindConfig {
-    /// Every kind name, for messages.
-    pub const KINDS: &[&str] = &["webhook"];
-
-    /// Deserializes a kind's own fields.
-    pub fn parse(
-        kind: &str,
-        table: toml::Spanned<toml::de::DeValue<'_>>,
-    ) -> Result<NotifierKindConfig, toml::de::Error> {
-        use serde::de::IntoDeserializer;
-        match kind {
-            "webhook" => Ok(NotifierKindConfig::Webhook(WebhookConfig::deserialize(
-                table.into_deserializer(),
-            )?)),
-            _ => unreachable!("kind checked by the caller"),
+macro_rules! notifier_kinds {
+    ($($variant:ident => $module:ident :: $config:ident),* $(,)?) => {
+        /// The registry of notifier kinds: one line per kind.
+        #[derive(Debug, Clone)]
+        pub enum NotifierKindConfig {
+            $(
+                #[doc = concat!("`kind = \"", stringify!($module), "\"`")]
+                $variant(crate::notify::$module::$config),
+            )*
         }
-    }
 
-    /// The kind's name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            NotifierKindConfig::Webhook(_) => "webhook",
-        }
-    }
+        impl NotifierKindConfig {
+            /// Every kind name, for messages.
+            pub const KINDS: &[&str] = &[$(<crate::notify::$module::$config as NotifierKind>::NAME),*];
 
-    /// Reads `*_file` secrets.
-    pub fn resolve_secret_files(&mut self) -> Result<(), String> {
-        match self {
-            NotifierKindConfig::Webhook(w) => w.resolve_secret_files(),
+            /// Deserializes a kind's own fields.
+            pub fn parse(kind: &str, table: toml::Spanned<toml::de::DeValue<'_>>) -> Result<NotifierKindConfig, toml::de::Error> {
+                use serde::de::IntoDeserializer;
+                $(
+                    if kind == <crate::notify::$module::$config as NotifierKind>::NAME {
+                        return Ok(NotifierKindConfig::$variant(crate::notify::$module::$config::deserialize(table.into_deserializer())?));
+                    }
+                )*
+                unreachable!("kind checked by the caller")
+            }
+
+            /// The kind's name.
+            pub fn name(&self) -> &'static str {
+                match self { $(NotifierKindConfig::$variant(_) => <crate::notify::$module::$config as NotifierKind>::NAME),* }
+            }
+
+            /// Semantic checks of the kind's fields.
+            pub fn validate(&self, component: &str, span: Range<usize>, errors: &mut super::error::Collector<'_>) {
+                match self { $(NotifierKindConfig::$variant(c) => c.validate(component, span, errors)),* }
+            }
+
+            /// Reads `*_file` secrets.
+            pub fn resolve_secret_files(&mut self) -> Result<(), String> {
+                match self { $(NotifierKindConfig::$variant(c) => c.resolve_secret_files()),* }
+            }
+
+            /// Attempts for retryable failures.
+            pub fn attempts(&self) -> u32 {
+                match self { $(NotifierKindConfig::$variant(c) => c.attempts()),* }
+            }
+
+            /// Builds the channel.
+            pub fn build(&self) -> anyhow::Result<std::sync::Arc<dyn crate::notify::Notifier>> {
+                match self { $(NotifierKindConfig::$variant(c) => c.build()),* }
+            }
         }
-    }
+    };
+}
+
+notifier_kinds! {
+    Webhook => webhook::WebhookConfig,
 }
 
 impl NotifierConfig {

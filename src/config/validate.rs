@@ -1,7 +1,7 @@
 //! Semantic checks on a parsed configuration. Pure: no I/O.
 
+use super::Config;
 use super::error::{Collector, suggest};
-use super::{Config, NotifierKindConfig};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Records every semantic problem of `config` in `errors`.
@@ -91,9 +91,7 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
                 None,
             );
         }
-        match &n.kind {
-            NotifierKindConfig::Webhook(w) => w.validate(&component, n.span.clone(), errors),
-        }
+        n.kind.validate(&component, n.span.clone(), errors);
     }
 }
 

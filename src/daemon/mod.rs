@@ -225,9 +225,7 @@ fn build_dispatcher(
     let mut targets = Vec::new();
     for n in &config.notifiers {
         let notifier = crate::notify::build(n).with_context(|| format!("notifier {:?}", n.id))?;
-        let attempts = match &n.kind {
-            config::NotifierKindConfig::Webhook(w) => w.attempts(),
-        };
+        let attempts = n.kind.attempts();
         targets.push(Target {
             config: n.clone(),
             notifier,

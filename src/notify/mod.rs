@@ -85,8 +85,5 @@ pub trait Notifier: Send + Sync {
 pub fn build(
     config: &crate::config::NotifierConfig,
 ) -> anyhow::Result<std::sync::Arc<dyn Notifier>> {
-    use crate::config::NotifierKindConfig;
-    Ok(match &config.kind {
-        NotifierKindConfig::Webhook(c) => std::sync::Arc::new(webhook::Webhook::new(c.clone())?),
-    })
+    config.kind.build()
 }

@@ -33,9 +33,10 @@ pub struct WebhookConfig {
     pub max_attempts: Option<u32>,
 }
 
-impl WebhookConfig {
-    /// Semantic checks (pure).
-    pub fn validate(&self, component: &str, span: Range<usize>, errors: &mut Collector<'_>) {
+impl crate::config::notifiers::NotifierKind for WebhookConfig {
+    const NAME: &'static str = "webhook";
+
+    fn validate(&self, component: &str, span: Range<usize>, errors: &mut Collector<'_>) {
         let url = self.url.expose();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             errors.push(
@@ -63,17 +64,19 @@ impl WebhookConfig {
         }
     }
 
-    /// Reads `secret_file`.
-    pub fn resolve_secret_files(&mut self) -> Result<(), String> {
+    fn resolve_secret_files(&mut self) -> Result<(), String> {
         if let Some(p) = &self.secret_file {
             self.secret = Some(Secret::from_file(p)?);
         }
         Ok(())
     }
 
-    /// Attempts for retryable failures.
-    pub fn attempts(&self) -> u32 {
+    fn attempts(&self) -> u32 {
         self.max_attempts.unwrap_or(4)
+    }
+
+    fn build(&self) -> anyhow::Result<std::sync::Arc<dyn Notifier>> {
+        Ok(std::sync::Arc::new(Webhook::new(self.clone())?))
     }
 }
 
