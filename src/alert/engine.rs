@@ -39,6 +39,9 @@ pub struct Engine {
     /// Cause notes per mount point, published by probes (`disk.cause_bytes{mount,cause}`):
     /// mount → (publishing probe, cause) → (note, monotonic time published).
     causes: BTreeMap<String, CauseNotes>,
+    /// Pseudo probes whose alerts come from outside the probe scheduler (Alertmanager intake,
+    /// inbound heartbeats): a reload never retires their alerts.
+    sources: BTreeSet<String>,
 }
 
 /// The cause notes of one mount point: (publishing probe, cause) → (note, monotonic time).
@@ -78,7 +81,11 @@ impl Engine {
         self.probes.retain(|id, _| keep.contains(id));
         self.alerts
             .values_mut()
-            .filter(|a| a.probe != INTERNAL_PROBE && !keep.contains(&a.probe))
+            .filter(|a| {
+                a.probe != INTERNAL_PROBE
+                    && !self.sources.contains(&a.probe)
+                    && !keep.contains(&a.probe)
+            })
             .filter_map(|a| a.retire(now))
             .collect()
     }
@@ -206,17 +213,36 @@ impl Engine {
 
     /// Sets a condition of lookout itself (store health, configuration, notifiers).
     pub fn set_internal(&mut self, cond: Condition, now: Moment) -> Vec<AlertEvent> {
-        let id = fingerprint(&cond.rule, INTERNAL_PROBE, &cond.labels);
-        let mut events = Vec::new();
+        self.set_external(INTERNAL_PROBE, cond, now)
+    }
+
+    /// Declares a pseudo probe fed by [`Engine::set_external`] (e.g. `alertmanager`), so that
+    /// a reload, which retires the alerts of removed probes, leaves its alerts alone.
+    pub fn add_source(&mut self, source: &str) {
+        self.sources.insert(source.to_string());
+    }
+
+    /// Sets a condition that comes from outside the probe scheduler: `source` is the pseudo
+    /// probe (`alertmanager`, `heartbeat`). The alert is keyed like any other (rule, source,
+    /// labels) and goes through the same state machine with the default policy: an active
+    /// condition fires at once, a repeat of a firing one is silent, a clear one resolves it,
+    /// and a clear condition for an unknown alert is ignored.
+    pub fn set_external(&mut self, source: &str, cond: Condition, now: Moment) -> Vec<AlertEvent> {
+        if source != INTERNAL_PROBE && !self.sources.contains(source) {
+            self.sources.insert(source.to_string());
+        }
+        let id = fingerprint(&cond.rule, source, &cond.labels);
         if cond.severity.is_none() && !self.alerts.contains_key(&id) {
-            return events;
+            return Vec::new();
         }
         let alert = self
             .alerts
             .entry(id)
-            .or_insert_with(|| Alert::new(INTERNAL_PROBE, &cond, now));
-        events.extend(alert.observe(&cond, &AlertPolicy::default(), false, now));
-        events
+            .or_insert_with(|| Alert::new(source, &cond, now));
+        alert
+            .observe(&cond, &AlertPolicy::default(), false, now)
+            .into_iter()
+            .collect()
     }
 
     fn apply(
@@ -450,5 +476,43 @@ mod tests {
         assert_eq!(e.set_internal(c, at(0.0))[0].kind, AlertEventKind::Firing);
         let c = Condition::clear("store_failing", Default::default(), "ok");
         assert_eq!(e.set_internal(c, at(1.0))[0].kind, AlertEventKind::Resolved);
+    }
+
+    #[test]
+    fn external_alerts_fire_once_resolve_and_survive_a_reload() {
+        let mut e = Engine::new();
+        e.add_source("alertmanager");
+        let l = labels([("instance", "db1")]);
+        let firing = || Condition::active("DiskFull", l.clone(), Severity::Critical, "disk full");
+        let ev = e.set_external("alertmanager", firing(), at(0.0));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].kind, AlertEventKind::Firing);
+        assert_eq!(ev[0].alert.probe, "alertmanager");
+        assert_eq!(ev[0].alert.rule, "DiskFull");
+        // Alertmanager resends firing groups: no second announcement.
+        assert!(
+            e.set_external("alertmanager", firing(), at(60.0))
+                .is_empty()
+        );
+        // A reload that keeps no probe leaves external alerts alone.
+        assert!(e.retain_probes(&BTreeSet::new(), at(61.0)).is_empty());
+        let ev = e.set_external(
+            "alertmanager",
+            Condition::clear("DiskFull", l.clone(), "resolved"),
+            at(62.0),
+        );
+        assert_eq!(ev[0].kind, AlertEventKind::Resolved);
+        // A resolution of an alert never seen is ignored.
+        let other = Condition::clear("Other", l, "resolved");
+        assert!(e.set_external("alertmanager", other, at(63.0)).is_empty());
+    }
+
+    #[test]
+    fn external_alerts_are_keyed_apart_from_probes_of_other_names() {
+        let mut e = Engine::new();
+        let c = || Condition::active("x", Default::default(), Severity::Warning, "m");
+        e.set_external("alertmanager", c(), at(0.0));
+        e.set_external("heartbeat", c(), at(0.0));
+        assert_eq!(e.alerts().count(), 2);
     }
 }

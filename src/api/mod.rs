@@ -1,5 +1,6 @@
 //! The HTTP API (`/api/v1`), `/metrics`, `/healthz` and the status page.
 
+mod intake;
 mod metrics;
 mod page;
 
@@ -45,6 +46,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/api/v1/alerts/{id}/ack", post(ack))
         .route("/api/v1/timeline", get(timeline))
         .route("/api/v1/forecast", get(forecast))
+        .merge(intake::routes())
         .with_state(core)
 }
 
@@ -90,8 +92,13 @@ struct AckBody {
     by: Option<String>,
 }
 
-/// Whether the request carries the bearer token (constant-time comparison).
+/// Whether the request carries the API bearer token.
 fn authorized(core: &Core, headers: &HeaderMap) -> bool {
+    bearer_matches(headers, &core.api_token)
+}
+
+/// Whether `Authorization: Bearer …` carries `expected` (constant-time comparison).
+fn bearer_matches(headers: &HeaderMap, expected: &crate::config::Secret) -> bool {
     use subtle::ConstantTimeEq;
     let Some(given) = headers
         .get(header::AUTHORIZATION)
@@ -100,10 +107,7 @@ fn authorized(core: &Core, headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    given
-        .as_bytes()
-        .ct_eq(core.api_token.expose().as_bytes())
-        .into()
+    given.as_bytes().ct_eq(expected.expose().as_bytes()).into()
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

@@ -6,6 +6,7 @@
 //! files is the only I/O and happens in [`load`].
 
 pub mod error;
+pub mod intake;
 
 pub mod notifiers;
 mod parse;
@@ -14,6 +15,7 @@ mod validate;
 pub mod values;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use intake::{HeartbeatConfig, IntakeConfig};
 pub use notifiers::{NotifierCommon, NotifierConfig, NotifierKindConfig};
 pub use probes::{KindConfig, KindDefaults, ProbeCommon, ProbeConfig, ProbeKindConfig};
 pub use values::{Dur, Secret, Size};
@@ -36,6 +38,10 @@ pub struct Config {
     pub probes: Vec<ProbeConfig>,
     /// Configured notifiers, in file order.
     pub notifiers: Vec<NotifierConfig>,
+    /// `[intake]`: alerts pushed by Alertmanager.
+    pub intake: IntakeConfig,
+    /// `[[heartbeat]]`: inbound heartbeats, in file order.
+    pub heartbeats: Vec<HeartbeatConfig>,
     /// Where each top-level section starts in the file (for validation messages).
     pub section_spans: std::collections::BTreeMap<String, std::ops::Range<usize>>,
 }
@@ -192,6 +198,14 @@ impl Config {
             match Secret::from_file(p) {
                 Ok(s) => self.api.token = Some(s),
                 Err(e) => fail(Some("api".into()), e),
+            }
+        }
+        if let Err(e) = self.intake.resolve_secret_files() {
+            fail(Some("[intake]".into()), e);
+        }
+        for h in &mut self.heartbeats {
+            if let Err(e) = h.resolve_secret_files() {
+                fail(Some(format!("heartbeat {:?}", h.name)), e);
             }
         }
         for n in &mut self.notifiers {

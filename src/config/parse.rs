@@ -8,7 +8,15 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-const SECTIONS: &[&str] = &["daemon", "api", "store", "probe", "notifier"];
+const SECTIONS: &[&str] = &[
+    "daemon",
+    "api",
+    "store",
+    "probe",
+    "notifier",
+    "intake",
+    "heartbeat",
+];
 
 /// Parses configuration text; problems go to `errors`, the result holds what parsed.
 pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
@@ -29,6 +37,22 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
             "daemon" => section(value, "[daemon]", errors, |v| config.daemon = v),
             "api" => section(value, "[api]", errors, |v| config.api = v),
             "store" => section(value, "[store]", errors, |v| config.store = v),
+            "intake" => section(value, "[intake]", errors, |v| config.intake = v),
+            "heartbeat" => {
+                for entry in array_of_tables(value, "heartbeat", errors) {
+                    let span = entry.span();
+                    let value = Spanned::new(span.clone(), DeValue::Table(entry.into_inner()));
+                    section(
+                        value,
+                        "heartbeat",
+                        errors,
+                        |mut h: super::HeartbeatConfig| {
+                            h.span = span.clone();
+                            config.heartbeats.push(h)
+                        },
+                    );
+                }
+            }
             "probe" => {
                 for entry in array_of_tables(value, "probe", errors) {
                     if let Some(p) = parse_probe(entry, errors) {

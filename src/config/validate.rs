@@ -93,7 +93,29 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
         }
         n.kind.validate(&component, n.span.clone(), errors);
     }
+    config.intake.validate(section("intake"), errors);
+    super::intake::validate_heartbeats(&config.heartbeats, errors);
+    for p in &config.probes {
+        if RESERVED_PROBE_IDS.contains(&p.id.as_str()) {
+            errors.push(
+                Some(p.span.clone()),
+                Some(&format!("probe {:?}", p.id)),
+                format!("probe id {:?} is reserved", p.id),
+                Some(format!(
+                    "lookout files its own alerts under {}; pick another id",
+                    RESERVED_PROBE_IDS.join(", ")
+                )),
+            );
+        }
+    }
 }
+
+/// Pseudo probes whose alerts do not come from configured probes.
+const RESERVED_PROBE_IDS: &[&str] = &[
+    crate::alert::INTERNAL_PROBE,
+    crate::rule::alertmanager::SOURCE,
+    crate::rule::heartbeat::SOURCE,
+];
 
 fn validate_timing(p: &super::ProbeConfig, component: &str, errors: &mut Collector<'_>) {
     if let Some(i) = &p.common.interval

@@ -3,10 +3,12 @@
 
 use super::clock::Clock;
 use crate::alert::{Alert, AlertEvent, AlertEventKind, Engine};
-use crate::config::Secret;
+use crate::config::{HeartbeatConfig, IntakeConfig, Secret};
+use crate::model::Moment;
 use crate::model::{Observation, format_duration};
 use crate::notify::dispatch::Dispatcher;
 use crate::rule::Condition;
+use crate::rule::heartbeat::{self, HeartbeatSpec, Heartbeats};
 use crate::store::TimelineEntry;
 use crate::store::writer::{StoreHandle, StoreOp};
 use serde::Serialize;
@@ -54,6 +56,19 @@ pub struct Core {
     pub state_dir: PathBuf,
     /// Bearer token of mutating API endpoints.
     pub api_token: Secret,
+    /// Inbound heartbeats and when they last beat.
+    heartbeats: Mutex<Heartbeats>,
+    /// Per-heartbeat bearer tokens (name → token) and the Alertmanager intake token.
+    intake_tokens: RwLock<IntakeTokens>,
+}
+
+/// The bearer tokens of the intake endpoints, replaced on reload.
+#[derive(Clone, Debug, Default)]
+pub struct IntakeTokens {
+    /// `[intake] alertmanager_token`.
+    pub alertmanager: Option<Secret>,
+    /// `[[heartbeat]] token`, by heartbeat name.
+    pub heartbeats: BTreeMap<String, Secret>,
 }
 
 const RECENT_TIMELINE: usize = 2000;
@@ -79,7 +94,71 @@ impl Core {
             counters: Counters::default(),
             state_dir,
             api_token,
+            heartbeats: Mutex::default(),
+            intake_tokens: RwLock::default(),
         }
+    }
+
+    /// Applies `[intake]` and `[[heartbeat]]` of a (re)loaded configuration.
+    pub fn set_intake(&self, intake: &IntakeConfig, heartbeats: &[HeartbeatConfig]) {
+        let specs = heartbeats
+            .iter()
+            .map(|h| HeartbeatSpec {
+                name: h.name.clone(),
+                period: h.period.secs(),
+                grace: h.grace().secs(),
+                severity: h.severity(),
+            })
+            .collect();
+        *self.intake_tokens.write().expect("intake lock") = IntakeTokens {
+            alertmanager: intake.alertmanager_token.clone(),
+            heartbeats: heartbeats
+                .iter()
+                .filter_map(|h| h.token.clone().map(|t| (h.name.clone(), t)))
+                .collect(),
+        };
+        self.with_heartbeats(|h, now| ((), h.configure(specs, now)));
+    }
+
+    /// The bearer tokens of the intake endpoints.
+    pub fn intake_tokens(&self) -> IntakeTokens {
+        self.intake_tokens.read().expect("intake lock").clone()
+    }
+
+    /// Runs `f` on the inbound heartbeats and files the conditions it returns, all under the
+    /// heartbeat lock, so a ping and the overdue check cannot overtake each other.
+    pub fn with_heartbeats<T>(
+        &self,
+        f: impl FnOnce(&mut Heartbeats, Moment) -> (T, Vec<Condition>),
+    ) -> T {
+        let now = self.clock.now();
+        let (out, events) = {
+            let mut beats = self.heartbeats.lock().expect("heartbeat lock");
+            let (out, conds) = f(&mut beats, now);
+            let events = self.with_engine(|e| {
+                conds
+                    .into_iter()
+                    .flat_map(|c| e.set_external(heartbeat::SOURCE, c, now))
+                    .collect::<Vec<_>>()
+            });
+            (out, events)
+        };
+        self.handle(events);
+        out
+    }
+
+    /// Files conditions that come from outside the probes (e.g. Alertmanager) under the
+    /// pseudo probe `source`; returns the events they caused.
+    pub fn set_external(&self, source: &str, conds: Vec<Condition>) -> Vec<AlertEvent> {
+        let now = self.clock.now();
+        let events = self.with_engine(|e| {
+            conds
+                .into_iter()
+                .flat_map(|c| e.set_external(source, c, now))
+                .collect::<Vec<_>>()
+        });
+        self.handle(events.clone());
+        events
     }
 
     /// Runs `f` with the engine locked (briefly; never across an await).

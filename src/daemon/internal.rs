@@ -96,8 +96,13 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let watchdog = watchdog_interval();
     let mut last_watchdog = tokio::time::Instant::now();
+    // Overdue heartbeats are looked for four times a second: an alert comes at most 250 ms
+    // after period + grace.
+    let mut beats = tokio::time::interval(Duration::from_millis(250));
+    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = beats.tick() => core.with_heartbeats(|h, now| ((), h.check(now))),
             _ = tick.tick() => {
                 check_store(&core);
                 if let Some(w) = watchdog

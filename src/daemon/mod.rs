@@ -98,9 +98,12 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let token = api_token(&config, &state_dir)?;
     let (feedback_tx, feedback_rx) = tokio::sync::mpsc::unbounded_channel();
     let dispatcher = build_dispatcher(&config, &store, feedback_tx.clone())?;
+    let mut engine = Engine::new();
+    engine.add_source(crate::rule::alertmanager::SOURCE);
+    engine.add_source(crate::rule::heartbeat::SOURCE);
     let core = Arc::new(Core::new(
         clock.clone(),
-        Engine::new(),
+        engine,
         store.clone(),
         dispatcher,
         state_dir.clone(),
@@ -109,6 +112,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let now = clock.now();
     apply_probes(&core, &config, &state_dir);
     core.with_engine(|e| e.restore(restored.alerts, now));
+    core.set_intake(&config.intake, &config.heartbeats);
     core.dispatcher().resume(restored.pending);
 
     let mut scheduler = start_scheduler(&core, &config)?;
@@ -311,6 +315,7 @@ fn reload(
             scheduler.stop();
             core.set_dispatcher(dispatcher);
             apply_probes(core, &config, &core.state_dir);
+            core.set_intake(&config.intake, &config.heartbeats);
             let s = start_scheduler(core, &config).expect("scheduler start cannot fail");
             core.set_internal(internal::config_condition(None));
             internal::announce_notifiers(core);

@@ -3,8 +3,10 @@
 //! Every probe gets the [`status`] rule (its own status as an alert); a probe kind may add a
 //! [`RuleSet`] of its own (the disk kind adds `disk_full` and `disk_inodes_low`).
 
+pub mod alertmanager;
 pub mod disk;
 pub mod forecast;
+pub mod heartbeat;
 pub mod status;
 
 use crate::model::{Labels, Moment, Observation, Sample, Severity};
