@@ -1,0 +1,218 @@
+//! Alertmanager intake against Debian's real `prometheus-alertmanager` (0.25): alerts posted to
+//! Alertmanager reach lookout through its webhook receiver, fire once, are not announced again
+//! when Alertmanager resends the group, and resolve when Alertmanager ends them. Plus the
+//! captured payloads posted directly, the 401/400 answers, and no leaked token.
+
+mod intake_kit;
+mod kit;
+
+use intake_kit::{Alertmanager, request, rfc3339};
+use kit::{Daemon, Sink, write_file};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "AMINTAKET0KEN";
+
+fn lookout(sink: &Sink, work: &std::path::Path) -> Daemon {
+    let config = write_file(
+        work,
+        "lookout.toml",
+        &format!(
+            r#"
+[intake]
+alertmanager_token = "{TOKEN}"
+
+[[notifier]]
+id = "hook"
+kind = "webhook"
+url = "{}"
+min_severity = "info"
+"#,
+            sink.url
+        ),
+    );
+    Daemon::start(&config, &work.join("state"), work)
+}
+
+fn disk_full(instance: &str, severity: &str, ends_at: Option<String>) -> Value {
+    let mut a = json!({
+        "labels": {"alertname": "DiskFull", "instance": instance, "severity": severity},
+        "annotations": {"summary": format!("Disk on {instance} is full"), "description": "/var has 0 bytes left"},
+        "startsAt": rfc3339(-60.0),
+        "generatorURL": "http://prometheus.example/graph",
+    });
+    if let Some(e) = ends_at {
+        a["endsAt"] = json!(e);
+    }
+    a
+}
+
+/// Whether a webhook body is `event` of DiskFull on `instance`.
+fn is(body: &Value, event: &str, instance: &str) -> bool {
+    body["event"] == event
+        && body["alert"]["rule"] == "DiskFull"
+        && body["alert"]["probe"] == "alertmanager"
+        && body["alert"]["labels"]["instance"] == instance
+}
+
+fn count(sink: &Sink, event: &str, instance: &str) -> usize {
+    sink.all()
+        .iter()
+        .filter(|r| is(&r.body, event, instance))
+        .count()
+}
+
+fn open_alert(d: &Daemon, instance: &str) -> Option<Value> {
+    d.get("/api/v1/alerts")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["probe"] == "alertmanager" && a["labels"]["instance"] == instance)
+        .cloned()
+}
+
+#[test]
+fn alerts_from_a_real_alertmanager_fire_once_and_resolve() {
+    let sink = Sink::start();
+    let work = tempfile::tempdir().unwrap();
+    let d = lookout(&sink, work.path());
+    let am = Alertmanager::start(&format!("{}/api/v1/alertmanager", d.url()), TOKEN);
+
+    let posted = Instant::now();
+    am.post_alerts(&json!([disk_full("db1", "critical", None)]));
+    let page = sink.wait_for("DiskFull db1 firing", Duration::from_secs(15), |b| {
+        is(b, "firing", "db1")
+    });
+    eprintln!("Alertmanager → lookout → webhook in {:?}", page.at - posted);
+    assert_eq!(page.body["alert"]["severity"], "critical");
+    assert!(
+        page.body["alert"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Disk on db1 is full\n/var has 0 bytes left"),
+        "{}",
+        page.body
+    );
+    assert!(page.body["alert"]["labels"].get("alertname").is_none());
+    let a = open_alert(&d, "db1").expect("the alert is open in lookout");
+    assert_eq!(a["state"], "firing");
+    assert_eq!(a["rule"], "DiskFull");
+
+    // A second alert of the same group: Alertmanager resends the whole group, db1 included.
+    let sent_before = am.metric("alertmanager_notifications_total");
+    am.post_alerts(&json!([disk_full("db2", "warning", None)]));
+    sink.wait_for("DiskFull db2 firing", Duration::from_secs(15), |b| {
+        is(b, "firing", "db2")
+    });
+    // Prometheus re-posts firing alerts on every evaluation; that changes nothing either.
+    am.post_alerts(&json!([disk_full("db1", "critical", None)]));
+    std::thread::sleep(Duration::from_secs(3)); // three group_intervals
+    assert!(
+        am.metric("alertmanager_notifications_total") > sent_before,
+        "Alertmanager sent the group again"
+    );
+    assert_eq!(count(&sink, "firing", "db1"), 1, "db1 announced once");
+    assert_eq!(count(&sink, "firing", "db2"), 1, "db2 announced once");
+
+    // Ended in Alertmanager ⇒ resolved in lookout.
+    am.post_alerts(&json!([disk_full("db1", "critical", Some(rfc3339(0.0)))]));
+    sink.wait_for("DiskFull db1 resolved", Duration::from_secs(15), |b| {
+        is(b, "resolved", "db1")
+    });
+    assert!(
+        open_alert(&d, "db1").is_none(),
+        "db1 is no longer open in lookout"
+    );
+    assert_eq!(open_alert(&d, "db2").unwrap()["state"], "firing");
+    let timeline = d.get("/api/v1/timeline").to_string();
+    assert!(
+        timeline.contains("DiskFull on alertmanager {instance=db1, severity=critical} fired")
+            && timeline
+                .contains("DiskFull on alertmanager {instance=db1, severity=critical} resolved"),
+        "{timeline}"
+    );
+    for (what, text) in [
+        ("log", d.log_text()),
+        ("alerts", d.get("/api/v1/alerts?all=true").to_string()),
+        ("timeline", timeline),
+    ] {
+        assert!(
+            !text.contains(TOKEN),
+            "the intake token leaked into the {what}"
+        );
+    }
+    assert!(
+        !am.log_text().contains("level=error"),
+        "Alertmanager reported errors:\n{}",
+        am.log_text()
+    );
+    d.terminate(Duration::from_secs(5));
+}
+
+#[test]
+fn captured_payloads_bad_payloads_and_tokens() {
+    let sink = Sink::start();
+    let work = tempfile::tempdir().unwrap();
+    let d = lookout(&sink, work.path());
+    let url = format!("{}/api/v1/alertmanager", d.url());
+    let firing = include_str!("fixtures/alertmanager/firing.json");
+    let resolved = include_str!("fixtures/alertmanager/resolved.json");
+
+    for bearer in [None, Some("wrong"), Some("AMINTAKET0KE")] {
+        let a = request("POST", &url, Some(firing), bearer);
+        assert_eq!(a.status, 401, "{bearer:?}: {}", a.body);
+        assert!(a.json()["error"].as_str().unwrap().contains("bearer token"));
+    }
+    assert!(
+        d.get("/api/v1/alerts")
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["probe"] != "alertmanager"),
+        "nothing filed without the token"
+    );
+    for (body, says) in [
+        ("{", "not an Alertmanager webhook payload"),
+        ("[]", "not an Alertmanager webhook payload"),
+        (
+            r#"{"version":"3","status":"firing","alerts":[]}"#,
+            "version",
+        ),
+        (
+            r#"{"version":"4","status":"firing","alerts":[{"status":"burning","labels":{}}]}"#,
+            "alerts[0].status",
+        ),
+    ] {
+        let a = request("POST", &url, Some(body), Some(TOKEN));
+        assert_eq!(a.status, 400, "{body}: {}", a.body);
+        assert!(
+            a.json()["error"].as_str().unwrap().contains(says),
+            "{}",
+            a.body
+        );
+    }
+
+    let a = request("POST", &url, Some(firing), Some(TOKEN));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.json(),
+        json!({"alerts": 2, "fired": 2, "resolved": 0, "changed": 0})
+    );
+    let again = request("POST", &url, Some(firing), Some(TOKEN));
+    assert_eq!(again.json()["fired"], 0, "a resend is not a new alert");
+    let a = request("POST", &url, Some(resolved), Some(TOKEN));
+    assert_eq!(a.json()["resolved"], 2, "{}", a.body);
+    sink.wait_for("db2 resolved", Duration::from_secs(10), |b| {
+        is(b, "resolved", "db2")
+    });
+    assert_eq!(count(&sink, "firing", "db1"), 1);
+    assert_eq!(count(&sink, "firing", "db2"), 1);
+    let warned = sink
+        .all()
+        .into_iter()
+        .find(|r| is(&r.body, "firing", "db2"))
+        .unwrap();
+    assert_eq!(warned.body["alert"]["severity"], "warning");
+    assert!(!d.log_text().contains(TOKEN));
+    d.terminate(Duration::from_secs(5));
+}
