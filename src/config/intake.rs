@@ -169,4 +169,29 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[test]
+    fn the_example_snippet_is_valid() {
+        let src = include_str!("../../examples/snippets/intake.toml");
+        let c = crate::config::parse_str(std::path::Path::new("intake.toml"), src)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.heartbeats.len(), 2);
+        assert_eq!(c.heartbeats[0].grace().secs(), 3600.0);
+    }
+
+    #[test]
+    fn bad_heartbeats_are_reported_with_their_names() {
+        let src = "[[heartbeat]]\nname = \"a b\"\nperiod = \"0s\"\n[[heartbeat]]\nname = \"x\"\nperiod = \"1m\"\n[[heartbeat]]\nname = \"x\"\nperiod = \"1m\"\nbogus = 1\n[[probe]]\nid = \"alertmanager\"\nkind = \"disk\"\n";
+        let e = crate::config::parse_str(std::path::Path::new("h.toml"), src)
+            .unwrap_err()
+            .to_string();
+        for want in ["only letters", "period must be longer", "bogus", "reserved"] {
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        let dup = "[[heartbeat]]\nname = \"x\"\nperiod = \"1m\"\n[[heartbeat]]\nname = \"x\"\nperiod = \"1m\"\n";
+        let e = crate::config::parse_str(std::path::Path::new("h.toml"), dup)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duplicate heartbeat name"), "{e}");
+    }
 }
