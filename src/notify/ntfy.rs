@@ -177,6 +177,8 @@ impl crate::config::notifiers::NotifierKind for NtfyConfig {
 /// The notifier.
 pub struct Ntfy {
     config: NtfyConfig,
+    /// Every secret and the encoded forms a server might echo (the basic-auth credentials).
+    secrets: Vec<Secret>,
     url: String,
     client: reqwest::Client,
 }
@@ -190,22 +192,31 @@ impl Ntfy {
             .unwrap_or(Duration::from_secs(10));
         let server = config.server.as_deref().unwrap_or("https://ntfy.sh");
         let url = format!("{}/{}", server.trim_end_matches('/'), config.topic.expose());
+        let mut secrets: Vec<Secret> = [
+            Some(&config.topic),
+            config.token.as_ref(),
+            config.username.as_ref(),
+            config.password.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+        if let (Some(u), Some(p)) = (&config.username, &config.password) {
+            secrets.push(Secret::new(
+                base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    u.expose(),
+                    p.expose()
+                )),
+            ));
+        }
         Ok(Ntfy {
+            secrets,
             url,
             client: crate::http::client(timeout)?,
             config,
         })
-    }
-
-    fn secrets(&self) -> impl Iterator<Item = &Secret> {
-        [
-            Some(&self.config.topic),
-            self.config.token.as_ref(),
-            self.config.username.as_ref(),
-            self.config.password.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
     }
 }
 
@@ -259,13 +270,15 @@ impl Notifier for Ntfy {
         {
             req = req.basic_auth(user.expose(), Some(password.expose()));
         }
-        match crate::http::classify(req.body(details(message)).send().await).await {
+        match crate::http::classify_redacted(req.body(details(message)).send().await, &self.secrets)
+            .await
+        {
             Outcome::Delivered => Outcome::Delivered,
             Outcome::Retryable(e) => {
-                Outcome::Retryable(redact(format!("ntfy: {e}"), self.secrets()))
+                Outcome::Retryable(redact(format!("ntfy: {e}"), &self.secrets))
             }
             Outcome::Permanent(e) => {
-                Outcome::Permanent(redact(format!("ntfy: {e}"), self.secrets()))
+                Outcome::Permanent(redact(format!("ntfy: {e}"), &self.secrets))
             }
         }
     }

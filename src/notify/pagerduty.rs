@@ -195,7 +195,7 @@ impl Notifier for PagerDuty {
             Ok(t) => t,
             Err(e) => return Outcome::Retryable(crate::http::describe(&e)),
         };
-        let said = redact(explain(&text), [&self.routing_key]);
+        let said = explain(&redact(text, [&self.routing_key]));
         let code = status.as_u16();
         if status.is_success() {
             Outcome::Delivered

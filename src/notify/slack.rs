@@ -65,6 +65,8 @@ impl crate::config::notifiers::NotifierKind for SlackConfig {
 /// The notifier.
 pub struct Slack {
     url: Secret,
+    /// The URL and the parts of it a server might echo.
+    secrets: Vec<Secret>,
     client: reqwest::Client,
 }
 
@@ -79,6 +81,7 @@ impl Slack {
             .map(|d| d.0)
             .unwrap_or(Duration::from_secs(10));
         Ok(Slack {
+            secrets: super::text::url_secrets(&url),
             url,
             client: crate::http::client(timeout)?,
         })
@@ -105,10 +108,14 @@ impl Notifier for Slack {
     async fn send(&self, message: &Notification) -> Outcome {
         let body = serde_json::json!({ "text": message_text(message) });
         let req = self.client.post(self.url.expose()).json(&body);
-        match crate::http::classify(req.send().await).await {
+        match crate::http::classify_redacted(req.send().await, &self.secrets).await {
             Outcome::Delivered => Outcome::Delivered,
-            Outcome::Retryable(e) => Outcome::Retryable(redact(format!("slack: {e}"), [&self.url])),
-            Outcome::Permanent(e) => Outcome::Permanent(redact(format!("slack: {e}"), [&self.url])),
+            Outcome::Retryable(e) => {
+                Outcome::Retryable(redact(format!("slack: {e}"), &self.secrets))
+            }
+            Outcome::Permanent(e) => {
+                Outcome::Permanent(redact(format!("slack: {e}"), &self.secrets))
+            }
         }
     }
 }

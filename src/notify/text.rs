@@ -49,6 +49,26 @@ pub fn redact<'a>(text: String, secrets: impl IntoIterator<Item = &'a Secret>) -
     text
 }
 
+/// A secret URL and the parts of it a server may echo on its own: the path with the query, and
+/// every path segment or query value of 16 characters or more (the usual shape of a token).
+pub fn url_secrets(url: &Secret) -> Vec<Secret> {
+    let mut out = vec![url.clone()];
+    let v = url.expose();
+    let after_scheme = v.split_once("://").map(|(_, r)| r).unwrap_or(v);
+    if let Some(slash) = after_scheme.find('/') {
+        let path = &after_scheme[slash..];
+        if path.len() > 1 {
+            out.push(Secret::new(path));
+        }
+        for part in path.split(['/', '?', '&', '=', '#']) {
+            if part.len() >= 16 {
+                out.push(Secret::new(part));
+            }
+        }
+    }
+    out
+}
+
 /// The first `max` characters of `s`, with `…` when cut.
 pub fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -122,6 +142,19 @@ pub(crate) mod tests {
             "key <secret> rejected"
         );
         assert_eq!(truncate("abcdef", 4), "abc…");
+        let url = Secret::new("https://hooks.slack.com/services/T0/B0/abcdefghijklmnopqrstuvwx");
+        let parts = url_secrets(&url);
+        assert_eq!(
+            redact(
+                "POST /services/T0/B0/abcdefghijklmnopqrstuvwx failed".into(),
+                &parts
+            ),
+            "POST <secret> failed"
+        );
+        assert_eq!(
+            redact("token abcdefghijklmnopqrstuvwx".into(), &parts),
+            "token <secret>"
+        );
         assert_eq!(truncate("abc", 4), "abc");
     }
 }

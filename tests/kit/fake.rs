@@ -221,7 +221,11 @@ impl Fake {
                 }
                 if e.load(Ordering::SeqCst) && code >= 300 {
                     // A careless server that echoes the whole request in its error.
-                    text = format!("{text} path={uri} headers={headers:?} body={body}");
+                    let auth = headers.get("authorization").cloned().unwrap_or_default();
+                    let key = json["routing_key"].as_str().unwrap_or("");
+                    text = format!(
+                        "refused {uri} for {auth:?} key {key:?}; {text}; headers={headers:?} body={body}"
+                    );
                 }
                 (axum::http::StatusCode::from_u16(code).unwrap(), text)
             }
