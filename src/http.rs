@@ -44,6 +44,15 @@ pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
 
 /// Maps a response (body read to the end, within the client's deadline) to an outcome.
 pub async fn classify(result: reqwest::Result<reqwest::Response>) -> Outcome {
+    classify_redacted(result, &[]).await
+}
+
+/// [`classify`], scrubbing these secrets from the server's answer before it is cut short for
+/// the error text (so no part of one survives at the cut).
+pub async fn classify_redacted(
+    result: reqwest::Result<reqwest::Response>,
+    secrets: &[crate::config::values::Secret],
+) -> Outcome {
     match result {
         Err(e) => Outcome::Retryable(describe(&e)),
         Ok(resp) => {
@@ -52,6 +61,7 @@ pub async fn classify(result: reqwest::Result<reqwest::Response>) -> Outcome {
                 Ok(b) => b,
                 Err(e) => return Outcome::Retryable(describe(&e)),
             };
+            let body = crate::notify::text::redact(body, secrets);
             let snippet: String = body.chars().take(200).collect();
             if status.is_success() {
                 Outcome::Delivered

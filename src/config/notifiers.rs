@@ -110,6 +110,11 @@ macro_rules! notifier_kinds {
 
 notifier_kinds! {
     Webhook => webhook::WebhookConfig,
+    Email => email::EmailConfig,
+    PagerDuty => pagerduty::PagerDutyConfig,
+    Ntfy => ntfy::NtfyConfig,
+    Slack => slack::SlackConfig,
+    Exec => exec::ExecConfig,
 }
 
 impl NotifierConfig {

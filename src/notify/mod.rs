@@ -2,6 +2,12 @@
 //! delivers alert events with retries and records every delivery.
 
 pub mod dispatch;
+pub mod email;
+pub mod exec;
+pub mod ntfy;
+pub mod pagerduty;
+pub mod slack;
+pub mod text;
 pub mod webhook;
 
 use crate::alert::{Alert, AlertEvent, AlertEventKind};

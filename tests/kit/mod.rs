@@ -3,6 +3,9 @@
 //! Every helper fails loudly when what it needs is missing; nothing is skipped.
 #![allow(dead_code)]
 
+pub mod fake;
+pub mod smtp;
+
 use serde_json::Value;
 use std::io::Write;
 use std::net::TcpListener;

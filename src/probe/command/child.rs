@@ -116,6 +116,18 @@ pub async fn run(
     stdout_limit: usize,
     deadline: Option<Duration>,
 ) -> Result<Output, RunError> {
+    run_with_stdin(spec, None, stdout_limit, deadline).await
+}
+
+/// [`run`], writing `stdin` to the child's standard input and closing it (a child that does
+/// not read it gets a broken pipe, which is not an error here). Without `stdin`, standard input
+/// is `/dev/null`.
+pub async fn run_with_stdin(
+    spec: &Spec,
+    stdin: Option<&[u8]>,
+    stdout_limit: usize,
+    deadline: Option<Duration>,
+) -> Result<Output, RunError> {
     let program = spec.argv.first().cloned().unwrap_or_default();
     if program.is_empty() {
         return Err(RunError::Spawn {
@@ -126,7 +138,11 @@ pub async fn run(
     let mut cmd = tokio::process::Command::new(&program);
     cmd.args(&spec.argv[1..])
         .envs(&spec.env)
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -145,17 +161,27 @@ pub async fn run(
     };
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
+    let input = child.stdin.take();
+    let feed = async move {
+        if let (Some(mut pipe), Some(bytes)) = (input, stdin) {
+            use tokio::io::AsyncWriteExt;
+            let _ = pipe.write_all(bytes).await;
+            let _ = pipe.shutdown().await;
+        }
+    };
     let work = async {
         let waiting = async {
             let status = child.wait().await;
             guard.kill();
             status
         };
-        tokio::join!(
+        let (out, err, (), status) = tokio::join!(
             read_bounded(stdout, stdout_limit),
             read_bounded(stderr, STDERR_LIMIT),
+            feed,
             waiting
-        )
+        );
+        (out, err, status)
     };
     let ((out, dropped), (err, _), status) = match deadline {
         Some(d) => match tokio::time::timeout(d, work).await {
