@@ -125,7 +125,11 @@ impl Notifier for Webhook {
                 signature(secret.expose().as_bytes(), &body),
             );
         }
-        crate::http::classify(req.body(body).send().await).await
+        // A server that echoes the URL, a header or the key back must not leak it into errors.
+        let mut secrets = super::text::url_secrets(&self.config.url);
+        secrets.extend(self.config.headers.values().cloned());
+        secrets.extend(self.config.secret.clone());
+        crate::http::classify_redacted(req.body(body).send().await, &secrets).await
     }
 }
 
