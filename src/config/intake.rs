@@ -171,9 +171,9 @@ mod tests {
     }
 
     #[test]
-    fn the_example_snippet_is_valid() {
-        let src = include_str!("../../examples/snippets/intake.toml");
-        let c = crate::config::parse_str(std::path::Path::new("intake.toml"), src)
+    fn the_example_configuration_has_valid_heartbeats() {
+        let src = include_str!("../../examples/lookout.toml");
+        let c = crate::config::parse_str(std::path::Path::new("lookout.toml"), src)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.heartbeats.len(), 2);
         assert_eq!(c.heartbeats[0].grace().secs(), 3600.0);
