@@ -268,19 +268,11 @@ fn scenario_4_slot_beyond_max_slot_wal_keep_size_unreserved_then_lost() {
     let bench = primary.pgbench(&["-n", "-c", "2", "-T", "120"]);
     let writes = Instant::now();
     let mut seen = Vec::new();
-    let unreserved = wait_for(
-        "wal_status unreserved",
-        Duration::from_secs(120),
-        Duration::from_millis(500),
-        || {
-            let (obs, _, _) = h.run("db1");
-            let code = sample(&obs, "pg.slot.wal_status", &[("slot", "node2")]);
-            if seen.last() != Some(&code) {
-                seen.push(code);
-            }
-            h.open("db1", "pg_slot")
-                .filter(|a| a.message.contains("will lose WAL at the next checkpoint"))
-        },
+    let unreserved = slot_alert_saying(
+        &mut h,
+        &mut seen,
+        "will lose WAL at the next checkpoint",
+        120,
     );
     let unreserved_after = writes.elapsed();
     bench.stop();
@@ -293,20 +285,7 @@ fn scenario_4_slot_beyond_max_slot_wal_keep_size_unreserved_then_lost() {
 
     primary.sql("CHECKPOINT");
     let checkpoint = Instant::now();
-    let lost = wait_for(
-        "wal_status lost",
-        Duration::from_secs(30),
-        Duration::from_millis(500),
-        || {
-            let (obs, _, _) = h.run("db1");
-            let code = sample(&obs, "pg.slot.wal_status", &[("slot", "node2")]);
-            if seen.last() != Some(&code) {
-                seen.push(code);
-            }
-            h.open("db1", "pg_slot")
-                .filter(|a| a.message.contains("wal_status lost"))
-        },
-    );
+    let lost = slot_alert_saying(&mut h, &mut seen, "wal_status lost", 30);
     let lost_after = checkpoint.elapsed();
     eprintln!(
         "scenario 4: wal_status codes seen {seen:?}; unreserved alert {unreserved_after:?} after writes began: {}\n\
@@ -320,4 +299,28 @@ fn scenario_4_slot_beyond_max_slot_wal_keep_size_unreserved_then_lost() {
         "{}",
         lost.message
     );
+}
+
+/// Runs the primary's probe every 500 ms (recording each new `wal_status` code in `seen`) until
+/// its open `pg_slot` alert says `text`; panics after `within_secs`.
+fn slot_alert_saying(
+    h: &mut Harness,
+    seen: &mut Vec<Option<f64>>,
+    text: &str,
+    within_secs: u64,
+) -> lookout::alert::Alert {
+    wait_for(
+        text,
+        Duration::from_secs(within_secs),
+        Duration::from_millis(500),
+        || {
+            let (obs, _, _) = h.run("db1");
+            let code = sample(&obs, "pg.slot.wal_status", &[("slot", "node2")]);
+            if seen.last() != Some(&code) {
+                seen.push(code);
+            }
+            h.open("db1", "pg_slot")
+                .filter(|a| a.message.contains(text))
+        },
+    )
 }
