@@ -207,10 +207,25 @@ fn sighup_with_a_broken_file_keeps_the_old_config_and_warns() {
             .contains("unknown field `intervall`"),
         "{alert}"
     );
-    // The old probe keeps running.
-    let before = d.get("/api/v1/status")["probes"][0]["at"].as_f64().unwrap();
+    // The old probe keeps running (it may not have run once yet on a slow machine).
+    let root_run_at = || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = d.get("/api/v1/status");
+            if let Some(at) = status["probes"]
+                .as_array()
+                .and_then(|p| p.iter().find(|p| p["id"] == "root"))
+                .and_then(|p| p["at"].as_f64())
+            {
+                return at;
+            }
+            assert!(Instant::now() < deadline, "probe root never ran: {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let before = root_run_at();
     std::thread::sleep(Duration::from_millis(2500));
-    let after = d.get("/api/v1/status")["probes"][0]["at"].as_f64().unwrap();
+    let after = root_run_at();
     assert!(after > before, "the old configuration still runs");
     // A fixed file clears the warning.
     write_file(work.path(), "lookout.toml", good);
