@@ -5,6 +5,7 @@
 //! does not hide the next one's errors. Validation ([`validate`]) is pure; resolving secret
 //! files is the only I/O and happens in [`load`].
 
+pub mod deadman;
 pub mod error;
 pub mod intake;
 
@@ -14,6 +15,7 @@ mod probes;
 mod validate;
 pub mod values;
 
+pub use deadman::DeadmanConfig;
 pub use error::{ConfigError, ConfigErrors};
 pub use intake::{HeartbeatConfig, IntakeConfig};
 pub use notifiers::{NotifierCommon, NotifierConfig, NotifierKindConfig};
@@ -42,6 +44,8 @@ pub struct Config {
     pub intake: IntakeConfig,
     /// `[[heartbeat]]`: inbound heartbeats, in file order.
     pub heartbeats: Vec<HeartbeatConfig>,
+    /// `[deadman]`: the outbound dead-man's switch, if configured.
+    pub deadman: Option<DeadmanConfig>,
     /// Where each top-level section starts in the file (for validation messages).
     pub section_spans: std::collections::BTreeMap<String, std::ops::Range<usize>>,
 }
@@ -202,6 +206,11 @@ impl Config {
         }
         if let Err(e) = self.intake.resolve_secret_files() {
             fail(Some("[intake]".into()), e);
+        }
+        if let Some(d) = &mut self.deadman
+            && let Err(e) = d.resolve_secret_files()
+        {
+            fail(Some("[deadman]".into()), e);
         }
         for h in &mut self.heartbeats {
             if let Err(e) = h.resolve_secret_files() {

@@ -16,6 +16,7 @@ const SECTIONS: &[&str] = &[
     "notifier",
     "intake",
     "heartbeat",
+    "deadman",
 ];
 
 /// Parses configuration text; problems go to `errors`, the result holds what parsed.
@@ -38,6 +39,7 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
             "api" => section(value, "[api]", errors, |v| config.api = v),
             "store" => section(value, "[store]", errors, |v| config.store = v),
             "intake" => section(value, "[intake]", errors, |v| config.intake = v),
+            "deadman" => section(value, "[deadman]", errors, |v| config.deadman = Some(v)),
             "heartbeat" => {
                 for entry in array_of_tables(value, "heartbeat", errors) {
                     let span = entry.span();

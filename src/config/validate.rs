@@ -94,6 +94,9 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
         n.kind.validate(&component, n.span.clone(), errors);
     }
     config.intake.validate(section("intake"), errors);
+    if let Some(d) = &config.deadman {
+        d.validate(section("deadman"), errors);
+    }
     super::intake::validate_heartbeats(&config.heartbeats, errors);
     for p in &config.probes {
         if RESERVED_PROBE_IDS.contains(&p.id.as_str()) {

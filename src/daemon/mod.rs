@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod core;
+mod deadman;
 mod internal;
 pub mod scheduler;
 
@@ -286,12 +287,22 @@ fn start_scheduler(core: &Arc<Core>, config: &Config) -> Result<Scheduler> {
             timeout: p.timeout().0,
         })
         .collect();
-    Ok(Scheduler::start(
+    let mut scheduler = Scheduler::start(
         core.clone(),
         probes,
         config.daemon.max_concurrent_probes,
         config.daemon.jitter,
-    ))
+    );
+    if let Some(d) = &config.deadman {
+        let longest = config
+            .probes
+            .iter()
+            .map(|p| p.interval().0)
+            .max()
+            .unwrap_or_default();
+        scheduler.attach(tokio::spawn(deadman::run(core.clone(), d.clone(), longest)));
+    }
+    Ok(scheduler)
 }
 
 /// SIGHUP: a valid new configuration replaces the old; an invalid one keeps the old and raises a

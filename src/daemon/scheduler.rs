@@ -44,6 +44,11 @@ impl Scheduler {
         Scheduler { tasks }
     }
 
+    /// Adds a task that lives and dies with the probe tasks (replaced on reload).
+    pub fn attach(&mut self, task: JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
     /// Stops every probe task.
     pub fn stop(self) {
         for t in self.tasks {
