@@ -3,6 +3,7 @@
 
 mod check;
 mod client;
+mod notify_test;
 mod output;
 
 use crate::config;
@@ -108,6 +109,12 @@ pub enum Command {
         #[command(subcommand)]
         command: LintCommand,
     },
+    /// Work with notifiers.
+    Notify {
+        /// What to do.
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -144,6 +151,18 @@ pub enum LintCommand {
         /// Files or directories (default: /etc/network/interfaces, dhclient hooks,
         /// NetworkManager dispatcher scripts, systemd-networkd units).
         paths: Vec<PathBuf>,
+    },
+}
+
+/// `lookout notify …`.
+#[derive(Subcommand, Debug)]
+pub enum NotifyCommand {
+    /// Send a real test page through each named notifier (or `all`) and report every hop with
+    /// its latency (exit 1 if any hop failed).
+    Test {
+        /// Notifier ids, or `all`.
+        #[arg(required = true)]
+        targets: Vec<String>,
     },
 }
 
@@ -224,6 +243,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Notify {
+            command: NotifyCommand::Test { targets },
+        } => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(notify_test::run(&config, &targets))
         }
         Command::Completions { shell } => {
             clap_complete::generate(
