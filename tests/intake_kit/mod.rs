@@ -69,6 +69,12 @@ impl Alertmanager {
     /// bearer `token`; `group_wait: 0s`, `group_interval: 1s`, `repeat_interval: 1h`,
     /// `send_resolved: true`, alerts grouped by `alertname`.
     pub fn start(webhook: &str, token: &str) -> Alertmanager {
+        Self::start_grouped(webhook, token, "['alertname']")
+    }
+
+    /// [`Alertmanager::start`] with another `group_by` (YAML list, e.g. `['...']`: every alert is
+    /// a group of its own).
+    pub fn start_grouped(webhook: &str, token: &str, group_by: &str) -> Alertmanager {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("alertmanager.yml");
         std::fs::write(
@@ -76,7 +82,7 @@ impl Alertmanager {
             format!(
                 r#"route:
   receiver: lookout
-  group_by: ['alertname']
+  group_by: {group_by}
   group_wait: 0s
   group_interval: 1s
   repeat_interval: 1h
