@@ -58,10 +58,10 @@ impl Receiver {
                     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                     let mut keys = Vec::new();
                     // lookout: one alert per message; only firing events count.
-                    if v["event"] == "firing" {
-                        if let Some(n) = v["alert"]["labels"]["n"].as_str() {
-                            keys.push(n.to_string());
-                        }
+                    if v["event"] == "firing"
+                        && let Some(n) = v["alert"]["labels"]["n"].as_str()
+                    {
+                        keys.push(n.to_string());
                     }
                     // Alertmanager: a group of alerts.
                     if let Some(alerts) = v["alerts"].as_array() {
