@@ -268,11 +268,21 @@ fn scenario_4_slot_beyond_max_slot_wal_keep_size_unreserved_then_lost() {
     let bench = primary.pgbench(&["-n", "-c", "2", "-T", "120"]);
     let writes = Instant::now();
     let mut seen = Vec::new();
+    // pgbench's WAL rate depends on how busy the machine is; a WAL segment switch on each poll
+    // (at most 8 × 16 MB, far below max_wal_size, so no checkpoint is triggered) makes sure the
+    // slot passes max_slot_wal_keep_size within seconds however slow the disk is.
+    let mut switches = 0;
     let unreserved = slot_alert_saying(
         &mut h,
         &mut seen,
         "will lose WAL at the next checkpoint",
         120,
+        || {
+            if switches < 8 {
+                primary.sql("SELECT pg_switch_wal()");
+                switches += 1;
+            }
+        },
     );
     let unreserved_after = writes.elapsed();
     bench.stop();
@@ -285,7 +295,7 @@ fn scenario_4_slot_beyond_max_slot_wal_keep_size_unreserved_then_lost() {
 
     primary.sql("CHECKPOINT");
     let checkpoint = Instant::now();
-    let lost = slot_alert_saying(&mut h, &mut seen, "wal_status lost", 30);
+    let lost = slot_alert_saying(&mut h, &mut seen, "wal_status lost", 30, || {});
     let lost_after = checkpoint.elapsed();
     eprintln!(
         "scenario 4: wal_status codes seen {seen:?}; unreserved alert {unreserved_after:?} after writes began: {}\n\
@@ -301,19 +311,22 @@ fn scenario_4_slot_beyond_max_slot_wal_keep_size_unreserved_then_lost() {
     );
 }
 
-/// Runs the primary's probe every 500 ms (recording each new `wal_status` code in `seen`) until
-/// its open `pg_slot` alert says `text`; panics after `within_secs`.
+/// Runs the primary's probe every 500 ms (recording each new `wal_status` code in `seen`, and
+/// calling `each_poll` first) until its open `pg_slot` alert says `text`; panics after
+/// `within_secs`.
 fn slot_alert_saying(
     h: &mut Harness,
     seen: &mut Vec<Option<f64>>,
     text: &str,
     within_secs: u64,
+    mut each_poll: impl FnMut(),
 ) -> lookout::alert::Alert {
     wait_for(
         text,
         Duration::from_secs(within_secs),
         Duration::from_millis(500),
         || {
+            each_poll();
             let (obs, _, _) = h.run("db1");
             let code = sample(&obs, "pg.slot.wal_status", &[("slot", "node2")]);
             if seen.last() != Some(&code) {
