@@ -55,6 +55,9 @@ async fn a_normal_answer_is_ok_with_samples_and_reuses_the_connection() {
         let d = sample(&obs, "http.duration_seconds").expect("duration sample");
         assert!(d > 0.0 && d < 2.0, "duration {d}");
         assert_eq!(sample(&obs, "http.cert_expires_in_seconds"), None);
+        // Probe runs are an interval apart; the connection goes back to the pool in the
+        // background right after the body, so a run that follows at once may race it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
         server.accepted.load(std::sync::atomic::Ordering::SeqCst),
