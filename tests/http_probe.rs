@@ -270,6 +270,7 @@ async fn tls_certificate_expiry_is_measured_and_judged() {
             (46.5 * 3600.0 - 120.0..=46.5 * 3600.0).contains(&left),
             "run {run_no}: {left}s left"
         );
+        tokio::time::sleep(Duration::from_millis(200)).await; // let the connection return to the pool
     }
     assert_eq!(
         server.accepted.load(std::sync::atomic::Ordering::SeqCst),
