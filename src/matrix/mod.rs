@@ -51,13 +51,7 @@ impl Homeserver {
     /// A client for the homeserver at `url` (e.g. `https://matrix.example.org`); every request
     /// must complete, body included, within `timeout` unless a call says otherwise.
     pub fn new(url: &str, timeout: Duration) -> Result<Homeserver, Error> {
-        let base = Url::parse(url.trim_end_matches('/'))
-            .map_err(|e| Error::Invalid(format!("homeserver URL: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(Error::Invalid(
-                "homeserver URL must be http:// or https://".into(),
-            ));
-        }
+        let base = Homeserver::check_url(url).map_err(Error::Invalid)?;
         let http = crate::http::client(timeout)
             .map_err(|e| Error::Unreachable(format!("cannot build the HTTP client: {e}")))?;
         Ok(Homeserver {
@@ -65,6 +59,18 @@ impl Homeserver {
             base,
             timeout,
         })
+    }
+
+    /// Parses and checks a homeserver URL (pure; for config validation too).
+    pub fn check_url(url: &str) -> Result<Url, String> {
+        let base = Url::parse(url.trim_end_matches('/')).map_err(|e| format!("not a URL ({e})"))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err("must start with http:// or https://".into());
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err("must not carry credentials".into());
+        }
+        Ok(base)
     }
 
     /// The default per-request deadline.

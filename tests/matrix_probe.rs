@@ -1,0 +1,225 @@
+//! The `matrix` probe against a real Synapse: a healthy run with its latencies through
+//! `lookout check --once --json`; in the daemon, sends refused by the room's power levels raise
+//! an alert carrying `403 M_FORBIDDEN`, lifting the restriction resolves it, and a stopped
+//! Synapse is "homeserver unreachable".
+
+mod kit;
+mod matrix_kit;
+
+use kit::fake::wait_alert;
+use kit::{Daemon, lookout_bin, write_file};
+use matrix_kit::{Synapse, SynapseOptions, enc};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Synapse with an admin `owner`, a `probe` user (password in a file) and a room
+/// `#probes:localhost` the probe user is invited to. Returns (synapse, owner token, room id).
+fn stack(work: &Path) -> (Synapse, String, String) {
+    let hs = Synapse::start(SynapseOptions::default());
+    hs.register("owner", "owner-password-1", true);
+    hs.register("probe", "probe-password-1", false);
+    let owner = hs.login("owner", "owner-password-1");
+    let room = hs.create_room(&owner, Some("probes"), &["@probe:localhost"]);
+    write_file(work, "probe.password", "probe-password-1\n");
+    (hs, owner, room)
+}
+
+fn probe_toml(hs: &Synapse, work: &Path, common: &str) -> String {
+    format!(
+        r##"[[probe]]
+id = "matrix-write"
+kind = "matrix"
+{common}
+homeserver = "{url}"
+user = "probe"
+password_file = "{pw}"
+room = "#probes:localhost"
+visible_within = "3s"
+"##,
+        url = hs.url(),
+        pw = work.join("probe.password").display()
+    )
+}
+
+#[test]
+fn a_healthy_run_shows_send_and_visibility_latency() {
+    let work = tempfile::tempdir().unwrap();
+    let (hs, owner, room) = stack(work.path());
+    let config = write_file(
+        work.path(),
+        "lookout.toml",
+        &probe_toml(&hs, work.path(), "timeout = \"10s\""),
+    );
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(lookout_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["check", "--once", "--json"])
+        .output()
+        .expect("run lookout check");
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "check printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["probe"] == "matrix-write")
+        .unwrap_or_else(|| panic!("no matrix-write row: {rows:#}"))
+        .clone();
+    assert_eq!(row["status"], "ok", "{row:#}\n{}", hs.log_tail());
+    assert!(
+        row["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("sent and read back in "),
+        "{row:#}"
+    );
+    let sample = |name: &str| -> f64 {
+        row["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no sample {name}: {row:#}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    let (versions, send, visible) = (
+        sample("matrix.versions_seconds"),
+        sample("matrix.send_seconds"),
+        sample("matrix.visible_seconds"),
+    );
+    eprintln!("versions {versions:.4}s send {send:.4}s visible {visible:.4}s");
+    assert!(versions > 0.0 && versions < 5.0);
+    assert!(send > 0.0 && send <= visible && visible < 3.0);
+    // The token really is in the room, sent by the probe user.
+    let recent = hs.messages(&owner, &room, 5);
+    assert!(
+        recent.iter().any(|e| e["sender"] == "@probe:localhost"
+            && e["content"]["body"]
+                .as_str()
+                .is_some_and(|b| b.starts_with("lookout probe matrix-write "))),
+        "{recent:#?}"
+    );
+    // No secret in the output.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("probe-password-1"));
+}
+
+/// Waits until the probe has no active alert (resolved alerts leave `/api/v1/alerts`).
+fn wait_resolved(d: &Daemon, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let alerts = d.get("/api/v1/alerts");
+        let active = alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["probe"] == "matrix-write");
+        if !active {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the probe's alert did not resolve within {within:?}: {alerts:#}\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn set_send_level(hs: &Synapse, owner: &str, room: &str, level: u32) {
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.power_levels",
+        enc(room)
+    );
+    let mut levels = hs.ok("GET", &path, Some(owner), None);
+    levels["events_default"] = json!(level);
+    hs.ok("PUT", &path, Some(owner), Some(&levels));
+}
+
+#[test]
+fn rejected_sends_carry_the_errcode_and_a_stopped_synapse_is_unreachable() {
+    let work = tempfile::tempdir().unwrap();
+    let (mut hs, owner, room) = stack(work.path());
+    let config = write_file(
+        work.path(),
+        "lookout.toml",
+        &probe_toml(
+            &hs,
+            work.path(),
+            "interval = \"4s\"\ntimeout = \"4s\"\nrecover_after = 1",
+        ),
+    );
+    let state = work.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let d = Daemon::start(&config, &state, work.path());
+    let is_probe = |a: &Value| a["probe"] == "matrix-write" && a["rule"] == "probe_status";
+
+    // Healthy first: the probe has joined and sent.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !hs
+        .messages(&owner, &room, 10)
+        .iter()
+        .any(|e| e["sender"] == "@probe:localhost" && e["type"] == "m.room.message")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no probe message\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Only power level 50 may send: Synapse answers 403 M_FORBIDDEN.
+    set_send_level(&hs, &owner, &room, 50);
+    let started = Instant::now();
+    let a = wait_alert(&d, "send rejected", Duration::from_secs(30), |a| {
+        is_probe(a) && a["state"] == "firing"
+    });
+    eprintln!(
+        "send rejected alert after {:?}: {}",
+        started.elapsed(),
+        a["message"]
+    );
+    let msg = a["message"].as_str().unwrap();
+    assert!(msg.starts_with("send rejected: 403 M_FORBIDDEN"), "{a:#}");
+    assert_eq!(a["severity"], "critical", "{a:#}");
+
+    // Allowed again: the probe rejoins if needed and the alert resolves.
+    set_send_level(&hs, &owner, &room, 0);
+    wait_resolved(&d, Duration::from_secs(30));
+
+    // Synapse stopped: unreachable.
+    hs.stop();
+    let started = Instant::now();
+    let a = wait_alert(&d, "unreachable", Duration::from_secs(30), |a| {
+        is_probe(a)
+            && a["state"] == "firing"
+            && a["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("homeserver unreachable: "))
+    });
+    eprintln!(
+        "unreachable alert after {:?}: {}",
+        started.elapsed(),
+        a["message"]
+    );
+
+    // Back: resolves again (same token, or a new login).
+    hs.restart();
+    wait_resolved(&d, Duration::from_secs(40));
+    let log = d.log_text();
+    assert!(
+        !log.contains("probe-password-1"),
+        "the password leaked into the log"
+    );
+}
