@@ -243,6 +243,15 @@ fn from_reqwest(what: &'static str, deadline: Duration, e: &reqwest::Error) -> E
     }
 }
 
+/// A refused login becomes [`Error::NotLoggedIn`]; an unreachable or slow server stays what it
+/// is (so callers can retry).
+fn login_error(e: Error) -> Error {
+    match e {
+        Error::Http { .. } | Error::Invalid(_) => Error::NotLoggedIn(e.to_string()),
+        e => e,
+    }
+}
+
 /// A random prefix for transaction ids, so ids stay unique across restarts.
 fn txn_prefix() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -421,9 +430,7 @@ impl Session {
         body: Option<&B>,
         deadline: Duration,
     ) -> Result<R, Error> {
-        self.ensure_logged_in()
-            .await
-            .map_err(|e| Error::NotLoggedIn(e.to_string()))?;
+        self.ensure_logged_in().await.map_err(login_error)?;
         for attempt in 0..2 {
             let token = self
                 .token()
@@ -452,9 +459,7 @@ impl Session {
                     let _guard = self.login_lock.lock().await;
                     // Another caller may have logged in meanwhile.
                     if self.token().as_ref() == Some(&token) {
-                        self.login_locked().await.map_err(|e| {
-                            Error::NotLoggedIn(format!("logging in again after {what}: {e}"))
-                        })?;
+                        self.login_locked().await.map_err(login_error)?;
                     }
                 }
                 other => return other,
