@@ -243,11 +243,12 @@ fn from_reqwest(what: &'static str, deadline: Duration, e: &reqwest::Error) -> E
     }
 }
 
-/// A refused login becomes [`Error::NotLoggedIn`]; an unreachable or slow server stays what it
-/// is (so callers can retry).
+/// A refused login (4xx, or an answer that makes no sense) becomes [`Error::NotLoggedIn`]; an
+/// unreachable, slow or failing (5xx) server stays what it is, so callers can retry.
 fn login_error(e: Error) -> Error {
     match e {
-        Error::Http { .. } | Error::Invalid(_) => Error::NotLoggedIn(e.to_string()),
+        Error::Http { status, .. } if status < 500 => Error::NotLoggedIn(e.to_string()),
+        Error::Invalid(_) => Error::NotLoggedIn(e.to_string()),
         e => e,
     }
 }
