@@ -646,9 +646,15 @@ impl RoomFollower {
             if left.is_zero() {
                 return Ok(None);
             }
+            let polled = Instant::now();
             let events = self.poll(session, left).await?;
+            let empty = events.is_empty();
             if let Some(e) = events.into_iter().find(|e| matches(e)) {
                 return Ok(Some(e));
+            }
+            // A server that answers a long poll at once with nothing must not make this spin.
+            if empty && polled.elapsed() < Duration::from_millis(50) {
+                tokio::time::sleep(Duration::from_millis(100).min(left)).await;
             }
         }
     }
