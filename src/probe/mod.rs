@@ -5,6 +5,7 @@ pub mod command;
 pub mod dhcp_lease;
 pub mod disk;
 pub mod http;
+pub mod matrix;
 pub mod postgres;
 pub mod process;
 pub mod route;
