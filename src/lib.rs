@@ -8,6 +8,7 @@ pub mod alert;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod escalation;
 pub mod daemon;
 pub mod http;
 pub mod lint;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod intake;
 
 pub mod notifiers;
+pub mod paging;
 mod parse;
 mod probes;
 mod validate;
@@ -16,6 +17,7 @@ pub mod values;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use intake::{HeartbeatConfig, IntakeConfig};
+pub use paging::{PersonConfig, PolicyConfig, RouteConfig, ScheduleConfig};
 pub use notifiers::{NotifierCommon, NotifierConfig, NotifierKindConfig};
 pub use probes::{KindConfig, KindDefaults, ProbeCommon, ProbeConfig, ProbeKindConfig};
 pub use values::{Dur, Secret, Size};
@@ -42,6 +44,14 @@ pub struct Config {
     pub intake: IntakeConfig,
     /// `[[heartbeat]]`: inbound heartbeats, in file order.
     pub heartbeats: Vec<HeartbeatConfig>,
+    /// `[[route]]`: which alerts go to which policy, first match wins.
+    pub routes: Vec<RouteConfig>,
+    /// `[[policy]]`: escalation policies.
+    pub policies: Vec<PolicyConfig>,
+    /// `[[person]]`: people and their contact methods.
+    pub people: Vec<PersonConfig>,
+    /// `[[schedule]]`: on-call schedules.
+    pub schedules: Vec<ScheduleConfig>,
     /// Where each top-level section starts in the file (for validation messages).
     pub section_spans: std::collections::BTreeMap<String, std::ops::Range<usize>>,
 }

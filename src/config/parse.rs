@@ -16,6 +16,10 @@ const SECTIONS: &[&str] = &[
     "notifier",
     "intake",
     "heartbeat",
+    "route",
+    "policy",
+    "person",
+    "schedule",
 ];
 
 /// Parses configuration text; problems go to `errors`, the result holds what parsed.
@@ -53,6 +57,24 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
                     );
                 }
             }
+            "route" => spanned_tables(value, "route", errors, |mut r: super::RouteConfig, span| {
+                r.span = span;
+                config.routes.push(r)
+            }),
+            "policy" => spanned_tables(value, "policy", errors, |mut p: super::PolicyConfig, span| {
+                p.span = span;
+                config.policies.push(p)
+            }),
+            "person" => spanned_tables(value, "person", errors, |mut p: super::PersonConfig, span| {
+                p.span = span;
+                config.people.push(p)
+            }),
+            "schedule" => {
+                spanned_tables(value, "schedule", errors, |mut s: super::ScheduleConfig, span| {
+                    s.span = span;
+                    config.schedules.push(s)
+                })
+            }
             "probe" => {
                 for entry in array_of_tables(value, "probe", errors) {
                     if let Some(p) = parse_probe(entry, errors) {
@@ -88,6 +110,20 @@ fn section<'i, T: Deserialize<'i>>(
     match T::deserialize(value.into_deserializer()) {
         Ok(v) => set(v),
         Err(e) => errors.push_toml(&e, Some(name), span, &[]),
+    }
+}
+
+/// Deserializes every table of an array of tables, handing each its span.
+fn spanned_tables<'i, T: Deserialize<'i>>(
+    value: Spanned<DeValue<'i>>,
+    name: &str,
+    errors: &mut Collector<'_>,
+    mut set: impl FnMut(T, Range<usize>),
+) {
+    for entry in array_of_tables(value, name, errors) {
+        let span = entry.span();
+        let value = Spanned::new(span.clone(), DeValue::Table(entry.into_inner()));
+        section(value, name, errors, |v: T| set(v, span.clone()));
     }
 }
 

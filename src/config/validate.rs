@@ -95,6 +95,7 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
     }
     config.intake.validate(section("intake"), errors);
     super::intake::validate_heartbeats(&config.heartbeats, errors);
+    super::paging::validate(config, errors);
     for p in &config.probes {
         if RESERVED_PROBE_IDS.contains(&p.id.as_str()) {
             errors.push(

@@ -1,0 +1,10 @@
+//! Escalation: routes pick a policy for an alert, groups fold related alerts into one page, and
+//! a pure state machine walks the policy's steps (people, schedules, notifiers) until someone
+//! acknowledges. No I/O and no clock reads: time comes in as a [`Moment`](crate::model::Moment).
+
+pub mod matcher;
+pub mod schedule;
+pub mod state;
+
+pub use matcher::Matcher;
+pub use state::{Escalation, Escalations, Page, PageKind, Paging, Tick};

@@ -1,0 +1,710 @@
+//! The escalation state machine: one [`Escalation`] per group of alerts, walking its policy's
+//! steps on the monotonic clock until acknowledged; pages come out as [`Page`]s for the
+//! dispatcher. Pure: no I/O, no clock reads.
+
+use super::matcher::{Matcher, all_match};
+use super::schedule::Schedule;
+use crate::alert::{Alert, AlertEvent, AlertEventKind};
+use crate::config::Config;
+use crate::model::{Labels, Moment, Severity};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The default `group_wait` of non-critical alerts.
+pub const DEFAULT_GROUP_WAIT: f64 = 30.0;
+
+/// The compiled routing and escalation configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Paging {
+    routes: Vec<Route>,
+    policies: BTreeMap<String, Policy>,
+    people: BTreeMap<String, Vec<(String, f64)>>,
+    schedules: BTreeMap<String, Schedule>,
+}
+
+#[derive(Clone, Debug)]
+struct Route {
+    matchers: Vec<Matcher>,
+    severities: Vec<Severity>,
+    policy: String,
+    group_by: Vec<String>,
+    group_wait: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+struct Policy {
+    steps: Vec<Step>,
+    repeat: u32,
+    repeat_interval: Option<f64>,
+    ack_expiry: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+struct Step {
+    targets: Vec<String>,
+    ack_timeout: f64,
+}
+
+impl Paging {
+    /// Compiles a validated configuration; `None` when no route is configured (then every
+    /// notifier gets every alert by its `min_severity`, as without escalation).
+    pub fn from_config(c: &Config) -> Option<Paging> {
+        if c.routes.is_empty() {
+            return None;
+        }
+        let routes = c
+            .routes
+            .iter()
+            .map(|r| Route {
+                matchers: r
+                    .matchers
+                    .iter()
+                    .filter_map(|m| Matcher::parse(m).ok())
+                    .collect(),
+                severities: r.severities.clone(),
+                policy: r.policy.clone(),
+                group_by: r.group_by.clone(),
+                group_wait: r.group_wait.map(|d| d.secs()),
+            })
+            .collect();
+        let policies = c
+            .policies
+            .iter()
+            .map(|p| {
+                let steps: Vec<Step> = p
+                    .step
+                    .iter()
+                    .map(|s| Step {
+                        targets: s.targets.clone(),
+                        ack_timeout: s.ack_timeout(),
+                    })
+                    .collect();
+                let last = steps.last().map(|s| s.ack_timeout).unwrap_or(300.0);
+                let repeat_interval = match p.repeat_interval {
+                    Some(d) if d.0.is_zero() => None,
+                    Some(d) => Some(d.secs()),
+                    None => Some(last),
+                };
+                (
+                    p.id.clone(),
+                    Policy {
+                        steps,
+                        repeat: p.repeat,
+                        repeat_interval,
+                        ack_expiry: p.ack_expiry(),
+                    },
+                )
+            })
+            .collect();
+        let people = c
+            .people
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    p.contacts
+                        .iter()
+                        .map(|k| (k.notifier.clone(), k.delay.map(|d| d.secs()).unwrap_or(0.0)))
+                        .collect(),
+                )
+            })
+            .collect();
+        let schedules = c
+            .schedules
+            .iter()
+            .filter_map(|s| Schedule::compile(s).ok().map(|x| (s.id.clone(), x)))
+            .collect();
+        Some(Paging {
+            routes,
+            policies,
+            people,
+            schedules,
+        })
+    }
+
+    /// The first route that matches the alert: its index.
+    pub fn route(&self, alert: &Alert) -> Option<usize> {
+        let labels = match_labels(alert);
+        self.routes.iter().position(|r| {
+            (r.severities.is_empty() || r.severities.contains(&alert.severity))
+                && all_match(&r.matchers, &labels)
+        })
+    }
+
+    /// The group key of an alert under route `r`.
+    fn group_key(&self, r: usize, alert: &Alert) -> String {
+        let route = &self.routes[r];
+        if route.group_by.is_empty() {
+            return alert.id.clone();
+        }
+        let labels = match_labels(alert);
+        let values = route
+            .group_by
+            .iter()
+            .map(|k| format!("{k}={}", labels.get(k).map(String::as_str).unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let full = format!("route{r}|{values}");
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(full.as_bytes());
+        format!("g{}", &hex::encode(digest)[..15])
+    }
+
+    /// The schedules, for `lookout oncall`.
+    pub fn schedules(&self) -> &BTreeMap<String, Schedule> {
+        &self.schedules
+    }
+
+    /// Expands a step's targets into contacts at `wall` time; notes say who was not reachable.
+    fn contacts(&self, step: &Step, wall: f64, notes: &mut Vec<String>) -> Vec<Contact> {
+        let mut out: Vec<Contact> = Vec::new();
+        let mut add = |person: Option<&str>, via: Option<&str>, notifier: &str, delay: f64, order: usize| {
+            if out.iter().any(|c| c.notifier == notifier) {
+                return;
+            }
+            out.push(Contact {
+                person: person.map(str::to_string),
+                via: via.map(str::to_string),
+                notifier: notifier.to_string(),
+                order,
+                delay,
+                sent: false,
+                failed: false,
+                now: false,
+            });
+        };
+        for t in &step.targets {
+            let (person, via) = if let Some(s) = self.schedules.get(t) {
+                match s.on_call_at(wall) {
+                    Some(p) => (p, Some(t.as_str())),
+                    None => {
+                        notes.push(format!("nobody is on call in schedule {t}"));
+                        continue;
+                    }
+                }
+            } else {
+                (t.clone(), None)
+            };
+            match self.people.get(&person) {
+                Some(contacts) => {
+                    for (i, (n, d)) in contacts.iter().enumerate() {
+                        add(Some(&person), via, n, *d, i);
+                    }
+                }
+                None => add(None, None, &person, 0.0, 0),
+            }
+        }
+        out
+    }
+}
+
+/// The labels routes and silences match on: the alert's labels plus `probe`, `rule`,
+/// `alertname` and `severity` (the alert's own labels win).
+pub fn match_labels(alert: &Alert) -> Labels {
+    let mut l = alert.labels.clone();
+    for (k, v) in [
+        ("probe", alert.probe.as_str()),
+        ("rule", alert.rule.as_str()),
+        ("alertname", alert.rule.as_str()),
+        ("severity", alert.severity.as_str()),
+    ] {
+        l.entry(k.to_string()).or_insert_with(|| v.to_string());
+    }
+    l
+}
+
+/// One contact method to use in the current step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    /// The person it belongs to (`None` for a notifier named directly).
+    pub person: Option<String>,
+    /// The schedule the person was found through.
+    pub via: Option<String>,
+    /// The notifier id.
+    pub notifier: String,
+    /// Its place in the person's contact list.
+    pub order: usize,
+    /// Seconds after the step started.
+    pub delay: f64,
+    /// Paged already in this step.
+    pub sent: bool,
+    /// Its delivery failed for good.
+    pub failed: bool,
+    /// Due at once (an earlier contact of the same person failed).
+    pub now: bool,
+}
+
+/// Where an escalation is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Waiting `group_wait` for more alerts before the first page.
+    Waiting,
+    /// Paging the current step.
+    Paging,
+    /// All rounds done and no `repeat_interval`: nothing more is sent until acknowledged.
+    Exhausted,
+    /// Acknowledged; the acknowledgement may expire.
+    Acknowledged,
+}
+
+/// The escalation of one group of alerts. Persisted as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    /// Group id (an alert id, or a hash of the route and the `group_by` values).
+    pub id: String,
+    /// The route index and the policy.
+    pub route: usize,
+    /// The policy id.
+    pub policy: String,
+    /// Open alerts of the group.
+    pub alerts: BTreeSet<String>,
+    /// The alert the pages speak about (the first of the group, updated as it changes).
+    pub lead: Alert,
+    /// Unix seconds when the escalation began (part of every dedup key).
+    pub started_wall: f64,
+    /// Where it is.
+    pub phase: Phase,
+    /// Current step (0-based).
+    pub step: usize,
+    /// Current round (0-based; rounds beyond `repeat` page the last step only).
+    pub round: u32,
+    /// Restarts after expired acknowledgements.
+    pub epoch: u32,
+    /// Unix seconds when the phase (or step) began: what a restart counts the remaining wait from.
+    pub since_wall: f64,
+    /// Monotonic seconds of the same instant (not persisted: rebuilt from `since_wall`).
+    #[serde(skip)]
+    pub since_mono: f64,
+    /// Contacts of the current step.
+    pub contacts: Vec<Contact>,
+    /// Every notifier paged for this escalation (resolution goes to them).
+    pub paged: BTreeSet<String>,
+    /// Who acknowledged.
+    pub acked_by: Option<String>,
+}
+
+/// What a page says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PageKind {
+    /// Wake up: a step paged you.
+    Trigger,
+    /// Someone acknowledged (to the paged only).
+    Acknowledged(String),
+    /// It is over (to the paged only).
+    Resolved,
+}
+
+/// One message to one notifier.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page {
+    /// The escalation.
+    pub group: String,
+    /// The notifier.
+    pub notifier: String,
+    /// The person paged, if any.
+    pub person: Option<String>,
+    /// What it says.
+    pub kind: PageKind,
+    /// Dedup key: unique per (escalation, epoch, step, round, notifier).
+    pub key: String,
+    /// The alert it is about.
+    pub alert: Alert,
+    /// Step (1-based for people) and round, for the message.
+    pub step: usize,
+    /// Round (0-based).
+    pub round: u32,
+}
+
+/// What a tick or an event produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tick {
+    /// Messages to send.
+    pub pages: Vec<Page>,
+    /// Timeline notes: (alert id, message).
+    pub notes: Vec<(String, String)>,
+    /// Alerts whose acknowledgement expired (to re-open in the engine).
+    pub reopened: Vec<String>,
+    /// Escalations changed (`Some`) or finished (`None`), to persist.
+    pub changed: Vec<(String, Option<Escalation>)>,
+}
+
+/// Every running escalation.
+#[derive(Clone, Debug, Default)]
+pub struct Escalations {
+    groups: BTreeMap<String, Escalation>,
+    by_alert: BTreeMap<String, String>,
+}
+
+impl Escalation {
+    fn base(&self) -> String {
+        format!("esc:{}@{}", self.id, (self.started_wall * 1000.0).round() as i64)
+    }
+
+    fn trigger_key(&self, notifier: &str) -> String {
+        format!(
+            "{}:e{}:s{}:r{}:{notifier}",
+            self.base(),
+            self.epoch,
+            self.step,
+            self.round
+        )
+    }
+
+    fn page(&self, notifier: &str, person: Option<String>, kind: PageKind, key: String) -> Page {
+        Page {
+            group: self.id.clone(),
+            notifier: notifier.to_string(),
+            person,
+            kind,
+            key,
+            alert: self.lead.clone(),
+            step: self.step,
+            round: self.round,
+        }
+    }
+}
+
+impl Escalations {
+    /// Running escalations.
+    pub fn list(&self) -> impl Iterator<Item = &Escalation> {
+        self.groups.values()
+    }
+
+    /// Takes escalations back after a restart: each phase waits only for what remained.
+    pub fn restore(&mut self, list: Vec<Escalation>, now: Moment) {
+        for mut e in list {
+            let elapsed = (now.wall - e.since_wall).max(0.0);
+            e.since_mono = now.mono - elapsed;
+            for a in &e.alerts {
+                self.by_alert.insert(a.clone(), e.id.clone());
+            }
+            self.groups.insert(e.id.clone(), e);
+        }
+    }
+
+    /// Takes an alert event. `None` when no route takes the alert (the caller then notifies
+    /// as without escalation).
+    pub fn on_event(&mut self, paging: &Paging, ev: &AlertEvent, now: Moment) -> Option<Tick> {
+        let a = &ev.alert;
+        let mut out = Tick::default();
+        if let Some(gid) = self.by_alert.get(&a.id).cloned() {
+            self.on_known(paging, &gid, ev, now, &mut out);
+            return Some(out);
+        }
+        if !matches!(ev.kind, AlertEventKind::Firing) {
+            // An event of an alert with no escalation: routed alerts that fired before the
+            // escalation existed (or were restored without one) are not re-paged.
+            return paging.route(a).map(|_| out);
+        }
+        let r = paging.route(a)?;
+        let route = &paging.routes[r];
+        let gid = paging.group_key(r, a);
+        if let Some(e) = self.groups.get_mut(&gid) {
+            e.alerts.insert(a.id.clone());
+            self.by_alert.insert(a.id.clone(), gid.clone());
+            out.notes.push((
+                a.id.clone(),
+                format!(
+                    "{} on {} joined escalation {gid} (grouped; no new page)",
+                    a.rule, a.probe
+                ),
+            ));
+            out.changed.push((gid, Some(e.clone())));
+            return Some(out);
+        }
+        let wait = route.group_wait.unwrap_or(if a.severity == Severity::Critical {
+            0.0
+        } else {
+            DEFAULT_GROUP_WAIT
+        });
+        let e = Escalation {
+            id: gid.clone(),
+            route: r,
+            policy: route.policy.clone(),
+            alerts: BTreeSet::from([a.id.clone()]),
+            lead: a.clone(),
+            started_wall: now.wall,
+            phase: Phase::Waiting,
+            step: 0,
+            round: 0,
+            epoch: 0,
+            since_wall: now.wall,
+            since_mono: now.mono - 0.0,
+            contacts: Vec::new(),
+            paged: BTreeSet::new(),
+            acked_by: None,
+        };
+        out.notes.push((
+            a.id.clone(),
+            format!(
+                "escalation {gid} started under policy {}{}",
+                route.policy,
+                if wait > 0.0 {
+                    format!(" (group_wait {wait}s)")
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+        self.by_alert.insert(a.id.clone(), gid.clone());
+        self.groups.insert(gid.clone(), e);
+        self.advance(paging, &gid, now, &mut out);
+        Some(out)
+    }
+
+    fn on_known(
+        &mut self,
+        paging: &Paging,
+        gid: &str,
+        ev: &AlertEvent,
+        now: Moment,
+        out: &mut Tick,
+    ) {
+        let Some(e) = self.groups.get_mut(gid) else {
+            return;
+        };
+        let a = &ev.alert;
+        if e.lead.id == a.id {
+            e.lead = a.clone();
+        }
+        match &ev.kind {
+            AlertEventKind::Firing | AlertEventKind::SeverityChanged { .. } => {}
+            AlertEventKind::Suppressed => {}
+            AlertEventKind::Acknowledged { by } => {
+                if e.phase != Phase::Acknowledged {
+                    e.phase = Phase::Acknowledged;
+                    e.since_wall = now.wall;
+                    e.since_mono = now.mono;
+                    e.acked_by = Some(by.clone());
+                    e.lead = a.clone();
+                    for n in e.paged.clone() {
+                        let key = format!("{}:ack{}:{n}", e.base(), e.epoch);
+                        out.pages
+                            .push(e.page(&n, None, PageKind::Acknowledged(by.clone()), key));
+                    }
+                    out.notes.push((
+                        a.id.clone(),
+                        format!("{by} acknowledged: escalation {gid} stops"),
+                    ));
+                }
+            }
+            AlertEventKind::Resolved => {
+                e.alerts.remove(&a.id);
+                self.by_alert.remove(&a.id);
+                if e.lead.id == a.id {
+                    e.lead = a.clone();
+                }
+                if e.alerts.is_empty() {
+                    let e = self.groups.remove(gid).expect("group exists");
+                    for n in &e.paged {
+                        let key = format!("{}:resolved:{n}", e.base());
+                        out.pages.push(e.page(n, None, PageKind::Resolved, key));
+                    }
+                    out.notes.push((
+                        a.id.clone(),
+                        format!(
+                            "resolved: escalation {gid} ends; {} paged target(s) told",
+                            e.paged.len()
+                        ),
+                    ));
+                    out.changed.push((gid.to_string(), None));
+                    return;
+                }
+            }
+        }
+        let e = self.groups.get(gid).expect("group exists").clone();
+        out.changed.push((gid.to_string(), Some(e)));
+        let _ = paging;
+    }
+
+    /// A delivery failed for good: the person's next contact method is used at once.
+    pub fn delivery_failed(&mut self, paging: &Paging, key: &str, now: Moment) -> Tick {
+        let mut out = Tick::default();
+        let hit = self.groups.iter_mut().find_map(|(gid, e)| {
+            let i = e
+                .contacts
+                .iter()
+                .position(|c| c.sent && e.trigger_key(&c.notifier) == key)?;
+            Some((gid.clone(), e, i))
+        });
+        let Some((gid, e, i)) = hit else {
+            return out;
+        };
+        e.contacts[i].failed = true;
+        let failed = e.contacts[i].clone();
+        if let Some(person) = &failed.person
+            && let Some(next) = e
+                .contacts
+                .iter_mut()
+                .filter(|c| c.person.as_ref() == Some(person) && !c.sent && c.order > failed.order)
+                .min_by_key(|c| c.order)
+        {
+            next.now = true;
+            out.notes.push((
+                e.lead.id.clone(),
+                format!(
+                    "{} failed for {person}; falling back to {} at once",
+                    failed.notifier, next.notifier
+                ),
+            ));
+        }
+        self.advance(paging, &gid, now, &mut out);
+        out
+    }
+
+    /// Moves every escalation on to `now`: due contacts, next steps, expired acknowledgements.
+    pub fn tick(&mut self, paging: &Paging, now: Moment) -> Tick {
+        let mut out = Tick::default();
+        let ids: Vec<String> = self.groups.keys().cloned().collect();
+        for gid in ids {
+            self.advance(paging, &gid, now, &mut out);
+        }
+        out
+    }
+
+    fn advance(&mut self, paging: &Paging, gid: &str, now: Moment, out: &mut Tick) {
+        let Some(e) = self.groups.get_mut(gid) else {
+            return;
+        };
+        let Some(policy) = paging.policies.get(&e.policy) else {
+            return;
+        };
+        let before = e.clone();
+        // A few transitions may be due at once (e.g. after a long pause); bound the loop.
+        for _ in 0..64 {
+            let elapsed = now.mono - e.since_mono;
+            match e.phase {
+                Phase::Waiting => {
+                    let route = &paging.routes[e.route.min(paging.routes.len() - 1)];
+                    let wait = route
+                        .group_wait
+                        .unwrap_or(if e.lead.severity == Severity::Critical {
+                            0.0
+                        } else {
+                            DEFAULT_GROUP_WAIT
+                        });
+                    if elapsed < wait {
+                        break;
+                    }
+                    start_step(paging, policy, e, 0, 0, now, out);
+                }
+                Phase::Paging => {
+                    let due: Vec<usize> = e
+                        .contacts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| !c.sent && (c.now || elapsed >= c.delay))
+                        .map(|(i, _)| i)
+                        .collect();
+                    for i in due {
+                        e.contacts[i].sent = true;
+                        let n = e.contacts[i].notifier.clone();
+                        e.paged.insert(n.clone());
+                        let key = e.trigger_key(&n);
+                        let person = e.contacts[i].person.clone();
+                        out.pages.push(e.page(&n, person, PageKind::Trigger, key));
+                    }
+                    let tail = e.round > policy.repeat;
+                    let timeout = if tail {
+                        policy.repeat_interval.unwrap_or(f64::INFINITY)
+                    } else {
+                        policy.steps[e.step.min(policy.steps.len() - 1)].ack_timeout
+                    };
+                    if elapsed < timeout {
+                        break;
+                    }
+                    let last = policy.steps.len() - 1;
+                    if e.step < last && !tail {
+                        let (s, r) = (e.step + 1, e.round);
+                        start_step(paging, policy, e, s, r, now, out);
+                    } else if e.round < policy.repeat {
+                        let r = e.round + 1;
+                        start_step(paging, policy, e, 0, r, now, out);
+                    } else if policy.repeat_interval.is_some() {
+                        let r = e.round + 1;
+                        start_step(paging, policy, e, last, r, now, out);
+                    } else {
+                        e.phase = Phase::Exhausted;
+                        out.notes.push((
+                            e.lead.id.clone(),
+                            format!(
+                                "escalation {} went through every step without an acknowledgement; no more pages",
+                                e.id
+                            ),
+                        ));
+                    }
+                }
+                Phase::Exhausted => break,
+                Phase::Acknowledged => {
+                    let Some(expiry) = policy.ack_expiry else {
+                        break;
+                    };
+                    if elapsed < expiry {
+                        break;
+                    }
+                    e.epoch += 1;
+                    e.acked_by = None;
+                    out.reopened.extend(e.alerts.iter().cloned());
+                    out.notes.push((
+                        e.lead.id.clone(),
+                        format!(
+                            "the acknowledgement expired after {} and the alert still fires: escalation {} starts again",
+                            crate::model::format_duration(expiry),
+                            e.id
+                        ),
+                    ));
+                    start_step(paging, policy, e, 0, 0, now, out);
+                }
+            }
+        }
+        if *e != before {
+            out.changed.push((gid.to_string(), Some(e.clone())));
+        }
+    }
+}
+
+fn start_step(
+    paging: &Paging,
+    policy: &Policy,
+    e: &mut Escalation,
+    step: usize,
+    round: u32,
+    now: Moment,
+    out: &mut Tick,
+) {
+    let step = step.min(policy.steps.len() - 1);
+    e.phase = Phase::Paging;
+    e.step = step;
+    e.round = round;
+    e.since_wall = now.wall;
+    e.since_mono = now.mono;
+    let mut notes = Vec::new();
+    e.contacts = paging.contacts(&policy.steps[step], now.wall, &mut notes);
+    let who = e
+        .contacts
+        .iter()
+        .map(|c| match (&c.person, &c.via) {
+            (Some(p), Some(v)) => format!("{p} (on call in {v}) via {}", c.notifier),
+            (Some(p), None) => format!("{p} via {}", c.notifier),
+            _ => c.notifier.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    out.notes.push((
+        e.lead.id.clone(),
+        format!(
+            "escalation {} step {} (round {}): paging {}",
+            e.id,
+            step + 1,
+            round + 1,
+            if who.is_empty() { "nobody" } else { &who }
+        ),
+    ));
+    for n in notes {
+        out.notes.push((e.lead.id.clone(), n));
+    }
+}
+
+#[cfg(test)]
+mod tests;
