@@ -3,6 +3,7 @@
 mod intake;
 mod metrics;
 mod page;
+mod paging;
 
 use crate::alert::AlertState;
 use crate::daemon::core::Core;
@@ -47,6 +48,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/api/v1/timeline", get(timeline))
         .route("/api/v1/forecast", get(forecast))
         .merge(intake::routes())
+        .merge(paging::routes())
         .with_state(core)
 }
 

@@ -17,7 +17,7 @@ pub mod values;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use intake::{HeartbeatConfig, IntakeConfig};
-pub use paging::{PersonConfig, PolicyConfig, RouteConfig, ScheduleConfig};
+pub use paging::{MaintenanceConfig, PersonConfig, PolicyConfig, RouteConfig, ScheduleConfig};
 pub use notifiers::{NotifierCommon, NotifierConfig, NotifierKindConfig};
 pub use probes::{KindConfig, KindDefaults, ProbeCommon, ProbeConfig, ProbeKindConfig};
 pub use values::{Dur, Secret, Size};
@@ -52,6 +52,8 @@ pub struct Config {
     pub people: Vec<PersonConfig>,
     /// `[[schedule]]`: on-call schedules.
     pub schedules: Vec<ScheduleConfig>,
+    /// `[[maintenance]]`: windows in which matching alerts are not paged.
+    pub maintenance: Vec<MaintenanceConfig>,
     /// Where each top-level section starts in the file (for validation messages).
     pub section_spans: std::collections::BTreeMap<String, std::ops::Range<usize>>,
 }

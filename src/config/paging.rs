@@ -145,6 +145,33 @@ pub struct OverrideConfig {
     pub end: String,
 }
 
+/// One `[[maintenance]]` window: alerts it matches are not paged while it is open.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// Name, shown on the timeline. Required.
+    pub name: String,
+    /// Label matchers, as in routes. Default: none (every alert).
+    #[serde(default)]
+    pub matchers: Vec<String>,
+    /// Time zone of the times below. Default `UTC`.
+    pub time_zone: Option<String>,
+    /// A one-off window: local start time (`2026-11-25T22:00`).
+    pub start: Option<String>,
+    /// A one-off window: local end time.
+    pub end: Option<String>,
+    /// A weekly window: weekdays (`mon` … `sun`). Default: every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// A weekly window: local start time of day (`02:00`).
+    pub from: Option<String>,
+    /// A weekly window: local end time of day (`04:00`; earlier than `from` = past midnight).
+    pub to: Option<String>,
+    /// Where the table is in the file (set by the parser).
+    #[serde(skip)]
+    pub span: Range<usize>,
+}
+
 impl PolicyConfig {
     /// `ack_expiry` or its default; `None` when acknowledgements never expire.
     pub fn ack_expiry(&self) -> Option<f64> {
@@ -286,6 +313,16 @@ pub fn validate(config: &super::Config, errors: &mut Collector<'_>) {
             if let Err(e) = crate::escalation::Matcher::parse(m) {
                 errors.push(Some(r.span.clone()), Some(&c), e, None);
             }
+        }
+    }
+    for m in &config.maintenance {
+        if let Err(e) = crate::escalation::silence::Maintenance::compile(m) {
+            errors.push(
+                Some(m.span.clone()),
+                Some(&format!("maintenance {:?}", m.name)),
+                e,
+                None,
+            );
         }
     }
     if !config.policies.is_empty() && config.routes.is_empty() {

@@ -20,6 +20,7 @@ const SECTIONS: &[&str] = &[
     "policy",
     "person",
     "schedule",
+    "maintenance",
 ];
 
 /// Parses configuration text; problems go to `errors`, the result holds what parsed.
@@ -73,6 +74,12 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
                 spanned_tables(value, "schedule", errors, |mut s: super::ScheduleConfig, span| {
                     s.span = span;
                     config.schedules.push(s)
+                })
+            }
+            "maintenance" => {
+                spanned_tables(value, "maintenance", errors, |mut m: super::MaintenanceConfig, span| {
+                    m.span = span;
+                    config.maintenance.push(m)
                 })
             }
             "probe" => {

@@ -4,6 +4,7 @@
 
 pub mod matcher;
 pub mod schedule;
+pub mod silence;
 pub mod state;
 
 pub use matcher::Matcher;
