@@ -201,7 +201,8 @@ group_wait = "0s"
 
     // Tier 1 at once: alice's ntfy and the chat; alice's phone 3 s later.
     let n1 = ntfy.wait_for("tier 1 ntfy", 1, Duration::from_secs(5), |r| {
-        r.header("title").is_some_and(|t| t.contains("probe_status"))
+        r.header("title")
+            .is_some_and(|t| t.contains("probe_status"))
     });
     let c1 = chat.wait_for("tier 1 chat", Duration::from_secs(5), |b| {
         firing_for(b, "probe_status")
@@ -212,7 +213,10 @@ group_wait = "0s"
     assert!(secs(fired, n1[0].at) < 2.0, "{}", secs(fired, n1[0].at));
     assert!(secs(fired, c1.at) < 2.0);
     let phone_delay = secs(n1[0].at, p1.at);
-    assert!((2.5..4.5).contains(&phone_delay), "phone after {phone_delay}");
+    assert!(
+        (2.5..4.5).contains(&phone_delay),
+        "phone after {phone_delay}"
+    );
 
     // Tier 2 after ack_timeout (6 s): bob's PagerDuty answers 500 twice (max_attempts 2,
     // 1 s backoff), then his SMS is used at once instead of after its 60 s delay.
@@ -245,7 +249,10 @@ group_wait = "0s"
         firing_for(b, "probe_status")
     });
     let t3 = secs(step2_started, k1.at);
-    assert!((7.3..9.8).contains(&t3), "step 3 came {t3} s after step 2 began");
+    assert!(
+        (7.3..9.8).contains(&t3),
+        "step 3 came {t3} s after step 2 began"
+    );
     assert!(
         secs(restarted, k1.at) < 7.0,
         "the restart must not restart the wait"
@@ -267,7 +274,12 @@ group_wait = "0s"
     // Resolution reaches everyone paged.
     std::thread::sleep(Duration::from_secs(2));
     std::fs::remove_file(&flag).unwrap();
-    for (name, s) in [("phone", &phone), ("chat", &chat), ("sms", &sms), ("carol", &carol)] {
+    for (name, s) in [
+        ("phone", &phone),
+        ("chat", &chat),
+        ("sms", &sms),
+        ("carol", &carol),
+    ] {
         s.wait_for(name, Duration::from_secs(8), |b| {
             b["event"] == "resolved" && b["alert"]["rule"] == "probe_status"
         });
@@ -287,13 +299,25 @@ group_wait = "0s"
             .filter(|r| r.body["event"] == event && r.body["alert"]["rule"] == "probe_status")
             .count()
     };
-    for (name, s) in [("phone", &phone), ("chat", &chat), ("sms", &sms), ("carol", &carol)] {
+    for (name, s) in [
+        ("phone", &phone),
+        ("chat", &chat),
+        ("sms", &sms),
+        ("carol", &carol),
+    ] {
         assert_eq!(count(s, "firing"), 1, "{name}: {:#?}", s.all());
         assert_eq!(count(s, "resolved"), 1, "{name}");
     }
-    assert!(dave.all().is_empty(), "dave was never paged: {:#?}", dave.all());
+    assert!(
+        dave.all().is_empty(),
+        "dave was never paged: {:#?}",
+        dave.all()
+    );
     let ntfy_triggers = ntfy
-        .matching(|r| r.header("title").is_some_and(|t| t.contains("[CRITICAL] probe_status")))
+        .matching(|r| {
+            r.header("title")
+                .is_some_and(|t| t.contains("[CRITICAL] probe_status"))
+        })
         .len();
     assert_eq!(ntfy_triggers, 1);
     let pd_triggers = pd.matching(|r| r.json["event_action"] == "trigger").len();
@@ -319,7 +343,13 @@ group_wait = "0s"
             .iter()
             .any(|e| e["kind"] == "alert_acknowledged" && e["actor"] == "carol")
     );
-    assert!(d.get("/api/v1/escalations").as_array().unwrap().iter().all(|e| e["lead"]["probe"] != "db-disk"));
+    assert!(
+        d.get("/api/v1/escalations")
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["lead"]["probe"] != "db-disk")
+    );
 }
 
 fn cli(config: &Path, state: &Path, api: &str, args: &[&str]) -> (bool, String) {
@@ -368,8 +398,18 @@ fn silences_from_cli_and_api_mute_paging_but_not_the_alert() {
         &state,
         &d.url(),
         &[
-            "silence", "add", "--match", "probe=db-disk", "--match", "rule=~probe_.*", "--for",
-            "1h", "--comment", "replacing the disk", "--by", "alice",
+            "silence",
+            "add",
+            "--match",
+            "probe=db-disk",
+            "--match",
+            "rule=~probe_.*",
+            "--for",
+            "1h",
+            "--comment",
+            "replacing the disk",
+            "--by",
+            "alice",
         ],
     );
     assert!(ok, "{out}");
@@ -395,7 +435,10 @@ fn silences_from_cli_and_api_mute_paging_but_not_the_alert() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(sink.all().is_empty(), "silenced: {:#?}", sink.all());
     let (ok, out) = cli(&config, &state, &d.url(), &["silence", "list"]);
-    assert!(ok && out.contains(&id) && out.contains("active") && out.contains("alice"), "{out}");
+    assert!(
+        ok && out.contains(&id) && out.contains("active") && out.contains("alice"),
+        "{out}"
+    );
 
     // Expired through the API: the alert still fires, so it is paged now.
     let (status, body) = request(
@@ -475,11 +518,13 @@ fn a_maintenance_window_holds_pages_until_it_closes() {
         open_alert(&d, "db-disk").is_some()
     });
     assert!(sink.all().is_empty(), "in maintenance: {:#?}", sink.all());
-    let paged = sink.wait_for("the page when the window closes", Duration::from_secs(10), |b| {
-        firing_for(b, "probe_status")
-    });
-    let closes = std::time::SystemTime::UNIX_EPOCH
-        + Duration::from_secs((now.as_second() + 6) as u64);
+    let paged = sink.wait_for(
+        "the page when the window closes",
+        Duration::from_secs(10),
+        |b| firing_for(b, "probe_status"),
+    );
+    let closes =
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_secs((now.as_second() + 6) as u64);
     let late = std::time::SystemTime::now()
         .duration_since(closes)
         .map(|d| d.as_secs_f64())
@@ -539,7 +584,10 @@ overrides = [{ person = "bob", start = "2026-10-26T12:00", end = "2026-10-26T13:
     // DST ends 2026-10-25: the 09:00 handoff is 08:00Z that day, not 07:00Z.
     assert!(run(&["--at", "2026-10-25T07:30:00Z"]).contains("alice"));
     let out = run(&["--at", "2026-10-25T08:00:00Z", "--schedule", "ops"]);
-    assert!(out.contains("bob") && out.contains("2026-10-26 09:00 CET"), "{out}");
+    assert!(
+        out.contains("bob") && out.contains("2026-10-26 09:00 CET"),
+        "{out}"
+    );
     // Local time in the schedule's zone; an override.
     assert!(run(&["--at", "2026-10-26T12:30"]).contains("bob"));
     let j: Value = serde_json::from_str(&run(&["--at", "2026-10-26T11:00", "--json"])).unwrap();

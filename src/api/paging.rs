@@ -89,10 +89,9 @@ async fn expire(
     if !authorized(&core, &headers) {
         return error(StatusCode::UNAUTHORIZED, UNAUTHORIZED);
     }
-    let by = q
-        .by
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| "api".into());
+    let by =
+        q.by.filter(|b| !b.trim().is_empty())
+            .unwrap_or_else(|| "api".into());
     match core.expire_silence(&id, &by) {
         Ok(s) => Json(s).into_response(),
         Err(e) if e.starts_with("no silence") => error(StatusCode::NOT_FOUND, e),

@@ -138,14 +138,20 @@ pub fn oncall(
             None => jiff::Timestamp::now(),
             Some(a) => match a.parse::<jiff::Timestamp>() {
                 Ok(t) => t,
-                Err(_) => parse_local(a, &s.tz)
-                    .map_err(|e| anyhow::anyhow!("--at {e} (or give RFC 3339 with an offset)"))?
-                    .1,
+                Err(_) => {
+                    parse_local(a, &s.tz)
+                        .map_err(|e| anyhow::anyhow!("--at {e} (or give RFC 3339 with an offset)"))?
+                        .1
+                }
             },
         };
         let person = s.on_call(t);
         let next = s.next_change(t);
-        let local = |t: jiff::Timestamp| t.to_zoned(s.tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string();
+        let local = |t: jiff::Timestamp| {
+            t.to_zoned(s.tz.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        };
         out.push(json!({
             "schedule": s.id,
             "at": t.to_string(),

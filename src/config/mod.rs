@@ -17,8 +17,8 @@ pub mod values;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use intake::{HeartbeatConfig, IntakeConfig};
-pub use paging::{MaintenanceConfig, PersonConfig, PolicyConfig, RouteConfig, ScheduleConfig};
 pub use notifiers::{NotifierCommon, NotifierConfig, NotifierKindConfig};
+pub use paging::{MaintenanceConfig, PersonConfig, PolicyConfig, RouteConfig, ScheduleConfig};
 pub use probes::{KindConfig, KindDefaults, ProbeCommon, ProbeConfig, ProbeKindConfig};
 pub use values::{Dur, Secret, Size};
 

@@ -230,7 +230,10 @@ pub fn validate(config: &super::Config, errors: &mut Collector<'_>) {
                 errors.push(
                     Some(p.span.clone()),
                     Some(&c),
-                    format!("contact names notifier {:?}, which is not configured", k.notifier),
+                    format!(
+                        "contact names notifier {:?}, which is not configured",
+                        k.notifier
+                    ),
                     None,
                 );
             }

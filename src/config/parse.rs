@@ -62,26 +62,42 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
                 r.span = span;
                 config.routes.push(r)
             }),
-            "policy" => spanned_tables(value, "policy", errors, |mut p: super::PolicyConfig, span| {
-                p.span = span;
-                config.policies.push(p)
-            }),
-            "person" => spanned_tables(value, "person", errors, |mut p: super::PersonConfig, span| {
-                p.span = span;
-                config.people.push(p)
-            }),
-            "schedule" => {
-                spanned_tables(value, "schedule", errors, |mut s: super::ScheduleConfig, span| {
+            "policy" => spanned_tables(
+                value,
+                "policy",
+                errors,
+                |mut p: super::PolicyConfig, span| {
+                    p.span = span;
+                    config.policies.push(p)
+                },
+            ),
+            "person" => spanned_tables(
+                value,
+                "person",
+                errors,
+                |mut p: super::PersonConfig, span| {
+                    p.span = span;
+                    config.people.push(p)
+                },
+            ),
+            "schedule" => spanned_tables(
+                value,
+                "schedule",
+                errors,
+                |mut s: super::ScheduleConfig, span| {
                     s.span = span;
                     config.schedules.push(s)
-                })
-            }
-            "maintenance" => {
-                spanned_tables(value, "maintenance", errors, |mut m: super::MaintenanceConfig, span| {
+                },
+            ),
+            "maintenance" => spanned_tables(
+                value,
+                "maintenance",
+                errors,
+                |mut m: super::MaintenanceConfig, span| {
                     m.span = span;
                     config.maintenance.push(m)
-                })
-            }
+                },
+            ),
             "probe" => {
                 for entry in array_of_tables(value, "probe", errors) {
                     if let Some(p) = parse_probe(entry, errors) {

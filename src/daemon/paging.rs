@@ -117,10 +117,7 @@ impl Core {
                     now,
                     id,
                     "alert_silenced",
-                    format!(
-                        "{} on {} not paged: {why}",
-                        ev.alert.rule, ev.alert.probe
-                    ),
+                    format!("{} on {} not paged: {why}", ev.alert.rule, ev.alert.probe),
                 );
                 return;
             }
@@ -242,10 +239,20 @@ impl Core {
             std::mem::replace(&mut *open, (windows.clone(), active.clone()))
         };
         for w in windows.difference(&old_w) {
-            self.paging_note(now, "maintenance_started", Some("config"), format!("maintenance window {w} opened: matching alerts are not paged"));
+            self.paging_note(
+                now,
+                "maintenance_started",
+                Some("config"),
+                format!("maintenance window {w} opened: matching alerts are not paged"),
+            );
         }
         for w in old_w.difference(&windows) {
-            self.paging_note(now, "maintenance_ended", Some("config"), format!("maintenance window {w} closed"));
+            self.paging_note(
+                now,
+                "maintenance_ended",
+                Some("config"),
+                format!("maintenance window {w} closed"),
+            );
         }
         for id in old_s.difference(&active) {
             if let Some(s) = silences.iter().find(|s| &s.id == id)

@@ -98,7 +98,10 @@ mod tests {
         assert!(Matcher::parse("env=prod").unwrap().matches(&l));
         assert!(!Matcher::parse("env!=prod").unwrap().matches(&l));
         assert!(Matcher::parse("mount=~/var/.*").unwrap().matches(&l));
-        assert!(!Matcher::parse("mount=~var").unwrap().matches(&l), "anchored");
+        assert!(
+            !Matcher::parse("mount=~var").unwrap().matches(&l),
+            "anchored"
+        );
         assert!(Matcher::parse("mount!~/srv.*").unwrap().matches(&l));
         assert!(Matcher::parse("missing=").unwrap().matches(&l));
         assert!(Matcher::parse("nope").is_err());

@@ -3,9 +3,11 @@
 //! acknowledges. No I/O and no clock reads: time comes in as a [`Moment`](crate::model::Moment).
 
 pub mod matcher;
+pub mod policy;
 pub mod schedule;
 pub mod silence;
 pub mod state;
 
 pub use matcher::Matcher;
-pub use state::{Escalation, Escalations, Page, PageKind, Paging, Tick};
+pub use policy::{Paging, match_labels};
+pub use state::{Escalation, Escalations, Page, PageKind, Tick};

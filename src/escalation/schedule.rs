@@ -45,7 +45,9 @@ pub fn parse_every(s: &str) -> Result<(Span, f64), String> {
         .parse()
         .map_err(|_| format!("handoff period {s:?} must start with a whole number"))?;
     if n <= 0 || n > 1000 {
-        return Err(format!("handoff period {s:?} must be between 1 and 1000 units"));
+        return Err(format!(
+            "handoff period {s:?} must be between 1 and 1000 units"
+        ));
     }
     let (span, secs) = match unit {
         "w" => (Span::new().weeks(n), 604_800),
@@ -53,9 +55,7 @@ pub fn parse_every(s: &str) -> Result<(Span, f64), String> {
         "h" => (Span::new().hours(n), 3_600),
         "m" => (Span::new().minutes(n), 60),
         _ => {
-            return Err(format!(
-                "handoff period {s:?}: unit must be w, d, h or m"
-            ));
+            return Err(format!("handoff period {s:?}: unit must be w, d, h or m"));
         }
     };
     Ok((span, (n * secs) as f64))
@@ -140,7 +140,10 @@ impl Schedule {
         {
             return Some(o.person.clone());
         }
-        self.layers.iter().rev().find_map(|l| l.on_call(&self.tz, t))
+        self.layers
+            .iter()
+            .rev()
+            .find_map(|l| l.on_call(&self.tz, t))
     }
 
     /// Who is on call at unix seconds `wall`.
@@ -161,10 +164,10 @@ impl Schedule {
         for l in &self.layers {
             if t < l.start_ts {
                 consider(l.start_ts);
-            } else if let Some(n) = l.index(&self.tz, t) {
-                if let Some(next) = l.handoff(&self.tz, n + 1) {
-                    consider(next);
-                }
+            } else if let Some(n) = l.index(&self.tz, t)
+                && let Some(next) = l.handoff(&self.tz, n + 1)
+            {
+                consider(next);
             }
             if let Some(e) = l.end_ts {
                 consider(e);
@@ -249,7 +252,10 @@ mod tests {
 
     #[test]
     fn daily_handoff_stays_at_nine_local_across_both_dst_changes() {
-        let s = schedule(vec![layer(&["alice", "bob"], "2026-10-20T09:00", "1d")], vec![]);
+        let s = schedule(
+            vec![layer(&["alice", "bob"], "2026-10-20T09:00", "1d")],
+            vec![],
+        );
         // 2026-10-24 is day 4 (alice); DST ends 2026-10-25 03:00 CEST → 02:00 CET.
         // 09:00 CEST = 07:00Z; 09:00 CET = 08:00Z.
         assert_eq!(s.on_call(at("2026-10-24T06:59Z")).as_deref(), Some("bob")); // day 3
@@ -288,10 +294,22 @@ mod tests {
             }],
         );
         assert_eq!(s.on_call(at("2026-11-03T12:00Z")).as_deref(), Some("alice"));
-        assert_eq!(s.on_call(at("2026-11-04T18:00Z")).as_deref(), Some("dave"), "later layer wins");
-        assert_eq!(s.on_call(at("2026-11-05T00:00Z")).as_deref(), Some("alice"), "layer ended");
+        assert_eq!(
+            s.on_call(at("2026-11-04T18:00Z")).as_deref(),
+            Some("dave"),
+            "later layer wins"
+        );
+        assert_eq!(
+            s.on_call(at("2026-11-05T00:00Z")).as_deref(),
+            Some("alice"),
+            "layer ended"
+        );
         assert_eq!(s.on_call(at("2026-11-09T08:00Z")).as_deref(), Some("bob"));
-        assert_eq!(s.on_call(at("2026-11-10T11:30Z")).as_deref(), Some("erin"), "override");
+        assert_eq!(
+            s.on_call(at("2026-11-10T11:30Z")).as_deref(),
+            Some("erin"),
+            "override"
+        );
         assert_eq!(s.on_call(at("2026-11-10T13:00Z")).as_deref(), Some("bob"));
         assert_eq!(s.on_call(at("2026-11-16T08:00Z")).as_deref(), Some("carol"));
         assert_eq!(s.on_call(at("2026-11-23T08:00Z")).as_deref(), Some("alice"));

@@ -2,8 +2,8 @@
 //! configuration): alerts they match still show everywhere, but nobody is paged for them. Pure.
 
 use super::matcher::{Matcher, all_match};
+use super::policy::match_labels;
 use super::schedule::parse_local;
-use super::state::match_labels;
 use crate::alert::Alert;
 use crate::config::MaintenanceConfig;
 use jiff::Timestamp;
@@ -194,7 +194,12 @@ mod tests {
     fn alert(host: &str) -> Alert {
         Alert::new(
             "disk",
-            &Condition::active("disk_full", labels([("host", host)]), Severity::Critical, "x"),
+            &Condition::active(
+                "disk_full",
+                labels([("host", host)]),
+                Severity::Critical,
+                "x",
+            ),
             Moment::replayed(0.0),
         )
     }

@@ -251,13 +251,18 @@ pub fn load_escalations(conn: &Connection) -> Result<Vec<crate::escalation::Esca
 /// Dedup keys of escalation deliveries already made or under way: a restart never sends them
 /// again.
 pub fn load_escalation_keys(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT dedup_key FROM notifications WHERE dedup_key LIKE 'esc:%' AND outcome != 'pending'")?;
+    let mut stmt = conn.prepare(
+        "SELECT dedup_key FROM notifications WHERE dedup_key LIKE 'esc:%' AND outcome != 'pending'",
+    )?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Silences that end after `since` (unix seconds).
-pub fn load_silences(conn: &Connection, since: f64) -> Result<Vec<crate::escalation::silence::Silence>> {
+pub fn load_silences(
+    conn: &Connection,
+    since: f64,
+) -> Result<Vec<crate::escalation::silence::Silence>> {
     let mut stmt = conn.prepare("SELECT body FROM silences WHERE ends_at >= ?1 ORDER BY id")?;
     let rows = stmt.query_map([since], |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();

@@ -110,7 +110,11 @@ fn steps_delays_rounds_and_the_tail() {
     let t = fire(&mut e, &p, &a, 0.0);
     assert_eq!(sent(&t), ["ntfy-alice", "chat"]);
     assert!(e.tick(&p, at(119.0)).pages.is_empty());
-    assert_eq!(sent(&e.tick(&p, at(120.0))), ["phone-alice"], "per-person delay");
+    assert_eq!(
+        sent(&e.tick(&p, at(120.0))),
+        ["phone-alice"],
+        "per-person delay"
+    );
     assert!(e.tick(&p, at(299.0)).pages.is_empty());
     let t = e.tick(&p, at(300.0));
     assert_eq!(sent(&t), ["pd-bob"], "step 2 after ack_timeout");
@@ -160,7 +164,11 @@ fn ack_stops_expires_and_resolution_tells_only_the_paged() {
             at(60.0),
         )
         .unwrap();
-    assert_eq!(sent(&t), ["chat", "ntfy-alice"], "ack notice to the paged only");
+    assert_eq!(
+        sent(&t),
+        ["chat", "ntfy-alice"],
+        "ack notice to the paged only"
+    );
     assert!(matches!(t.pages[0].kind, PageKind::Acknowledged(ref by) if by == "alice"));
     // No step 2, no phone call.
     for s in [120.0, 300.0, 1000.0, 1859.0] {
@@ -195,11 +203,23 @@ fn group_by_folds_alerts_into_one_escalation() {
     let p = paging();
     let mut e = Escalations::default();
     let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
-    let b = alert("wal_retained", "db1", Severity::Critical, AlertState::Firing);
+    let b = alert(
+        "wal_retained",
+        "db1",
+        Severity::Critical,
+        AlertState::Firing,
+    );
     let c = alert("disk_full", "db2", Severity::Critical, AlertState::Firing);
     assert_eq!(sent(&fire(&mut e, &p, &a, 0.0)), ["ntfy-alice", "chat"]);
-    assert!(fire(&mut e, &p, &b, 1.0).pages.is_empty(), "same host: folded");
-    assert_eq!(sent(&fire(&mut e, &p, &c, 2.0)), ["ntfy-alice", "chat"], "another host");
+    assert!(
+        fire(&mut e, &p, &b, 1.0).pages.is_empty(),
+        "same host: folded"
+    );
+    assert_eq!(
+        sent(&fire(&mut e, &p, &c, 2.0)),
+        ["ntfy-alice", "chat"],
+        "another host"
+    );
     assert_eq!(e.list().count(), 2);
     // Resolving one alert of the group says nothing; the last one ends it.
     let resolve = |e: &mut Escalations, x: &Alert, t: f64| {
@@ -223,11 +243,18 @@ fn routes_first_match_severity_and_group_wait() {
     let p = paging();
     let mut lab = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
     lab.labels.insert("env".into(), "lab".into());
-    assert_eq!(p.route(&lab), Some(0), "first match wins over the critical route");
+    assert_eq!(
+        p.route(&lab),
+        Some(0),
+        "first match wins over the critical route"
+    );
     let warn = alert("disk_full", "db1", Severity::Warning, AlertState::Firing);
     assert_eq!(p.route(&warn), Some(2), "warnings go to chat only");
     let mut e = Escalations::default();
-    assert!(fire(&mut e, &p, &warn, 0.0).pages.is_empty(), "group_wait 10s");
+    assert!(
+        fire(&mut e, &p, &warn, 0.0).pages.is_empty(),
+        "group_wait 10s"
+    );
     assert!(e.tick(&p, at(9.9)).pages.is_empty());
     assert_eq!(sent(&e.tick(&p, at(10.0))), ["chat"]);
     // repeat_interval = 0s: after the only step, nothing more.
@@ -248,7 +275,11 @@ fn a_failed_contact_falls_back_to_the_next_at_once() {
     assert_eq!(t.pages[0].notifier, "pd-bob");
     let t = e.delivery_failed(&p, &key, at(303.0));
     assert_eq!(sent(&t), ["sms-bob"], "not after 10m: at once");
-    assert!(e.delivery_failed(&p, "esc:nope", at(304.0)).pages.is_empty());
+    assert!(
+        e.delivery_failed(&p, "esc:nope", at(304.0))
+            .pages
+            .is_empty()
+    );
 }
 
 #[test]
@@ -270,8 +301,24 @@ fn restore_waits_only_for_the_remaining_time() {
     };
     r.restore(saved, later);
     // 60 s of the 5 min wait passed while down: step 2 comes 40 s after the restart.
-    assert!(r.tick(&p, Moment { mono: 44.0, wall: later.wall + 39.0 }).pages.is_empty());
-    let t = r.tick(&p, Moment { mono: 45.0, wall: later.wall + 40.0 });
+    assert!(
+        r.tick(
+            &p,
+            Moment {
+                mono: 44.0,
+                wall: later.wall + 39.0
+            }
+        )
+        .pages
+        .is_empty()
+    );
+    let t = r.tick(
+        &p,
+        Moment {
+            mono: 45.0,
+            wall: later.wall + 40.0,
+        },
+    );
     assert_eq!(sent(&t), ["pd-bob"]);
     // The phone contact (due at 120 s) was already sent before the restart: not again.
     assert!(t.pages.iter().all(|p| p.notifier != "phone-alice"));
