@@ -153,8 +153,22 @@ impl Schedule {
             .and_then(|t| self.on_call(t))
     }
 
-    /// The next handoff strictly after `t` on any layer or override (for display).
+    /// When the person on call next changes after `t` (for display); `None` if never.
     pub fn next_change(&self, t: Timestamp) -> Option<Timestamp> {
+        let now = self.on_call(t);
+        let mut at = t;
+        for _ in 0..1000 {
+            let c = self.next_boundary(at)?;
+            if self.on_call(c) != now {
+                return Some(c);
+            }
+            at = c;
+        }
+        None
+    }
+
+    /// The next handoff strictly after `t` on any layer or override.
+    fn next_boundary(&self, t: Timestamp) -> Option<Timestamp> {
         let mut best: Option<Timestamp> = None;
         let mut consider = |c: Timestamp| {
             if c > t && best.is_none_or(|b| c < b) {
