@@ -257,6 +257,13 @@ group_wait = "0s"
         secs(restarted, k1.at) < 7.0,
         "the restart must not restart the wait"
     );
+    eprintln!(
+        "measured: tier1 {:.2}s after the flag, phone +{phone_delay:.2}s, tier 2 +{t2:.2}s, \
+         fallback +{fallback:.2}s after the first PagerDuty attempt, step 3 {t3:.2}s after step 2 \
+         began ({:.2}s after the restart)",
+        secs(fired, n1[0].at),
+        secs(restarted, k1.at)
+    );
 
     // Ack through the API: escalation stops (dave, step 4, is never paged).
     let alert = open_alert(&d, "db-disk").expect("alert open after restart");

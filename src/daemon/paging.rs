@@ -48,7 +48,7 @@ impl Core {
             .escalations
             .lock()
             .expect("escalations lock")
-            .restore(escalations, now);
+            .restore(escalations, &self.alerts(), now);
         {
             let mut open = self.paging.open_windows.lock().expect("windows lock");
             for s in &silences {
@@ -143,8 +143,11 @@ impl Core {
                 .expect("escalations lock")
                 .on_event(&p, ev, now);
             if let Some(t) = tick {
+                let unrouted = t.unrouted;
                 self.apply(t, now, dispatcher);
-                return;
+                if !unrouted {
+                    return;
+                }
             }
         }
         dispatcher.dispatch(ev);

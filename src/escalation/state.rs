@@ -122,6 +122,8 @@ pub struct Tick {
     pub reopened: Vec<String>,
     /// Escalations changed (`Some`) or finished (`None`), to persist.
     pub changed: Vec<(String, Option<Escalation>)>,
+    /// The event left every route: notify it as without escalation too.
+    pub unrouted: bool,
 }
 
 /// Every running escalation.
@@ -171,8 +173,20 @@ impl Escalations {
     }
 
     /// Takes escalations back after a restart: each phase waits only for what remained.
-    pub fn restore(&mut self, list: Vec<Escalation>, now: Moment) {
+    ///
+    /// `alerts` are the restored alerts: an acknowledgement recorded in an alert but not yet in
+    /// its escalation (a crash between the two writes) still stops the escalation.
+    pub fn restore(&mut self, list: Vec<Escalation>, alerts: &[Alert], now: Moment) {
         for mut e in list {
+            if e.phase != Phase::Acknowledged
+                && let Some(a) = alerts.iter().find(|a| {
+                    e.alerts.contains(&a.id) && a.state == crate::alert::AlertState::Acknowledged
+                })
+            {
+                e.phase = Phase::Acknowledged;
+                e.acked_by = a.acked_by.clone();
+                e.since_wall = a.acked_at.unwrap_or(now.wall);
+            }
             let elapsed = (now.wall - e.since_wall).max(0.0);
             e.since_mono = now.mono - elapsed;
             for a in &e.alerts {
@@ -183,20 +197,43 @@ impl Escalations {
     }
 
     /// Takes an alert event. `None` when no route takes the alert (the caller then notifies
-    /// as without escalation).
+    /// as without escalation, as it also does when the result says `unrouted`).
     pub fn on_event(&mut self, paging: &Paging, ev: &AlertEvent, now: Moment) -> Option<Tick> {
         let a = &ev.alert;
         let mut out = Tick::default();
-        if let Some(gid) = self.by_alert.get(&a.id).cloned() {
-            self.on_known(&gid, ev, now, &mut out);
-            return Some(out);
-        }
-        if !matches!(ev.kind, AlertEventKind::Firing) {
+        let rerouted = if let Some(gid) = self.by_alert.get(&a.id).cloned() {
+            // A severity change can move the alert to another route (a warning that turns
+            // critical leaves the chat-only policy for the paging one).
+            let moved = matches!(ev.kind, AlertEventKind::SeverityChanged { .. })
+                && self
+                    .groups
+                    .get(&gid)
+                    .is_some_and(|e| paging.route(a) != Some(e.route));
+            if !moved {
+                self.on_known(&gid, ev, now, &mut out);
+                return Some(out);
+            }
+            self.detach(&gid, &a.id, &mut out);
+            true
+        } else {
+            false
+        };
+        let starts = match ev.kind {
+            AlertEventKind::Firing => true,
+            // A severity change of an open, unacknowledged alert can bring it under a route.
+            AlertEventKind::SeverityChanged { .. } => a.state == crate::alert::AlertState::Firing,
+            _ => false,
+        };
+        if !starts {
             // An event of an alert with no escalation: routed alerts that fired before the
             // escalation existed (or were restored without one) are not re-paged.
             return paging.route(a).map(|_| out);
         }
-        let r = paging.route(a)?;
+        let Some(r) = paging.route(a) else {
+            // No route takes it any more: the caller notifies as without escalation.
+            out.unrouted = true;
+            return rerouted.then_some(out);
+        };
         let route = &paging.routes[r];
         let gid = paging.group_key(r, a);
         if let Some(e) = self.groups.get_mut(&gid) {
@@ -252,6 +289,26 @@ impl Escalations {
         self.groups.insert(gid.clone(), e);
         self.advance(paging, &gid, now, &mut out);
         Some(out)
+    }
+
+    /// Takes an alert out of its group (after a severity change moved it to another route);
+    /// a group left empty ends without a message.
+    fn detach(&mut self, gid: &str, alert: &str, out: &mut Tick) {
+        self.by_alert.remove(alert);
+        let Some(e) = self.groups.get_mut(gid) else {
+            return;
+        };
+        e.alerts.remove(alert);
+        if e.alerts.is_empty() {
+            self.groups.remove(gid);
+            out.changed.push((gid.to_string(), None));
+        } else {
+            out.changed.push((gid.to_string(), Some(e.clone())));
+        }
+        out.notes.push((
+            alert.to_string(),
+            format!("severity changed: the alert leaves escalation {gid} for another route"),
+        ));
     }
 
     fn on_known(&mut self, gid: &str, ev: &AlertEvent, now: Moment, out: &mut Tick) {

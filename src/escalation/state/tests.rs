@@ -299,7 +299,7 @@ fn restore_waits_only_for_the_remaining_time() {
         mono: 5.0,
         wall: at(260.0).wall,
     };
-    r.restore(saved, later);
+    r.restore(saved, &[], later);
     // 60 s of the 5 min wait passed while down: step 2 comes 40 s after the restart.
     assert!(
         r.tick(
@@ -364,4 +364,61 @@ matchers = ["a=~("]
     ] {
         assert!(e.contains(needle), "{needle} missing in {e}");
     }
+}
+
+fn change(e: &mut Escalations, p: &Paging, a: &Alert, from: Severity, t: f64) -> Option<Tick> {
+    e.on_event(
+        p,
+        &AlertEvent {
+            kind: AlertEventKind::SeverityChanged { from },
+            alert: a.clone(),
+            at: at(t).wall,
+        },
+        at(t),
+    )
+}
+
+#[test]
+fn a_warning_that_turns_critical_moves_to_the_paging_policy() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let mut a = alert("disk_full", "db1", Severity::Warning, AlertState::Firing);
+    fire(&mut e, &p, &a, 0.0);
+    assert_eq!(sent(&e.tick(&p, at(30.0))), ["chat"], "warning: chat only");
+    a.severity = Severity::Critical;
+    let t = change(&mut e, &p, &a, Severity::Warning, 40.0).unwrap();
+    assert_eq!(
+        sent(&t),
+        ["ntfy-alice", "chat"],
+        "critical: the paging policy"
+    );
+    assert_eq!(e.list().count(), 1, "the chat-only escalation ended");
+    // A change within the same route pages nobody.
+    a.severity = Severity::Critical;
+    assert!(
+        change(&mut e, &p, &a, Severity::Critical, 41.0)
+            .unwrap()
+            .pages
+            .is_empty()
+    );
+}
+
+#[test]
+fn restore_keeps_an_ack_the_escalation_missed() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let mut a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    fire(&mut e, &p, &a, 0.0);
+    let saved: Vec<Escalation> = e.list().cloned().collect();
+    // The crash came after the alert's ack was stored but before the escalation's.
+    a.state = AlertState::Acknowledged;
+    a.acked_by = Some("alice".into());
+    a.acked_at = Some(at(10.0).wall);
+    let mut r = Escalations::default();
+    r.restore(saved, &[a], at(20.0));
+    assert!(
+        r.tick(&p, at(400.0)).pages.is_empty(),
+        "no step 2 after an ack"
+    );
+    assert_eq!(r.list().next().unwrap().phase, Phase::Acknowledged);
 }
