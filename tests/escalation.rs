@@ -441,6 +441,11 @@ fn silences_from_cli_and_api_mute_paging_but_not_the_alert() {
     });
     std::thread::sleep(Duration::from_secs(2));
     assert!(sink.all().is_empty(), "silenced: {:#?}", sink.all());
+    let shown = open_alert(&d, "db-disk").unwrap();
+    assert!(
+        shown["silenced_by"].as_str().unwrap().contains("by alice"),
+        "{shown:#}"
+    );
     let (ok, out) = cli(&config, &state, &d.url(), &["silence", "list"]);
     assert!(
         ok && out.contains(&id) && out.contains("active") && out.contains("alice"),
@@ -606,4 +611,50 @@ overrides = [{ person = "bob", start = "2026-10-26T12:00", end = "2026-10-26T13:
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+#[test]
+fn an_expired_ack_of_a_firing_alert_pages_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flag = dir.path().join("flag");
+    let sink = Sink::start();
+    let config = legacy_config(
+        dir.path(),
+        &flag,
+        &sink,
+        "[[policy]]\nid = \"p\"\nack_expiry = \"3s\"\n[[policy.step]]\ntargets = [\"hook\"]\nack_timeout = \"60s\"\n[[route]]\npolicy = \"p\"\n",
+    );
+    std::fs::write(&flag, "").unwrap();
+    let d = Daemon::start(&config, &state, dir.path());
+    sink.wait_for("the first page", Duration::from_secs(5), |b| {
+        firing_for(b, "probe_status")
+    });
+    let id = open_alert(&d, "db-disk").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ok, out) = cli(&config, &state, &d.url(), &["ack", &id, "--by", "alice"]);
+    assert!(ok, "{out}");
+    let acked = Instant::now();
+    let again = sink.wait_for(
+        "the page after the ack expired",
+        Duration::from_secs(8),
+        |b| firing_for(b, "probe_status") && b["dedup_key"].as_str().unwrap().contains(":e1:"),
+    );
+    let after = secs(acked, again.at);
+    assert!(
+        (2.5..4.5).contains(&after),
+        "paged again {after} s after the ack"
+    );
+    let a = open_alert(&d, "db-disk").unwrap();
+    assert_eq!(a["state"], "firing", "{a:#}");
+    // It can be acknowledged again.
+    let (ok, out) = cli(&config, &state, &d.url(), &["ack", &id, "--by", "bob"]);
+    assert!(ok, "{out}");
+    assert!(
+        d.get("/api/v1/timeline?since=10m")
+            .to_string()
+            .contains("the acknowledgement expired after 3s")
+    );
 }

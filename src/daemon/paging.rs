@@ -78,7 +78,7 @@ impl Core {
     }
 
     /// Whether a silence or maintenance window covers the alert now; says which.
-    fn muted_by(&self, alert: &Alert, wall: f64) -> Option<String> {
+    pub fn muted_by(&self, alert: &Alert, wall: f64) -> Option<String> {
         if let Some(s) = self
             .paging
             .silences
