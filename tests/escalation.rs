@@ -658,3 +658,95 @@ fn an_expired_ack_of_a_firing_alert_pages_again() {
             .contains("the acknowledgement expired after 3s")
     );
 }
+
+#[test]
+fn group_by_pages_once_and_a_reload_keeps_the_escalation_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flag = dir.path().join("flag");
+    let (first, second) = (Sink::start(), Sink::start());
+    let write = |ack_timeout: &str, step2: &str| {
+        write_file(
+            dir.path(),
+            "lookout.toml",
+            &format!(
+                r#"[api]
+token = "{TOKEN}"
+{a}labels = {{ group = "db" }}
+{b}labels = {{ group = "db" }}
+[[notifier]]
+id = "first"
+kind = "webhook"
+url = "{first}"
+[[notifier]]
+id = "second"
+kind = "webhook"
+url = "{second}"
+[[policy]]
+id = "p"
+repeat_interval = "0s"
+[[policy.step]]
+targets = ["first"]
+ack_timeout = "{ack_timeout}"
+[[policy.step]]
+targets = ["{step2}"]
+[[route]]
+policy = "p"
+group_by = ["group"]
+"#,
+                a = flag_probe(dir.path(), "db-disk", &flag),
+                b = flag_probe(dir.path(), "db-wal", &flag),
+                first = first.url,
+                second = second.url,
+            ),
+        )
+    };
+    let config = write("60s", "first");
+    let d = Daemon::start(&config, &state, dir.path());
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(&flag, "").unwrap();
+    first.wait_for("the group's page", Duration::from_secs(5), |b| {
+        b["event"] == "firing"
+    });
+    wait_until("both alerts", Duration::from_secs(5), || {
+        d.get("/api/v1/alerts").as_array().unwrap().len() >= 2
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        first.all().len(),
+        1,
+        "two alerts, one page: {:#?}",
+        first.all()
+    );
+    let esc = d.get("/api/v1/escalations");
+    assert_eq!(esc.as_array().unwrap().len(), 1, "{esc:#}");
+    assert_eq!(esc[0]["alerts"].as_array().unwrap().len(), 2, "{esc:#}");
+
+    // Reload: step 1 now waits 2 s and step 2 pages `second`; the running escalation follows.
+    write("2s", "second");
+    d.signal(rustix::process::Signal::HUP);
+    second.wait_for(
+        "step 2 under the reloaded policy",
+        Duration::from_secs(6),
+        |b| b["event"] == "firing",
+    );
+    assert_eq!(first.all().len(), 1, "{:#?}", first.all());
+
+    // Resolution: both alerts must resolve before the group tells the paged, once each.
+    std::fs::remove_file(&flag).unwrap();
+    for s in [&first, &second] {
+        s.wait_for("resolved", Duration::from_secs(6), |b| {
+            b["event"] == "resolved"
+        });
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    for s in [&first, &second] {
+        let resolved = s
+            .all()
+            .iter()
+            .filter(|r| r.body["event"] == "resolved")
+            .count();
+        assert_eq!(resolved, 1);
+    }
+    assert!(d.get("/api/v1/escalations").as_array().unwrap().is_empty());
+}
