@@ -417,6 +417,30 @@ impl Escalations {
         let Some(e) = self.groups.get_mut(gid) else {
             return;
         };
+        if !paging.policies.contains_key(&e.policy) {
+            // The policy went away in a reload: the alert's route now decides; the new policy
+            // starts from its first step (unless the escalation was acknowledged).
+            let Some(r) = paging.route(&e.lead) else {
+                return;
+            };
+            let policy = paging.routes[r].policy.clone();
+            out.notes.push((
+                e.lead.id.clone(),
+                format!(
+                    "policy {} is no longer configured: escalation {} continues under {policy}",
+                    e.policy, e.id
+                ),
+            ));
+            e.route = r;
+            e.policy = policy;
+            if e.phase != Phase::Acknowledged {
+                e.phase = Phase::Waiting;
+                e.epoch += 1;
+                e.since_wall = now.wall;
+                e.since_mono = now.mono;
+            }
+            out.changed.push((gid.to_string(), Some(e.clone())));
+        }
         let Some(policy) = paging.policies.get(&e.policy) else {
             return;
         };

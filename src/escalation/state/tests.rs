@@ -422,3 +422,24 @@ fn restore_keeps_an_ack_the_escalation_missed() {
     );
     assert_eq!(r.list().next().unwrap().phase, Phase::Acknowledged);
 }
+
+#[test]
+fn a_policy_removed_by_a_reload_hands_over_to_the_alerts_route() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    fire(&mut e, &p, &a, 0.0);
+    let src = CONFIG
+        .replace("id = \"critical\"", "id = \"critical2\"")
+        .replace("policy = \"critical\"", "policy = \"critical2\"");
+    let c = crate::config::parse_str(std::path::Path::new("t.toml"), &src).unwrap();
+    let p2 = Paging::from_config(&c).unwrap();
+    let t = e.tick(&p2, at(10.0));
+    assert_eq!(sent(&t), ["ntfy-alice", "chat"], "the new policy's step 1");
+    assert!(
+        t.pages[0].key.contains(":e1:"),
+        "a new epoch: {}",
+        t.pages[0].key
+    );
+    assert_eq!(e.list().next().unwrap().policy, "critical2");
+}
