@@ -48,7 +48,7 @@ pub enum Phase {
 pub struct Escalation {
     /// Group id (an alert id, or a hash of the route and the `group_by` values).
     pub id: String,
-    /// The route index and the policy.
+    /// The index of the route that took the first alert.
     pub route: usize,
     /// The policy id.
     pub policy: String,
@@ -105,7 +105,7 @@ pub struct Page {
     pub key: String,
     /// The alert it is about.
     pub alert: Alert,
-    /// Step (1-based for people) and round, for the message.
+    /// Step (0-based; messages show it 1-based).
     pub step: usize,
     /// Round (0-based).
     pub round: u32,
