@@ -168,7 +168,7 @@ targets = ["bob"]
 ack_timeout = "8s"
 [[policy.step]]
 targets = ["carol"]
-ack_timeout = "60s"
+ack_timeout = "3s"
 [[policy.step]]
 targets = ["dave"]
 
@@ -278,8 +278,15 @@ group_wait = "0s"
         b["event"] == "acknowledged" && b["alert"]["rule"] == "probe_status"
     });
 
+    // Without the ack, dave (step 4) would be paged 3 s after carol: wait longer than that.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        dave.all().is_empty(),
+        "the ack stops escalation: {:#?}",
+        dave.all()
+    );
+
     // Resolution reaches everyone paged.
-    std::thread::sleep(Duration::from_secs(2));
     std::fs::remove_file(&flag).unwrap();
     for (name, s) in [
         ("phone", &phone),
