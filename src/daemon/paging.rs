@@ -58,6 +58,16 @@ impl Core {
             }
         }
         *self.paging.silences.lock().expect("silences lock") = silences;
+        // A firing alert a silence or window covers now was (most likely) held back before the
+        // restart: it is paged when the silence ends, as it would have been without the restart.
+        let held: Vec<String> = self
+            .alerts()
+            .into_iter()
+            .filter(|a| a.state == crate::alert::AlertState::Firing)
+            .filter(|a| self.muted_by(a, now.wall).is_some())
+            .map(|a| a.id)
+            .collect();
+        self.paging.muted.lock().expect("muted lock").extend(held);
         if n > 0 {
             tracing::info!(
                 escalations = n,
