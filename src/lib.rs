@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod escalation;
 pub mod http;
 pub mod lint;
 pub mod matrix;

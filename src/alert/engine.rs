@@ -305,6 +305,12 @@ impl Engine {
         })
     }
 
+    /// Re-opens an acknowledged alert whose acknowledgement expired; the alert after it.
+    pub fn reopen(&mut self, id: &str, now: Moment) -> Option<Alert> {
+        let alert = self.alerts.get_mut(id)?;
+        alert.reopen(now).then(|| alert.clone())
+    }
+
     /// Every alert the engine knows, resolved ones included.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values()

@@ -323,6 +323,18 @@ impl Alert {
         Some(self.event(AlertEventKind::Acknowledged { by: by.to_string() }, now))
     }
 
+    /// Takes back an expired acknowledgement: an acknowledged alert fires again (no event; the
+    /// escalation that expired it pages). Returns whether it changed.
+    pub fn reopen(&mut self, now: Moment) -> bool {
+        if self.state != AlertState::Acknowledged {
+            return false;
+        }
+        self.set_state(AlertState::Firing, now);
+        self.acked_by = None;
+        self.acked_at = None;
+        true
+    }
+
     /// Resolves an open alert whose probe no longer exists.
     pub fn retire(&mut self, now: Moment) -> Option<AlertEvent> {
         let was_open = self.state.is_open();

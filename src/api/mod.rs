@@ -3,6 +3,7 @@
 mod intake;
 mod metrics;
 mod page;
+mod paging;
 
 use crate::alert::AlertState;
 use crate::daemon::core::Core;
@@ -47,6 +48,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/api/v1/timeline", get(timeline))
         .route("/api/v1/forecast", get(forecast))
         .merge(intake::routes())
+        .merge(paging::routes())
         .with_state(core)
 }
 
@@ -84,6 +86,19 @@ async fn alerts(State(core): State<Arc<Core>>, Query(q): Query<AlertsQuery>) -> 
                 .unwrap_or(std::cmp::Ordering::Equal),
         )
     });
+    // A silenced alert still shows, with what keeps it from being paged.
+    let now = core.clock.now().wall;
+    let list: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|a| {
+            let muted = a.state.is_open().then(|| core.muted_by(&a, now)).flatten();
+            let mut v = serde_json::to_value(&a).unwrap_or_default();
+            if let Some(m) = muted {
+                v["silenced_by"] = json!(m);
+            }
+            v
+        })
+        .collect();
     Json(list)
 }
 

@@ -40,7 +40,7 @@ impl Client {
         })
     }
 
-    async fn get(&self, path: &str) -> Result<Value> {
+    pub(super) async fn get(&self, path: &str) -> Result<Value> {
         let resp = self
             .http
             .get(format!("{}{path}", self.base))
@@ -50,8 +50,16 @@ impl Client {
         decode(resp).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value> {
+    pub(super) async fn post(&self, path: &str, body: Value) -> Result<Value> {
         let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose());
+        }
+        decode(req.send().await.map_err(|e| self.unreachable(&e))?).await
+    }
+
+    pub(super) async fn delete(&self, path: &str) -> Result<Value> {
+        let mut req = self.http.delete(format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t.expose());
         }
@@ -87,6 +95,7 @@ async fn decode(resp: reqwest::Response) -> Result<Value> {
 /// Runs an API verb.
 pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
     match cmd {
+        Command::Silence { command } => return super::paging::silence(&c, command).await,
         Command::Status { json } => {
             let v = c.get("/api/v1/status").await?;
             if json {

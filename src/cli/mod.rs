@@ -5,6 +5,7 @@ mod check;
 mod client;
 mod notify_test;
 mod output;
+mod paging;
 
 use crate::config;
 use anyhow::{Context, Result, bail};
@@ -76,6 +77,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Silence alerts by label matchers: they still show, but nobody is paged.
+    Silence {
+        /// What to do.
+        #[command(subcommand)]
+        command: SilenceCommand,
+    },
+    /// Show who is on call (reads the configuration; no daemon needed).
+    Oncall {
+        /// When: RFC 3339 (`2026-10-25T08:00:00Z`) or local time in each schedule's zone
+        /// (`2026-10-25T09:30`). Default: now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Only this schedule.
+        #[arg(long)]
+        schedule: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the timeline.
     Timeline {
         /// How far back, e.g. 24h, 7d.
@@ -139,6 +159,44 @@ pub enum RulesCommand {
         /// Print one JSON object per transition.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `lookout silence …`.
+#[derive(Subcommand, Debug)]
+pub enum SilenceCommand {
+    /// Add a silence.
+    Add {
+        /// A label matcher: `name=value`, `name!=value`, `name=~regex`, `name!~regex`
+        /// (repeat for more; all must hold). `probe`, `rule` and `severity` match too.
+        #[arg(long = "match", required = true)]
+        matchers: Vec<String>,
+        /// How long, e.g. 2h.
+        #[arg(long = "for")]
+        duration: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Who (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List silences.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now.
+    Expire {
+        /// The silence id.
+        id: String,
+        /// Who (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 
@@ -249,6 +307,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => {
             let config = load_config(cli.config.as_deref())?;
             runtime()?.block_on(notify_test::run(&config, &targets))
+        }
+        Command::Oncall { at, schedule, json } => {
+            let config = load_config(cli.config.as_deref())?;
+            paging::oncall(&config, at.as_deref(), schedule.as_deref(), json)
         }
         Command::Completions { shell } => {
             clap_complete::generate(

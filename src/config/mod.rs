@@ -10,6 +10,7 @@ pub mod error;
 pub mod intake;
 
 pub mod notifiers;
+pub mod paging;
 mod parse;
 mod probes;
 mod validate;
@@ -19,6 +20,7 @@ pub use deadman::DeadmanConfig;
 pub use error::{ConfigError, ConfigErrors};
 pub use intake::{HeartbeatConfig, IntakeConfig};
 pub use notifiers::{NotifierCommon, NotifierConfig, NotifierKindConfig};
+pub use paging::{MaintenanceConfig, PersonConfig, PolicyConfig, RouteConfig, ScheduleConfig};
 pub use probes::{KindConfig, KindDefaults, ProbeCommon, ProbeConfig, ProbeKindConfig};
 pub use values::{Dur, Secret, Size};
 
@@ -46,6 +48,16 @@ pub struct Config {
     pub heartbeats: Vec<HeartbeatConfig>,
     /// `[deadman]`: the outbound dead-man's switch, if configured.
     pub deadman: Option<DeadmanConfig>,
+    /// `[[route]]`: which alerts go to which policy, first match wins.
+    pub routes: Vec<RouteConfig>,
+    /// `[[policy]]`: escalation policies.
+    pub policies: Vec<PolicyConfig>,
+    /// `[[person]]`: people and their contact methods.
+    pub people: Vec<PersonConfig>,
+    /// `[[schedule]]`: on-call schedules.
+    pub schedules: Vec<ScheduleConfig>,
+    /// `[[maintenance]]`: windows in which matching alerts are not paged.
+    pub maintenance: Vec<MaintenanceConfig>,
     /// Where each top-level section starts in the file (for validation messages).
     pub section_spans: std::collections::BTreeMap<String, std::ops::Range<usize>>,
 }

@@ -17,6 +17,11 @@ const SECTIONS: &[&str] = &[
     "intake",
     "heartbeat",
     "deadman",
+    "route",
+    "policy",
+    "person",
+    "schedule",
+    "maintenance",
 ];
 
 /// Parses configuration text; problems go to `errors`, the result holds what parsed.
@@ -55,6 +60,46 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
                     );
                 }
             }
+            "route" => spanned_tables(value, "route", errors, |mut r: super::RouteConfig, span| {
+                r.span = span;
+                config.routes.push(r)
+            }),
+            "policy" => spanned_tables(
+                value,
+                "policy",
+                errors,
+                |mut p: super::PolicyConfig, span| {
+                    p.span = span;
+                    config.policies.push(p)
+                },
+            ),
+            "person" => spanned_tables(
+                value,
+                "person",
+                errors,
+                |mut p: super::PersonConfig, span| {
+                    p.span = span;
+                    config.people.push(p)
+                },
+            ),
+            "schedule" => spanned_tables(
+                value,
+                "schedule",
+                errors,
+                |mut s: super::ScheduleConfig, span| {
+                    s.span = span;
+                    config.schedules.push(s)
+                },
+            ),
+            "maintenance" => spanned_tables(
+                value,
+                "maintenance",
+                errors,
+                |mut m: super::MaintenanceConfig, span| {
+                    m.span = span;
+                    config.maintenance.push(m)
+                },
+            ),
             "probe" => {
                 for entry in array_of_tables(value, "probe", errors) {
                     if let Some(p) = parse_probe(entry, errors) {
@@ -90,6 +135,20 @@ fn section<'i, T: Deserialize<'i>>(
     match T::deserialize(value.into_deserializer()) {
         Ok(v) => set(v),
         Err(e) => errors.push_toml(&e, Some(name), span, &[]),
+    }
+}
+
+/// Deserializes every table of an array of tables, handing each its span.
+fn spanned_tables<'i, T: Deserialize<'i>>(
+    value: Spanned<DeValue<'i>>,
+    name: &str,
+    errors: &mut Collector<'_>,
+    mut set: impl FnMut(T, Range<usize>),
+) {
+    for entry in array_of_tables(value, name, errors) {
+        let span = entry.span();
+        let value = Spanned::new(span.clone(), DeValue::Table(entry.into_inner()));
+        section(value, name, errors, |v: T| set(v, span.clone()));
     }
 }
 

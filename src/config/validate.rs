@@ -98,6 +98,7 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
         d.validate(section("deadman"), errors);
     }
     super::intake::validate_heartbeats(&config.heartbeats, errors);
+    super::paging::validate(config, errors);
     for p in &config.probes {
         if RESERVED_PROBE_IDS.contains(&p.id.as_str()) {
             errors.push(

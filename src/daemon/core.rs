@@ -60,6 +60,8 @@ pub struct Core {
     heartbeats: Mutex<Heartbeats>,
     /// Per-heartbeat bearer tokens (name → token) and the Alertmanager intake token.
     intake_tokens: RwLock<IntakeTokens>,
+    /// Escalations, silences and maintenance windows.
+    pub(super) paging: super::paging::PagingState,
 }
 
 /// The bearer tokens of the intake endpoints, replaced on reload.
@@ -96,6 +98,7 @@ impl Core {
             api_token,
             heartbeats: Mutex::default(),
             intake_tokens: RwLock::default(),
+            paging: Default::default(),
         }
     }
 
@@ -330,7 +333,7 @@ impl Core {
                 actor,
                 message,
             });
-            dispatcher.dispatch(&ev);
+            self.notify(&ev, &dispatcher);
         }
     }
 

@@ -102,7 +102,10 @@ pub async fn run(
     beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = beats.tick() => core.with_heartbeats(|h, now| ((), h.check(now))),
+            _ = beats.tick() => {
+                core.with_heartbeats(|h, now| ((), h.check(now)));
+                core.tick_paging();
+            }
             _ = tick.tick() => {
                 check_store(&core);
                 if let Some(w) = watchdog
@@ -154,6 +157,9 @@ fn check_store(core: &Core) {
 }
 
 fn channel_health(core: &Core, h: ChannelHealth) {
+    if h.error.is_some() {
+        core.delivery_failed(&h.dedup_key);
+    }
     let l = labels([("notifier", h.notifier.as_str())]);
     let cond = match h.error {
         None => Condition::clear(

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod core;
 mod deadman;
 mod internal;
+pub mod paging;
 pub mod scheduler;
 
 use crate::alert::Engine;
@@ -114,7 +115,10 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     apply_probes(&core, &config, &state_dir);
     core.with_engine(|e| e.restore(restored.alerts, now));
     core.set_intake(&config.intake, &config.heartbeats);
+    core.set_paging(&config);
     core.dispatcher().resume(restored.pending);
+    core.dispatcher().seed_sent(restored.sent_keys);
+    core.restore_paging(restored.escalations, restored.silences);
 
     let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut listeners = start_ack_listeners(&core, &ack_tx);
@@ -173,17 +177,18 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     Ok(())
 }
 
+#[derive(Default)]
 struct Restored {
     alerts: Vec<crate::alert::Alert>,
     pending: Vec<crate::store::Delivery>,
+    escalations: Vec<crate::escalation::Escalation>,
+    silences: Vec<crate::escalation::silence::Silence>,
+    sent_keys: Vec<String>,
 }
 
 /// Opens the store and reads what a restart needs; a store that fails is reported, not fatal.
 fn open_store(state_dir: &Path, config: &Config) -> (StoreHandle, Restored) {
-    let mut restored = Restored {
-        alerts: Vec::new(),
-        pending: Vec::new(),
-    };
+    let mut restored = Restored::default();
     let since = clock::unix_now() - 86_400.0;
     match crate::store::open(state_dir) {
         Ok(conn) => {
@@ -199,7 +204,26 @@ fn open_store(state_dir: &Path, config: &Config) -> (StoreHandle, Restored) {
                     tracing::error!(error = %format!("{e:#}"), "cannot load pending deliveries")
                 }
             }
+            match crate::store::load_escalations(&conn) {
+                Ok(e) => restored.escalations = e,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "cannot load escalations from the store")
+                }
+            }
+            match crate::store::load_escalation_keys(&conn) {
+                Ok(k) => restored.sent_keys = k,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "cannot load the escalation notification log")
+                }
+            }
+            match crate::store::load_silences(&conn, since) {
+                Ok(s) => restored.silences = s,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "cannot load silences from the store")
+                }
+            }
             tracing::info!(
+                escalations = restored.escalations.len(),
                 alerts = restored.alerts.len(),
                 pending_deliveries = restored.pending.len(),
                 "store opened"
@@ -364,6 +388,7 @@ fn reload(
             core.set_dispatcher(dispatcher);
             apply_probes(core, &config, &core.state_dir);
             core.set_intake(&config.intake, &config.heartbeats);
+            core.set_paging(&config);
             let s = start_scheduler(core, &config).expect("scheduler start cannot fail");
             core.set_internal(internal::config_condition(None));
             internal::announce_notifiers(core);

@@ -5,6 +5,7 @@ use super::{Notification, Notifier, Outcome};
 use crate::alert::{AlertEvent, INTERNAL_PROBE};
 use crate::config::NotifierConfig;
 use crate::daemon::clock::unix_now;
+use crate::escalation::{Page, PageKind};
 use crate::store::Delivery;
 use crate::store::writer::{StoreHandle, StoreOp};
 use std::collections::HashSet;
@@ -33,6 +34,8 @@ pub struct ChannelHealth {
     pub notifier: String,
     /// `None` when the last delivery worked, else the error.
     pub error: Option<String>,
+    /// The delivery's dedup key (escalation fallback finds the page by it).
+    pub dedup_key: String,
 }
 
 /// Counters for `/metrics`.
@@ -122,6 +125,86 @@ impl Dispatcher {
         }
     }
 
+    /// Sends one escalation page to its notifier (at most once per dedup key, also across
+    /// restarts once [`Dispatcher::seed_sent`] has the keys from the store).
+    pub fn page(&self, page: &Page, at: f64) {
+        let Some(target) = self.targets.iter().find(|t| t.config.id == page.notifier) else {
+            tracing::warn!(notifier = %page.notifier, "a page names a notifier that is not configured");
+            return;
+        };
+        let a = &page.alert;
+        // A channel's own failure alert goes out through the other channels only.
+        if a.probe == INTERNAL_PROBE
+            && a.rule == NOTIFIER_FAILING_RULE
+            && a.labels.get("notifier") == Some(&target.config.id)
+        {
+            return;
+        }
+        let resolved = page.kind == PageKind::Resolved;
+        if resolved && target.config.common.send_resolved == Some(false) {
+            return;
+        }
+        let first_line = a.message.lines().next().unwrap_or("");
+        let who = page
+            .person
+            .as_deref()
+            .map(|p| format!(" for {p}"))
+            .unwrap_or_default();
+        let (event, summary) = match &page.kind {
+            PageKind::Trigger => (
+                "firing",
+                format!(
+                    "[{}] {} on {}: {first_line} (escalation step {}{}{who})",
+                    a.severity.as_str().to_uppercase(),
+                    a.rule,
+                    a.probe,
+                    page.step + 1,
+                    if page.round > 0 {
+                        format!(", repeat {}", page.round)
+                    } else {
+                        String::new()
+                    }
+                ),
+            ),
+            PageKind::Acknowledged(by) => (
+                "acknowledged",
+                format!("[ACK by {by}] {} on {}: {first_line}", a.rule, a.probe),
+            ),
+            PageKind::Resolved => (
+                "resolved",
+                format!("[RESOLVED] {} on {}: {first_line}", a.rule, a.probe),
+            ),
+        };
+        let message = Notification {
+            version: 1,
+            event: event.into(),
+            dedup_key: page.key.clone(),
+            summary,
+            at: crate::model::format_utc(at),
+            alert: a.clone(),
+        };
+        tracing::warn!(alert = %a.id, notifier = %page.notifier, key = %page.key, "{}", message.summary);
+        let delivery = Delivery {
+            dedup_key: page.key.clone(),
+            alert_id: a.id.clone(),
+            notifier: page.notifier.clone(),
+            event: event.into(),
+            outcome: "pending".into(),
+            attempts: 0,
+            latency: None,
+            error: None,
+            payload: serde_json::to_string(&message).unwrap_or_default(),
+            created_at: unix_now(),
+            updated_at: unix_now(),
+        };
+        self.start(target.clone(), message, delivery);
+    }
+
+    /// Marks dedup keys as already sent (escalation deliveries recorded by an earlier run).
+    pub fn seed_sent(&self, keys: impl IntoIterator<Item = String>) {
+        self.sent.lock().expect("sent lock").extend(keys);
+    }
+
     /// Retries deliveries that were pending when the daemon last stopped.
     pub fn resume(&self, pending: Vec<Delivery>) {
         for d in pending {
@@ -173,6 +256,7 @@ impl Dispatcher {
                     let _ = self.feedback.send(ChannelHealth {
                         notifier: target.config.id.clone(),
                         error: None,
+                        dedup_key: delivery.dedup_key.clone(),
                     });
                     break;
                 }
@@ -193,6 +277,7 @@ impl Dispatcher {
                     let _ = self.feedback.send(ChannelHealth {
                         notifier: target.config.id.clone(),
                         error: Some(e),
+                        dedup_key: delivery.dedup_key.clone(),
                     });
                     break;
                 }

@@ -233,3 +233,44 @@ pub fn delivery_outcome(conn: &Connection, dedup_key: &str) -> Result<Option<Str
         )
         .optional()?)
 }
+
+/// Escalations in progress (JSON bodies that do not parse are skipped with a warning).
+pub fn load_escalations(conn: &Connection) -> Result<Vec<crate::escalation::Escalation>> {
+    let mut stmt = conn.prepare("SELECT body FROM escalations")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for body in rows {
+        match serde_json::from_str(&body?) {
+            Ok(e) => out.push(e),
+            Err(e) => tracing::warn!(error = %e, "skipping an escalation row that does not parse"),
+        }
+    }
+    Ok(out)
+}
+
+/// Dedup keys of escalation deliveries already made or under way: a restart never sends them
+/// again.
+pub fn load_escalation_keys(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT dedup_key FROM notifications WHERE dedup_key LIKE 'esc:%' AND outcome != 'pending'",
+    )?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Silences that end after `since` (unix seconds).
+pub fn load_silences(
+    conn: &Connection,
+    since: f64,
+) -> Result<Vec<crate::escalation::silence::Silence>> {
+    let mut stmt = conn.prepare("SELECT body FROM silences WHERE ends_at >= ?1 ORDER BY id")?;
+    let rows = stmt.query_map([since], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for body in rows {
+        match serde_json::from_str(&body?) {
+            Ok(s) => out.push(s),
+            Err(e) => tracing::warn!(error = %e, "skipping a silence row that does not parse"),
+        }
+    }
+    Ok(out)
+}

@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, kind TEXT NOT NULL,
         probe TEXT, alert_id TEXT, severity TEXT, actor TEXT, message TEXT NOT NULL);
      CREATE INDEX timeline_ts ON timeline (ts);",
+    // 2: escalations in progress (one row per group; the body is JSON) and silences.
+    "CREATE TABLE escalations (
+        id TEXT PRIMARY KEY, body TEXT NOT NULL, updated_at REAL NOT NULL);
+     CREATE TABLE silences (
+        id TEXT PRIMARY KEY, body TEXT NOT NULL, ends_at REAL NOT NULL);",
 ];
 
 /// Brings a database to the newest schema version; returns the version it is at.

@@ -44,6 +44,24 @@ pub enum StoreOp {
     Delivery(Delivery),
     /// A timeline entry.
     Timeline(TimelineEntry),
+    /// An escalation's state (upsert), or its end (`body = None`: delete).
+    Escalation {
+        /// The escalation (group) id.
+        id: String,
+        /// Its JSON state.
+        body: Option<String>,
+        /// Unix seconds.
+        ts: f64,
+    },
+    /// A silence (upsert by id).
+    Silence {
+        /// The silence id.
+        id: String,
+        /// Its JSON.
+        body: String,
+        /// Unix seconds when it ends (or ended, when expired early).
+        ends_at: f64,
+    },
 }
 
 impl StoreOp {
@@ -51,7 +69,11 @@ impl StoreOp {
     fn urgent(&self) -> bool {
         matches!(
             self,
-            StoreOp::Alert(_) | StoreOp::Delivery(_) | StoreOp::Timeline(_)
+            StoreOp::Alert(_)
+                | StoreOp::Delivery(_)
+                | StoreOp::Timeline(_)
+                | StoreOp::Escalation { .. }
+                | StoreOp::Silence { .. }
         )
     }
 }
@@ -337,6 +359,26 @@ fn write_op(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()
                  ON CONFLICT (dedup_key) DO UPDATE SET outcome = ?5, attempts = ?6, latency = ?7, error = ?8, updated_at = ?11",
             )?
             .execute(params![d.dedup_key, d.alert_id, d.notifier, d.event, d.outcome, d.attempts, d.latency, d.error, d.payload, d.created_at, d.updated_at])?;
+        }
+        StoreOp::Escalation { id, body, ts } => match body {
+            Some(b) => {
+                tx.prepare_cached(
+                    "INSERT INTO escalations (id, body, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET body = ?2, updated_at = ?3",
+                )?
+                .execute(params![id, b, ts])?;
+            }
+            None => {
+                tx.prepare_cached("DELETE FROM escalations WHERE id = ?1")?
+                    .execute([id])?;
+            }
+        },
+        StoreOp::Silence { id, body, ends_at } => {
+            tx.prepare_cached(
+                "INSERT INTO silences (id, body, ends_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET body = ?2, ends_at = ?3",
+            )?
+            .execute(params![id, body, ends_at])?;
         }
         StoreOp::Timeline(t) => {
             tx.prepare_cached("INSERT INTO timeline (ts, kind, probe, alert_id, severity, actor, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?

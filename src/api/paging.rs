@@ -1,0 +1,104 @@
+//! `/api/v1/silences` and `/api/v1/escalations`.
+
+use super::{authorized, error};
+use crate::daemon::core::Core;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// The routes.
+pub fn routes() -> Router<Arc<Core>> {
+    Router::new()
+        .route("/api/v1/silences", get(list).post(add))
+        .route("/api/v1/silences/{id}", delete(expire))
+        .route("/api/v1/escalations", get(escalations))
+}
+
+async fn list(State(core): State<Arc<Core>>) -> impl IntoResponse {
+    let now = core.clock.now().wall;
+    let list: Vec<_> = core
+        .silences()
+        .into_iter()
+        .map(|s| {
+            let active = s.active(now);
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            v["active"] = json!(active);
+            v
+        })
+        .collect();
+    Json(list)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilence {
+    matchers: Vec<String>,
+    /// `2h`, `30m`, …
+    duration: String,
+    #[serde(default)]
+    comment: String,
+    author: Option<String>,
+}
+
+const UNAUTHORIZED: &str = "missing or wrong bearer token (see STATE_DIR/api-token or [api] token)";
+
+async fn add(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    body: Result<Json<NewSilence>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if !authorized(&core, &headers) {
+        return error(StatusCode::UNAUTHORIZED, UNAUTHORIZED);
+    }
+    let Json(b) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let Ok(d) = humantime::parse_duration(&b.duration) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("duration {:?} is not like 2h or 30m", b.duration),
+        );
+    };
+    let author = b
+        .author
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| "api".into());
+    match core.add_silence(b.matchers, d.as_secs_f64(), b.comment, author) {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExpireQuery {
+    by: Option<String>,
+}
+
+async fn expire(
+    State(core): State<Arc<Core>>,
+    Path(id): Path<String>,
+    Query(q): Query<ExpireQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&core, &headers) {
+        return error(StatusCode::UNAUTHORIZED, UNAUTHORIZED);
+    }
+    let by =
+        q.by.filter(|b| !b.trim().is_empty())
+            .unwrap_or_else(|| "api".into());
+    match core.expire_silence(&id, &by) {
+        Ok(s) => Json(s).into_response(),
+        Err(e) if e.starts_with("no silence") => error(StatusCode::NOT_FOUND, e),
+        Err(e) => error(StatusCode::CONFLICT, e),
+    }
+}
+
+async fn escalations(State(core): State<Arc<Core>>) -> impl IntoResponse {
+    Json(core.escalations())
+}

@@ -1,0 +1,426 @@
+//! The daemon side of escalation: routes alert events into the pure state machine
+//! (`crate::escalation`), sends its pages, persists its state, and applies silences and
+//! maintenance windows. Nothing here waits on the store.
+
+use super::core::Core;
+use crate::alert::{Alert, AlertEvent, AlertEventKind};
+use crate::config::Config;
+use crate::escalation::silence::{Maintenance, Silence};
+use crate::escalation::{Escalation, Escalations, Paging, Tick};
+use crate::model::{Moment, format_duration};
+use crate::notify::dispatch::Dispatcher;
+use crate::store::TimelineEntry;
+use crate::store::writer::StoreOp;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Escalation, silences and maintenance state of the running daemon.
+#[derive(Default)]
+pub struct PagingState {
+    paging: RwLock<Option<Arc<Paging>>>,
+    escalations: Mutex<Escalations>,
+    silences: Mutex<Vec<Silence>>,
+    maintenance: RwLock<Vec<Maintenance>>,
+    /// Names of maintenance windows open at the last tick, and silences seen in force.
+    open_windows: Mutex<(BTreeSet<String>, BTreeSet<String>)>,
+    /// Alerts whose firing was not paged because a silence or window covered it.
+    muted: Mutex<BTreeSet<String>>,
+}
+
+impl Core {
+    /// Applies `[[route]]`, `[[policy]]`, `[[person]]`, `[[schedule]]` and `[[maintenance]]`
+    /// of a (re)loaded configuration. Running escalations keep going under the new policies.
+    pub fn set_paging(&self, config: &Config) {
+        let p = Paging::from_config(config).map(Arc::new);
+        *self.paging.paging.write().expect("paging lock") = p;
+        *self.paging.maintenance.write().expect("maintenance lock") = config
+            .maintenance
+            .iter()
+            .filter_map(|m| Maintenance::compile(m).ok())
+            .collect();
+    }
+
+    /// Takes back escalations and silences from the store after a restart.
+    pub fn restore_paging(&self, escalations: Vec<Escalation>, silences: Vec<Silence>) {
+        let now = self.clock.now();
+        let n = escalations.len();
+        self.paging
+            .escalations
+            .lock()
+            .expect("escalations lock")
+            .restore(escalations, &self.alerts(), now);
+        {
+            let mut open = self.paging.open_windows.lock().expect("windows lock");
+            for s in &silences {
+                if s.active(now.wall) {
+                    open.1.insert(s.id.clone());
+                }
+            }
+        }
+        *self.paging.silences.lock().expect("silences lock") = silences;
+        // A firing alert a silence or window covers now was (most likely) held back before the
+        // restart: it is paged when the silence ends, as it would have been without the restart.
+        let held: Vec<String> = self
+            .alerts()
+            .into_iter()
+            .filter(|a| a.state == crate::alert::AlertState::Firing)
+            .filter(|a| self.muted_by(a, now.wall).is_some())
+            .map(|a| a.id)
+            .collect();
+        self.paging.muted.lock().expect("muted lock").extend(held);
+        if n > 0 {
+            tracing::info!(
+                escalations = n,
+                "escalations restored; each step waits only for what remained"
+            );
+        }
+    }
+
+    /// Running escalations (for the API).
+    pub fn escalations(&self) -> Vec<Escalation> {
+        self.paging
+            .escalations
+            .lock()
+            .expect("escalations lock")
+            .list()
+            .cloned()
+            .collect()
+    }
+
+    /// Whether a silence or maintenance window covers the alert now; says which.
+    pub fn muted_by(&self, alert: &Alert, wall: f64) -> Option<String> {
+        if let Some(s) = self
+            .paging
+            .silences
+            .lock()
+            .expect("silences lock")
+            .iter()
+            .find(|s| s.silences(alert, wall))
+        {
+            return Some(format!("silence {} by {} ({})", s.id, s.author, s.comment));
+        }
+        self.paging
+            .maintenance
+            .read()
+            .expect("maintenance lock")
+            .iter()
+            .find(|m| m.covers(alert, wall))
+            .map(|m| format!("maintenance window {}", m.name))
+    }
+
+    /// Sends an alert event to the people it concerns: silenced/maintenance alerts are not
+    /// paged; routed alerts go through escalation; the rest to every notifier by severity.
+    pub(super) fn notify(&self, ev: &AlertEvent, dispatcher: &Dispatcher) {
+        if !ev.kind.notifies() {
+            return;
+        }
+        let now = self.clock.now();
+        let id = &ev.alert.id;
+        if matches!(ev.kind, AlertEventKind::Firing) {
+            if let Some(why) = self.muted_by(&ev.alert, now.wall) {
+                self.paging
+                    .muted
+                    .lock()
+                    .expect("muted lock")
+                    .insert(id.clone());
+                self.escalation_note(
+                    now,
+                    id,
+                    "alert_silenced",
+                    format!("{} on {} not paged: {why}", ev.alert.rule, ev.alert.probe),
+                );
+                return;
+            }
+        } else {
+            let mut muted = self.paging.muted.lock().expect("muted lock");
+            if muted.contains(id) {
+                if matches!(ev.kind, AlertEventKind::Resolved) {
+                    muted.remove(id);
+                }
+                return;
+            }
+        }
+        self.route(ev, now, dispatcher);
+    }
+
+    fn route(&self, ev: &AlertEvent, now: Moment, dispatcher: &Dispatcher) {
+        let paging = self.paging.paging.read().expect("paging lock").clone();
+        if let Some(p) = paging {
+            let tick = self
+                .paging
+                .escalations
+                .lock()
+                .expect("escalations lock")
+                .on_event(&p, ev, now);
+            if let Some(t) = tick {
+                let unrouted = t.unrouted;
+                self.apply(t, now, dispatcher);
+                if !unrouted {
+                    return;
+                }
+            }
+        }
+        dispatcher.dispatch(ev);
+    }
+
+    /// A delivery failed for good: an escalation uses the person's next contact at once.
+    pub fn delivery_failed(&self, dedup_key: &str) {
+        if !dedup_key.starts_with("esc:") {
+            return;
+        }
+        let Some(p) = self.paging.paging.read().expect("paging lock").clone() else {
+            return;
+        };
+        let now = self.clock.now();
+        let t = self
+            .paging
+            .escalations
+            .lock()
+            .expect("escalations lock")
+            .delivery_failed(&p, dedup_key, now);
+        self.apply(t, now, &self.dispatcher());
+    }
+
+    /// Moves escalations on, opens and closes maintenance windows, ends silences, and pages
+    /// alerts whose silence ended while they still fire. Called four times a second.
+    pub fn tick_paging(&self) {
+        let now = self.clock.now();
+        let dispatcher = self.dispatcher();
+        self.watch_windows(now);
+        let unmuted: Vec<Alert> = {
+            let muted = self.paging.muted.lock().expect("muted lock").clone();
+            if muted.is_empty() {
+                Vec::new()
+            } else {
+                self.alerts()
+                    .into_iter()
+                    .filter(|a| muted.contains(&a.id) && a.state.is_open())
+                    .filter(|a| self.muted_by(a, now.wall).is_none())
+                    .collect()
+            }
+        };
+        for a in unmuted {
+            self.paging.muted.lock().expect("muted lock").remove(&a.id);
+            self.escalation_note(
+                now,
+                &a.id,
+                "alert_unsilenced",
+                format!(
+                    "{} on {} still fires and is no longer silenced: paging now",
+                    a.rule, a.probe
+                ),
+            );
+            let ev = AlertEvent {
+                kind: AlertEventKind::Firing,
+                alert: a,
+                at: now.wall,
+            };
+            self.route(&ev, now, &dispatcher);
+        }
+        let Some(p) = self.paging.paging.read().expect("paging lock").clone() else {
+            return;
+        };
+        let t = self
+            .paging
+            .escalations
+            .lock()
+            .expect("escalations lock")
+            .tick(&p, now);
+        if t != Tick::default() {
+            self.apply(t, now, &dispatcher);
+        }
+    }
+
+    fn watch_windows(&self, now: Moment) {
+        let windows: BTreeSet<String> = self
+            .paging
+            .maintenance
+            .read()
+            .expect("maintenance lock")
+            .iter()
+            .filter(|m| m.active(now.wall))
+            .map(|m| m.name.clone())
+            .collect();
+        let silences: Vec<Silence> = self.silences();
+        let active: BTreeSet<String> = silences
+            .iter()
+            .filter(|s| s.active(now.wall))
+            .map(|s| s.id.clone())
+            .collect();
+        let (old_w, old_s) = {
+            let mut open = self.paging.open_windows.lock().expect("windows lock");
+            std::mem::replace(&mut *open, (windows.clone(), active.clone()))
+        };
+        for w in windows.difference(&old_w) {
+            self.paging_note(
+                now,
+                "maintenance_started",
+                Some("config"),
+                format!("maintenance window {w} opened: matching alerts are not paged"),
+            );
+        }
+        for w in old_w.difference(&windows) {
+            self.paging_note(
+                now,
+                "maintenance_ended",
+                Some("config"),
+                format!("maintenance window {w} closed"),
+            );
+        }
+        for id in old_s.difference(&active) {
+            if let Some(s) = silences.iter().find(|s| &s.id == id)
+                && s.expired_by.is_none()
+            {
+                self.paging_note(
+                    now,
+                    "silence_ended",
+                    Some(&s.author),
+                    format!("silence {id} ({}) ended", s.matchers.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn apply(&self, t: Tick, now: Moment, dispatcher: &Dispatcher) {
+        for (alert, message) in t.notes {
+            self.escalation_note(now, &alert, "escalation", message);
+        }
+        for id in t.reopened {
+            if let Some(a) = self.with_engine(|e| e.reopen(&id, now)) {
+                self.store.send(StoreOp::Alert(a));
+            }
+        }
+        for (id, e) in t.changed {
+            self.store.send(StoreOp::Escalation {
+                id,
+                body: e.map(|e| serde_json::to_string(&e).unwrap_or_default()),
+                ts: now.wall,
+            });
+        }
+        for page in &t.pages {
+            dispatcher.page(page, now.wall);
+        }
+    }
+
+    fn escalation_note(&self, now: Moment, alert: &str, kind: &str, message: String) {
+        tracing::info!(alert, "{message}");
+        self.timeline(TimelineEntry {
+            ts: now.wall,
+            kind: kind.into(),
+            probe: None,
+            alert_id: Some(alert.to_string()),
+            severity: None,
+            actor: None,
+            message,
+        });
+    }
+
+    fn paging_note(&self, now: Moment, kind: &str, actor: Option<&str>, message: String) {
+        tracing::info!("{message}");
+        self.timeline(TimelineEntry {
+            ts: now.wall,
+            kind: kind.into(),
+            probe: None,
+            alert_id: None,
+            severity: None,
+            actor: actor.map(str::to_string),
+            message,
+        });
+    }
+
+    /// Every silence (active, future and recently ended).
+    pub fn silences(&self) -> Vec<Silence> {
+        self.paging.silences.lock().expect("silences lock").clone()
+    }
+
+    /// Adds a silence for `seconds` from now; on the timeline with its author.
+    pub fn add_silence(
+        &self,
+        matchers: Vec<String>,
+        seconds: f64,
+        comment: String,
+        author: String,
+    ) -> Result<Silence, String> {
+        crate::escalation::silence::check_matchers(&matchers)?;
+        if !(seconds > 0.0 && seconds.is_finite()) {
+            return Err("the silence must last longer than 0s".into());
+        }
+        if author.trim().is_empty() {
+            return Err("a silence needs an author".into());
+        }
+        let now = self.clock.now();
+        let id = {
+            use rand::Rng;
+            let bytes: [u8; 6] = rand::rng().random();
+            hex::encode(bytes)
+        };
+        let s = Silence {
+            id,
+            matchers,
+            starts_at: now.wall,
+            ends_at: now.wall + seconds,
+            comment,
+            author,
+            expired_by: None,
+        };
+        self.save_silence(&s);
+        self.paging
+            .silences
+            .lock()
+            .expect("silences lock")
+            .push(s.clone());
+        self.paging
+            .open_windows
+            .lock()
+            .expect("windows lock")
+            .1
+            .insert(s.id.clone());
+        self.paging_note(
+            now,
+            "silence_added",
+            Some(&s.author),
+            format!(
+                "{} silenced {} for {}: {}",
+                s.author,
+                s.matchers.join(", "),
+                format_duration(seconds),
+                s.comment
+            ),
+        );
+        Ok(s)
+    }
+
+    /// Ends a silence now; on the timeline with who did it.
+    pub fn expire_silence(&self, id: &str, by: &str) -> Result<Silence, String> {
+        let now = self.clock.now();
+        let s = {
+            let mut list = self.paging.silences.lock().expect("silences lock");
+            let s = list
+                .iter_mut()
+                .find(|s| s.id == id)
+                .ok_or_else(|| format!("no silence with id {id}"))?;
+            if !s.active(now.wall) {
+                return Err(format!("silence {id} is not in force"));
+            }
+            s.ends_at = now.wall;
+            s.expired_by = Some(by.to_string());
+            s.clone()
+        };
+        self.save_silence(&s);
+        self.paging_note(
+            now,
+            "silence_expired",
+            Some(by),
+            format!("{by} expired silence {id} ({})", s.matchers.join(", ")),
+        );
+        Ok(s)
+    }
+
+    fn save_silence(&self, s: &Silence) {
+        self.store.send(StoreOp::Silence {
+            id: s.id.clone(),
+            body: serde_json::to_string(s).unwrap_or_default(),
+            ends_at: s.ends_at,
+        });
+    }
+}

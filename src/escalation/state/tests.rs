@@ -1,0 +1,445 @@
+use super::*;
+use crate::alert::AlertState;
+use crate::model::labels;
+use crate::rule::Condition;
+
+const CONFIG: &str = r#"
+[[notifier]]
+id = "chat"
+kind = "webhook"
+url = "http://127.0.0.1:1/chat"
+[[notifier]]
+id = "ntfy-alice"
+kind = "webhook"
+url = "http://127.0.0.1:1/a"
+[[notifier]]
+id = "phone-alice"
+kind = "webhook"
+url = "http://127.0.0.1:1/a2"
+[[notifier]]
+id = "pd-bob"
+kind = "webhook"
+url = "http://127.0.0.1:1/b"
+[[notifier]]
+id = "sms-bob"
+kind = "webhook"
+url = "http://127.0.0.1:1/b2"
+
+[[person]]
+id = "alice"
+contacts = [{ notifier = "ntfy-alice" }, { notifier = "phone-alice", delay = "2m" }]
+[[person]]
+id = "bob"
+contacts = [{ notifier = "pd-bob" }, { notifier = "sms-bob", delay = "10m" }]
+
+[[policy]]
+id = "critical"
+repeat = 1
+repeat_interval = "1m"
+ack_expiry = "30m"
+[[policy.step]]
+targets = ["alice", "chat"]
+ack_timeout = "5m"
+[[policy.step]]
+targets = ["bob"]
+ack_timeout = "5m"
+
+[[policy]]
+id = "chat-only"
+repeat_interval = "0s"
+[[policy.step]]
+targets = ["chat"]
+
+[[route]]
+matchers = ["env=lab"]
+policy = "chat-only"
+[[route]]
+severities = ["critical"]
+policy = "critical"
+group_by = ["host"]
+[[route]]
+policy = "chat-only"
+group_wait = "10s"
+"#;
+
+fn paging() -> Paging {
+    let c = crate::config::parse_str(std::path::Path::new("t.toml"), CONFIG).unwrap();
+    Paging::from_config(&c).unwrap()
+}
+
+fn at(t: f64) -> Moment {
+    Moment {
+        mono: t,
+        wall: 1_800_000_000.0 + t,
+    }
+}
+
+fn alert(rule: &str, host: &str, sev: Severity, state: AlertState) -> Alert {
+    let mut a = Alert::new(
+        "disk",
+        &Condition::active(rule, labels([("host", host)]), sev, "disk full"),
+        at(0.0),
+    );
+    a.state = state;
+    a
+}
+
+fn fire(e: &mut Escalations, p: &Paging, a: &Alert, t: f64) -> Tick {
+    e.on_event(
+        p,
+        &AlertEvent {
+            kind: AlertEventKind::Firing,
+            alert: a.clone(),
+            at: at(t).wall,
+        },
+        at(t),
+    )
+    .expect("routed")
+}
+
+fn sent(t: &Tick) -> Vec<String> {
+    t.pages.iter().map(|p| p.notifier.clone()).collect()
+}
+
+#[test]
+fn steps_delays_rounds_and_the_tail() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    // group_wait defaults to 0 for critical: step 1 pages at once (alice's first contact + chat).
+    let t = fire(&mut e, &p, &a, 0.0);
+    assert_eq!(sent(&t), ["ntfy-alice", "chat"]);
+    assert!(e.tick(&p, at(119.0)).pages.is_empty());
+    assert_eq!(
+        sent(&e.tick(&p, at(120.0))),
+        ["phone-alice"],
+        "per-person delay"
+    );
+    assert!(e.tick(&p, at(299.0)).pages.is_empty());
+    let t = e.tick(&p, at(300.0));
+    assert_eq!(sent(&t), ["pd-bob"], "step 2 after ack_timeout");
+    assert_eq!(t.pages[0].step, 1);
+    // bob's sms would come after 10m, but the step ends after 5m: round 2 starts at step 1.
+    let t = e.tick(&p, at(600.0));
+    assert_eq!(sent(&t), ["ntfy-alice", "chat"]);
+    assert_eq!(t.pages[0].round, 1);
+    assert_eq!(sent(&e.tick(&p, at(720.0))), ["phone-alice"]);
+    let t = e.tick(&p, at(900.0));
+    assert_eq!(sent(&t), ["pd-bob"]);
+    // After repeat = 1 more round: the last step every repeat_interval (1m).
+    assert!(e.tick(&p, at(1199.0)).pages.is_empty());
+    let t = e.tick(&p, at(1200.0));
+    assert_eq!(sent(&t), ["pd-bob"]);
+    assert_eq!(t.pages[0].round, 2);
+    let t = e.tick(&p, at(1260.0));
+    assert_eq!(sent(&t), ["pd-bob"]);
+    // Every key is unique.
+    let mut keys = BTreeSet::new();
+    let mut e2 = Escalations::default();
+    for t in [fire(&mut e2, &p, &a, 0.0)]
+        .into_iter()
+        .chain((1..=30).map(|i| e2.tick(&p, at(i as f64 * 60.0))))
+    {
+        for pg in t.pages {
+            assert!(keys.insert(pg.key.clone()), "duplicate key {}", pg.key);
+        }
+    }
+}
+
+#[test]
+fn ack_stops_expires_and_resolution_tells_only_the_paged() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let mut a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    fire(&mut e, &p, &a, 0.0);
+    a.state = AlertState::Acknowledged;
+    let t = e
+        .on_event(
+            &p,
+            &AlertEvent {
+                kind: AlertEventKind::Acknowledged { by: "alice".into() },
+                alert: a.clone(),
+                at: at(60.0).wall,
+            },
+            at(60.0),
+        )
+        .unwrap();
+    assert_eq!(
+        sent(&t),
+        ["chat", "ntfy-alice"],
+        "ack notice to the paged only"
+    );
+    assert!(matches!(t.pages[0].kind, PageKind::Acknowledged(ref by) if by == "alice"));
+    // No step 2, no phone call.
+    for s in [120.0, 300.0, 1000.0, 1859.0] {
+        assert!(e.tick(&p, at(s)).pages.is_empty(), "at {s}");
+    }
+    // The acknowledgement expires after 30 min: step 1 again, alert re-opened.
+    let t = e.tick(&p, at(1860.0));
+    assert_eq!(sent(&t), ["ntfy-alice", "chat"]);
+    assert_eq!(t.reopened, [a.id.clone()]);
+    assert!(t.pages[0].key.contains(":e1:"), "{}", t.pages[0].key);
+    // Resolution goes to the paged: chat and ntfy-alice, never bob.
+    a.state = AlertState::Resolved;
+    let t = e
+        .on_event(
+            &p,
+            &AlertEvent {
+                kind: AlertEventKind::Resolved,
+                alert: a.clone(),
+                at: at(1900.0).wall,
+            },
+            at(1900.0),
+        )
+        .unwrap();
+    assert_eq!(sent(&t), ["chat", "ntfy-alice"]);
+    assert!(t.pages.iter().all(|p| p.kind == PageKind::Resolved));
+    assert!(t.changed.iter().any(|(_, e)| e.is_none()));
+    assert!(e.tick(&p, at(5000.0)).pages.is_empty());
+}
+
+#[test]
+fn group_by_folds_alerts_into_one_escalation() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    let b = alert(
+        "wal_retained",
+        "db1",
+        Severity::Critical,
+        AlertState::Firing,
+    );
+    let c = alert("disk_full", "db2", Severity::Critical, AlertState::Firing);
+    assert_eq!(sent(&fire(&mut e, &p, &a, 0.0)), ["ntfy-alice", "chat"]);
+    assert!(
+        fire(&mut e, &p, &b, 1.0).pages.is_empty(),
+        "same host: folded"
+    );
+    assert_eq!(
+        sent(&fire(&mut e, &p, &c, 2.0)),
+        ["ntfy-alice", "chat"],
+        "another host"
+    );
+    assert_eq!(e.list().count(), 2);
+    // Resolving one alert of the group says nothing; the last one ends it.
+    let resolve = |e: &mut Escalations, x: &Alert, t: f64| {
+        e.on_event(
+            &p,
+            &AlertEvent {
+                kind: AlertEventKind::Resolved,
+                alert: x.clone(),
+                at: at(t).wall,
+            },
+            at(t),
+        )
+        .unwrap()
+    };
+    assert!(resolve(&mut e, &a, 10.0).pages.is_empty());
+    assert_eq!(sent(&resolve(&mut e, &b, 11.0)), ["chat", "ntfy-alice"]);
+}
+
+#[test]
+fn routes_first_match_severity_and_group_wait() {
+    let p = paging();
+    let mut lab = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    lab.labels.insert("env".into(), "lab".into());
+    assert_eq!(
+        p.route(&lab),
+        Some(0),
+        "first match wins over the critical route"
+    );
+    let warn = alert("disk_full", "db1", Severity::Warning, AlertState::Firing);
+    assert_eq!(p.route(&warn), Some(2), "warnings go to chat only");
+    let mut e = Escalations::default();
+    assert!(
+        fire(&mut e, &p, &warn, 0.0).pages.is_empty(),
+        "group_wait 10s"
+    );
+    assert!(e.tick(&p, at(9.9)).pages.is_empty());
+    assert_eq!(sent(&e.tick(&p, at(10.0))), ["chat"]);
+    // repeat_interval = 0s: after the only step, nothing more.
+    assert!(e.tick(&p, at(400.0)).pages.is_empty());
+    assert!(e.tick(&p, at(4000.0)).pages.is_empty());
+    assert_eq!(e.list().next().unwrap().phase, Phase::Exhausted);
+}
+
+#[test]
+fn a_failed_contact_falls_back_to_the_next_at_once() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    fire(&mut e, &p, &a, 0.0);
+    e.tick(&p, at(120.0));
+    let t = e.tick(&p, at(300.0));
+    let key = t.pages[0].key.clone();
+    assert_eq!(t.pages[0].notifier, "pd-bob");
+    let t = e.delivery_failed(&p, &key, at(303.0));
+    assert_eq!(sent(&t), ["sms-bob"], "not after 10m: at once");
+    assert!(
+        e.delivery_failed(&p, "esc:nope", at(304.0))
+            .pages
+            .is_empty()
+    );
+}
+
+#[test]
+fn restore_waits_only_for_the_remaining_time() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    fire(&mut e, &p, &a, 0.0);
+    e.tick(&p, at(200.0));
+    // Persisted (as JSON) 200 s into step 1; the new process's monotonic clock starts at 5.
+    let saved: Vec<Escalation> = e
+        .list()
+        .map(|x| serde_json::from_str(&serde_json::to_string(x).unwrap()).unwrap())
+        .collect();
+    let mut r = Escalations::default();
+    let later = Moment {
+        mono: 5.0,
+        wall: at(260.0).wall,
+    };
+    r.restore(saved, &[], later);
+    // 60 s of the 5 min wait passed while down: step 2 comes 40 s after the restart.
+    assert!(
+        r.tick(
+            &p,
+            Moment {
+                mono: 44.0,
+                wall: later.wall + 39.0
+            }
+        )
+        .pages
+        .is_empty()
+    );
+    let t = r.tick(
+        &p,
+        Moment {
+            mono: 45.0,
+            wall: later.wall + 40.0,
+        },
+    );
+    assert_eq!(sent(&t), ["pd-bob"]);
+    // The phone contact (due at 120 s) was already sent before the restart: not again.
+    assert!(t.pages.iter().all(|p| p.notifier != "phone-alice"));
+}
+
+#[test]
+fn no_routes_means_no_paging_config() {
+    let c = crate::config::parse_str(
+        std::path::Path::new("t.toml"),
+        "[[notifier]]\nid = \"w\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\n",
+    )
+    .unwrap();
+    assert!(Paging::from_config(&c).is_none());
+}
+
+#[test]
+fn bad_references_are_config_errors() {
+    let src = r#"
+[[notifier]]
+id = "w"
+kind = "webhook"
+url = "http://127.0.0.1:1/"
+[[person]]
+id = "w"
+contacts = [{ notifier = "nope" }]
+[[policy]]
+id = "p"
+[[policy.step]]
+targets = ["ghost"]
+[[route]]
+policy = "missing"
+matchers = ["a=~("]
+"#;
+    let e = crate::config::parse_str(std::path::Path::new("t.toml"), src)
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "already used",
+        "\"nope\", which is not configured",
+        "names \"ghost\"",
+        "policy \"missing\" is not configured",
+        "bad regex",
+    ] {
+        assert!(e.contains(needle), "{needle} missing in {e}");
+    }
+}
+
+fn change(e: &mut Escalations, p: &Paging, a: &Alert, from: Severity, t: f64) -> Option<Tick> {
+    e.on_event(
+        p,
+        &AlertEvent {
+            kind: AlertEventKind::SeverityChanged { from },
+            alert: a.clone(),
+            at: at(t).wall,
+        },
+        at(t),
+    )
+}
+
+#[test]
+fn a_warning_that_turns_critical_moves_to_the_paging_policy() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let mut a = alert("disk_full", "db1", Severity::Warning, AlertState::Firing);
+    fire(&mut e, &p, &a, 0.0);
+    assert_eq!(sent(&e.tick(&p, at(30.0))), ["chat"], "warning: chat only");
+    a.severity = Severity::Critical;
+    let t = change(&mut e, &p, &a, Severity::Warning, 40.0).unwrap();
+    assert_eq!(
+        sent(&t),
+        ["ntfy-alice", "chat"],
+        "critical: the paging policy"
+    );
+    assert_eq!(e.list().count(), 1, "the chat-only escalation ended");
+    // A change within the same route pages nobody.
+    a.severity = Severity::Critical;
+    assert!(
+        change(&mut e, &p, &a, Severity::Critical, 41.0)
+            .unwrap()
+            .pages
+            .is_empty()
+    );
+}
+
+#[test]
+fn restore_keeps_an_ack_the_escalation_missed() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let mut a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    fire(&mut e, &p, &a, 0.0);
+    let saved: Vec<Escalation> = e.list().cloned().collect();
+    // The crash came after the alert's ack was stored but before the escalation's.
+    a.state = AlertState::Acknowledged;
+    a.acked_by = Some("alice".into());
+    a.acked_at = Some(at(10.0).wall);
+    let mut r = Escalations::default();
+    r.restore(saved, &[a], at(20.0));
+    assert!(
+        r.tick(&p, at(400.0)).pages.is_empty(),
+        "no step 2 after an ack"
+    );
+    assert_eq!(r.list().next().unwrap().phase, Phase::Acknowledged);
+}
+
+#[test]
+fn a_policy_removed_by_a_reload_hands_over_to_the_alerts_route() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    fire(&mut e, &p, &a, 0.0);
+    let src = CONFIG
+        .replace("id = \"critical\"", "id = \"critical2\"")
+        .replace("policy = \"critical\"", "policy = \"critical2\"");
+    let c = crate::config::parse_str(std::path::Path::new("t.toml"), &src).unwrap();
+    let p2 = Paging::from_config(&c).unwrap();
+    let t = e.tick(&p2, at(10.0));
+    assert_eq!(sent(&t), ["ntfy-alice", "chat"], "the new policy's step 1");
+    assert!(
+        t.pages[0].key.contains(":e1:"),
+        "a new epoch: {}",
+        t.pages[0].key
+    );
+    assert_eq!(e.list().next().unwrap().policy, "critical2");
+}

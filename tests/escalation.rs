@@ -1,0 +1,765 @@
+//! Escalation through the real daemon, with the seed's minutes scaled to seconds: tier 1 does
+//! not acknowledge, tier 2 is paged after `ack_timeout`, tier 2's PagerDuty answers 500 so the
+//! person's fallback contact is used at once and `notifier_failing` goes out; lookout is
+//! SIGKILLed in the middle of a step and continues at the right step with the remaining wait;
+//! an API ack stops escalation; resolution reaches everyone paged and nobody else. Plus
+//! silences (CLI + API), a maintenance window and `lookout oncall`.
+
+mod kit;
+
+use kit::fake::{Contract, Fake};
+use kit::{Daemon, Sink, lookout_bin, write_file};
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "test-api-token";
+
+/// A `command` probe that is critical while `flag` exists.
+fn flag_probe(dir: &Path, id: &str, flag: &Path) -> String {
+    let script = write_file(
+        dir,
+        &format!("{id}.sh"),
+        &format!(
+            "#!/bin/sh\nif [ -e '{}' ]; then echo 'CRITICAL: /var/lib/postgresql is full'; exit 2; fi\necho 'OK'\n",
+            flag.display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        r#"
+[[probe]]
+id = "{id}"
+kind = "command"
+argv = ["{}"]
+interval = "500ms"
+timeout = "400ms"
+"#,
+        script.display()
+    )
+}
+
+fn firing_for(r: &Value, rule: &str) -> bool {
+    r["event"] == "firing" && r["alert"]["rule"] == rule
+}
+
+fn post(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    request("POST", url, token, Some(body))
+}
+
+fn request(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = lookout::http::client(Duration::from_secs(10)).unwrap();
+        let mut req = c.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    })
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn open_alert(d: &Daemon, probe: &str) -> Option<Value> {
+    d.get("/api/v1/alerts")
+        .as_array()?
+        .iter()
+        .find(|a| a["probe"] == probe)
+        .cloned()
+}
+
+fn secs(a: Instant, b: Instant) -> f64 {
+    b.saturating_duration_since(a).as_secs_f64()
+}
+
+#[test]
+fn seed_scenario_escalates_falls_back_survives_kill_and_stops_on_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flag = dir.path().join("disk-full");
+    let ntfy = Fake::start(Contract::Ntfy);
+    let pd = Fake::start(Contract::PagerDuty);
+    pd.respond_with(500);
+    let (phone, chat, sms, carol, dave) = (
+        Sink::start(),
+        Sink::start(),
+        Sink::start(),
+        Sink::start(),
+        Sink::start(),
+    );
+    let config = write_file(
+        dir.path(),
+        "lookout.toml",
+        &format!(
+            r#"
+[api]
+token = "{TOKEN}"
+{probe}
+[[notifier]]
+id = "ntfy-alice"
+kind = "ntfy"
+server = "{ntfy}"
+topic = "alice"
+[[notifier]]
+id = "phone-alice"
+kind = "webhook"
+url = "{phone}"
+[[notifier]]
+id = "chat"
+kind = "webhook"
+url = "{chat}"
+[[notifier]]
+id = "pd-bob"
+kind = "pagerduty"
+routing_key = "R0UT1NGKEY000000000000000000000A"
+url = "{pd}"
+max_attempts = 2
+[[notifier]]
+id = "sms-bob"
+kind = "webhook"
+url = "{sms}"
+[[notifier]]
+id = "carol-hook"
+kind = "webhook"
+url = "{carol}"
+[[notifier]]
+id = "dave-hook"
+kind = "webhook"
+url = "{dave}"
+
+[[person]]
+id = "alice"
+contacts = [{{ notifier = "ntfy-alice" }}, {{ notifier = "phone-alice", delay = "3s" }}]
+[[person]]
+id = "bob"
+contacts = [{{ notifier = "pd-bob" }}, {{ notifier = "sms-bob", delay = "60s" }}]
+[[person]]
+id = "carol"
+contacts = [{{ notifier = "carol-hook" }}]
+[[person]]
+id = "dave"
+contacts = [{{ notifier = "dave-hook" }}]
+
+[[policy]]
+id = "critical"
+repeat_interval = "2s"
+[[policy.step]]
+targets = ["alice", "chat"]
+ack_timeout = "6s"
+[[policy.step]]
+targets = ["bob"]
+ack_timeout = "8s"
+[[policy.step]]
+targets = ["carol"]
+ack_timeout = "3s"
+[[policy.step]]
+targets = ["dave"]
+
+[[policy]]
+id = "chat-only"
+[[policy.step]]
+targets = ["chat"]
+
+[[route]]
+matchers = ["probe=db-disk"]
+policy = "critical"
+[[route]]
+policy = "chat-only"
+group_wait = "0s"
+"#,
+            probe = flag_probe(dir.path(), "db-disk", &flag),
+            ntfy = ntfy.url(),
+            pd = pd.url(),
+            phone = phone.url,
+            chat = chat.url,
+            sms = sms.url,
+            carol = carol.url,
+            dave = dave.url,
+        ),
+    );
+    let d = Daemon::start(&config, &state, dir.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(&flag, "").unwrap();
+    let fired = Instant::now();
+
+    // Tier 1 at once: alice's ntfy and the chat; alice's phone 3 s later.
+    let n1 = ntfy.wait_for("tier 1 ntfy", 1, Duration::from_secs(5), |r| {
+        r.header("title")
+            .is_some_and(|t| t.contains("probe_status"))
+    });
+    let c1 = chat.wait_for("tier 1 chat", Duration::from_secs(5), |b| {
+        firing_for(b, "probe_status")
+    });
+    let p1 = phone.wait_for("alice's delayed phone", Duration::from_secs(8), |b| {
+        firing_for(b, "probe_status")
+    });
+    assert!(secs(fired, n1[0].at) < 2.0, "{}", secs(fired, n1[0].at));
+    assert!(secs(fired, c1.at) < 2.0);
+    let phone_delay = secs(n1[0].at, p1.at);
+    assert!(
+        (2.5..4.5).contains(&phone_delay),
+        "phone after {phone_delay}"
+    );
+
+    // Tier 2 after ack_timeout (6 s): bob's PagerDuty answers 500 twice (max_attempts 2,
+    // 1 s backoff), then his SMS is used at once instead of after its 60 s delay.
+    let pd1 = pd.wait_for("tier 2 pagerduty", 1, Duration::from_secs(10), |r| {
+        r.json["event_action"] == "trigger"
+    });
+    let t2 = secs(n1[0].at, pd1[0].at);
+    assert!((5.5..7.5).contains(&t2), "tier 2 after {t2}");
+    let s1 = sms.wait_for("bob's fallback sms", Duration::from_secs(8), |b| {
+        firing_for(b, "probe_status")
+    });
+    let fallback = secs(pd1[0].at, s1.at);
+    assert!((0.8..4.0).contains(&fallback), "fallback after {fallback}");
+    // The meta-alert about the broken channel goes out through the chat (its own route).
+    chat.wait_for("notifier_failing", Duration::from_secs(5), |b| {
+        firing_for(b, "notifier_failing") && b["alert"]["labels"]["notifier"] == "pd-bob"
+    });
+
+    // SIGKILL in the middle of step 2 (≈ 4 s into its 8 s), restart at once.
+    let step2_started = pd1[0].at;
+    while secs(step2_started, Instant::now()) < 4.0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.kill9();
+    let d = Daemon::start(&config, &state, dir.path());
+    let restarted = Instant::now();
+
+    // Step 3 (carol) comes when step 2's 8 s are over, not 8 s after the restart.
+    let k1 = carol.wait_for("tier 3 after the restart", Duration::from_secs(12), |b| {
+        firing_for(b, "probe_status")
+    });
+    let t3 = secs(step2_started, k1.at);
+    assert!(
+        (7.3..9.8).contains(&t3),
+        "step 3 came {t3} s after step 2 began"
+    );
+    assert!(
+        secs(restarted, k1.at) < 7.0,
+        "the restart must not restart the wait"
+    );
+    eprintln!(
+        "measured: tier1 {:.2}s after the flag, phone +{phone_delay:.2}s, tier 2 +{t2:.2}s, \
+         fallback +{fallback:.2}s after the first PagerDuty attempt, step 3 {t3:.2}s after step 2 \
+         began ({:.2}s after the restart)",
+        secs(fired, n1[0].at),
+        secs(restarted, k1.at)
+    );
+
+    // Ack through the API: escalation stops (dave, step 4, is never paged).
+    let alert = open_alert(&d, "db-disk").expect("alert open after restart");
+    let id = alert["id"].as_str().unwrap().to_string();
+    let (status, body) = post(
+        &format!("{}/api/v1/alerts/{id}/ack", d.url()),
+        Some(TOKEN),
+        serde_json::json!({"by": "carol"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    chat.wait_for("ack notice to the paged", Duration::from_secs(5), |b| {
+        b["event"] == "acknowledged" && b["alert"]["rule"] == "probe_status"
+    });
+
+    // Without the ack, dave (step 4) would be paged 3 s after carol: wait longer than that.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        dave.all().is_empty(),
+        "the ack stops escalation: {:#?}",
+        dave.all()
+    );
+
+    // Resolution reaches everyone paged.
+    std::fs::remove_file(&flag).unwrap();
+    for (name, s) in [
+        ("phone", &phone),
+        ("chat", &chat),
+        ("sms", &sms),
+        ("carol", &carol),
+    ] {
+        s.wait_for(name, Duration::from_secs(8), |b| {
+            b["event"] == "resolved" && b["alert"]["rule"] == "probe_status"
+        });
+    }
+    ntfy.wait_for("resolved to alice's ntfy", 1, Duration::from_secs(8), |r| {
+        r.header("title").is_some_and(|t| t.contains("RESOLVED"))
+    });
+    pd.wait_for("resolve to pagerduty", 1, Duration::from_secs(8), |r| {
+        r.json["event_action"] == "resolve"
+    });
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Exact deliveries: one trigger per target across the kill, nothing for dave.
+    let count = |s: &Sink, event: &str| {
+        s.all()
+            .iter()
+            .filter(|r| r.body["event"] == event && r.body["alert"]["rule"] == "probe_status")
+            .count()
+    };
+    for (name, s) in [
+        ("phone", &phone),
+        ("chat", &chat),
+        ("sms", &sms),
+        ("carol", &carol),
+    ] {
+        assert_eq!(count(s, "firing"), 1, "{name}: {:#?}", s.all());
+        assert_eq!(count(s, "resolved"), 1, "{name}");
+    }
+    assert!(
+        dave.all().is_empty(),
+        "dave was never paged: {:#?}",
+        dave.all()
+    );
+    let ntfy_triggers = ntfy
+        .matching(|r| {
+            r.header("title")
+                .is_some_and(|t| t.contains("[CRITICAL] probe_status"))
+        })
+        .len();
+    assert_eq!(ntfy_triggers, 1);
+    let pd_triggers = pd.matching(|r| r.json["event_action"] == "trigger").len();
+    assert_eq!(pd_triggers, 2, "one page, two attempts");
+    ntfy.assert_contract_kept();
+    pd.assert_contract_kept();
+
+    // The timeline tells the story, the ack with who did it.
+    let tl = d.get("/api/v1/timeline?since=10m");
+    let text = tl.to_string();
+    for needle in [
+        "step 1 (round 1): paging alice via ntfy-alice",
+        "step 2 (round 1): paging bob via pd-bob",
+        "pd-bob failed for bob; falling back to sms-bob at once",
+        "step 3 (round 1): paging carol via carol-hook",
+        "carol acknowledged",
+    ] {
+        assert!(text.contains(needle), "timeline lacks {needle:?}: {tl:#}");
+    }
+    assert!(
+        tl.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "alert_acknowledged" && e["actor"] == "carol")
+    );
+    assert!(
+        d.get("/api/v1/escalations")
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["lead"]["probe"] != "db-disk")
+    );
+}
+
+fn cli(config: &Path, state: &Path, api: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(lookout_bin())
+        .arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--api")
+        .arg(api)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn legacy_config(dir: &Path, flag: &Path, sink: &Sink, extra: &str) -> PathBuf {
+    write_file(
+        dir,
+        "lookout.toml",
+        &format!(
+            "[api]\ntoken = \"{TOKEN}\"\n{}\n[[notifier]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n{extra}",
+            flag_probe(dir, "db-disk", flag),
+            sink.url
+        ),
+    )
+}
+
+#[test]
+fn silences_from_cli_and_api_mute_paging_but_not_the_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flag = dir.path().join("flag");
+    let sink = Sink::start();
+    let config = legacy_config(dir.path(), &flag, &sink, "");
+    let d = Daemon::start(&config, &state, dir.path());
+    let (ok, out) = cli(
+        &config,
+        &state,
+        &d.url(),
+        &[
+            "silence",
+            "add",
+            "--match",
+            "probe=db-disk",
+            "--match",
+            "rule=~probe_.*",
+            "--for",
+            "1h",
+            "--comment",
+            "replacing the disk",
+            "--by",
+            "alice",
+        ],
+    );
+    assert!(ok, "{out}");
+    let id = out.split_whitespace().nth(1).unwrap().to_string();
+    // Without the token, no silence.
+    let (status, _) = post(
+        &format!("{}/api/v1/silences", d.url()),
+        None,
+        serde_json::json!({"matchers": ["a=b"], "duration": "1h"}),
+    );
+    assert_eq!(status, 401);
+    let (status, body) = post(
+        &format!("{}/api/v1/silences", d.url()),
+        Some(TOKEN),
+        serde_json::json!({"matchers": ["a=~("], "duration": "1h"}),
+    );
+    assert_eq!(status, 400, "{body}");
+
+    std::fs::write(&flag, "").unwrap();
+    wait_until("the alert", Duration::from_secs(5), || {
+        open_alert(&d, "db-disk").is_some()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(sink.all().is_empty(), "silenced: {:#?}", sink.all());
+    let shown = open_alert(&d, "db-disk").unwrap();
+    assert!(
+        shown["silenced_by"].as_str().unwrap().contains("by alice"),
+        "{shown:#}"
+    );
+    let (ok, out) = cli(&config, &state, &d.url(), &["silence", "list"]);
+    assert!(
+        ok && out.contains(&id) && out.contains("active") && out.contains("alice"),
+        "{out}"
+    );
+
+    // Expired through the API: the alert still fires, so it is paged now.
+    let (status, body) = request(
+        "DELETE",
+        &format!("{}/api/v1/silences/{id}?by=bob", d.url()),
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    sink.wait_for("the page after the silence", Duration::from_secs(5), |b| {
+        firing_for(b, "probe_status")
+    });
+    let (status, _) = request(
+        "DELETE",
+        &format!("{}/api/v1/silences/{id}", d.url()),
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(status, 409, "already expired");
+    let tl = d.get("/api/v1/timeline?since=10m");
+    let has = |kind: &str, actor: &str| {
+        tl.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == kind && e["actor"] == actor)
+    };
+    assert!(has("silence_added", "alice"), "{tl:#}");
+    assert!(has("silence_expired", "bob"), "{tl:#}");
+    assert!(tl.to_string().contains("not paged: silence"), "{tl:#}");
+
+    // A silence survives a restart.
+    let (ok, out) = cli(
+        &config,
+        &state,
+        &d.url(),
+        &["silence", "add", "--match", "probe=other", "--for", "2h"],
+    );
+    assert!(ok, "{out}");
+    let second = out.split_whitespace().nth(1).unwrap().to_string();
+    d.kill9();
+    let d = Daemon::start(&config, &state, dir.path());
+    let list = d.get("/api/v1/silences");
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == second.as_str() && s["active"] == true),
+        "{list:#}"
+    );
+}
+
+#[test]
+fn a_maintenance_window_holds_pages_until_it_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flag = dir.path().join("flag");
+    let sink = Sink::start();
+    let fmt = |t: jiff::Timestamp| {
+        t.to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    };
+    let now = jiff::Timestamp::now();
+    let start = fmt(now - jiff::SignedDuration::from_secs(60));
+    let end = fmt(now + jiff::SignedDuration::from_secs(6));
+    let config = legacy_config(
+        dir.path(),
+        &flag,
+        &sink,
+        &format!(
+            "[[maintenance]]\nname = \"disk swap\"\nmatchers = [\"probe=db-disk\"]\nstart = \"{start}\"\nend = \"{end}\"\n"
+        ),
+    );
+    std::fs::write(&flag, "").unwrap();
+    let d = Daemon::start(&config, &state, dir.path());
+    wait_until("the alert", Duration::from_secs(5), || {
+        open_alert(&d, "db-disk").is_some()
+    });
+    assert!(sink.all().is_empty(), "in maintenance: {:#?}", sink.all());
+    // A restart inside the window still pages when it closes (after the store committed).
+    std::thread::sleep(Duration::from_millis(300));
+    d.kill9();
+    let d = Daemon::start(&config, &state, dir.path());
+    let paged = sink.wait_for(
+        "the page when the window closes",
+        Duration::from_secs(10),
+        |b| firing_for(b, "probe_status"),
+    );
+    let closes =
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_secs((now.as_second() + 6) as u64);
+    let late = std::time::SystemTime::now()
+        .duration_since(closes)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(-1.0);
+    assert!(late < 2.0, "paged {late} s after the window closed");
+    let _ = paged;
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(sink.all().len(), 1, "{:#?}", sink.all());
+    let tl = d.get("/api/v1/timeline?since=10m").to_string();
+    for needle in [
+        "maintenance_started",
+        "maintenance window disk swap opened",
+        "not paged: maintenance window disk swap",
+        "maintenance_ended",
+    ] {
+        assert!(tl.contains(needle), "timeline lacks {needle}: {tl}");
+    }
+}
+
+#[test]
+fn oncall_shows_who_is_on_call_across_dst() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "lookout.toml",
+        r#"
+[[notifier]]
+id = "a"
+kind = "webhook"
+url = "http://127.0.0.1:9/a"
+[[notifier]]
+id = "b"
+kind = "webhook"
+url = "http://127.0.0.1:9/b"
+[[person]]
+id = "alice"
+contacts = [{ notifier = "a" }]
+[[person]]
+id = "bob"
+contacts = [{ notifier = "b" }]
+[[schedule]]
+id = "ops"
+time_zone = "Europe/Berlin"
+layers = [{ rotation = ["alice", "bob"], start = "2026-10-20T09:00", every = "1d" }]
+overrides = [{ person = "bob", start = "2026-10-26T12:00", end = "2026-10-26T13:00" }]
+"#,
+    );
+    let run = |args: &[&str]| {
+        let out = Command::new(lookout_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("oncall")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // DST ends 2026-10-25: the 09:00 handoff is 08:00Z that day, not 07:00Z.
+    assert!(run(&["--at", "2026-10-25T07:30:00Z"]).contains("alice"));
+    let out = run(&["--at", "2026-10-25T08:00:00Z", "--schedule", "ops"]);
+    assert!(
+        out.contains("bob") && out.contains("2026-10-26 09:00 CET"),
+        "{out}"
+    );
+    // Local time in the schedule's zone; an override.
+    assert!(run(&["--at", "2026-10-26T12:30"]).contains("bob"));
+    let j: Value = serde_json::from_str(&run(&["--at", "2026-10-26T11:00", "--json"])).unwrap();
+    assert_eq!(j[0]["on_call"], "alice");
+    let out = Command::new(lookout_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["oncall", "--schedule", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn an_expired_ack_of_a_firing_alert_pages_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flag = dir.path().join("flag");
+    let sink = Sink::start();
+    let config = legacy_config(
+        dir.path(),
+        &flag,
+        &sink,
+        "[[policy]]\nid = \"p\"\nack_expiry = \"3s\"\n[[policy.step]]\ntargets = [\"hook\"]\nack_timeout = \"60s\"\n[[route]]\npolicy = \"p\"\n",
+    );
+    std::fs::write(&flag, "").unwrap();
+    let d = Daemon::start(&config, &state, dir.path());
+    sink.wait_for("the first page", Duration::from_secs(5), |b| {
+        firing_for(b, "probe_status")
+    });
+    let id = open_alert(&d, "db-disk").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ok, out) = cli(&config, &state, &d.url(), &["ack", &id, "--by", "alice"]);
+    assert!(ok, "{out}");
+    let acked = Instant::now();
+    let again = sink.wait_for(
+        "the page after the ack expired",
+        Duration::from_secs(8),
+        |b| firing_for(b, "probe_status") && b["dedup_key"].as_str().unwrap().contains(":e1:"),
+    );
+    let after = secs(acked, again.at);
+    assert!(
+        (2.5..4.5).contains(&after),
+        "paged again {after} s after the ack"
+    );
+    let a = open_alert(&d, "db-disk").unwrap();
+    assert_eq!(a["state"], "firing", "{a:#}");
+    // It can be acknowledged again.
+    let (ok, out) = cli(&config, &state, &d.url(), &["ack", &id, "--by", "bob"]);
+    assert!(ok, "{out}");
+    assert!(
+        d.get("/api/v1/timeline?since=10m")
+            .to_string()
+            .contains("the acknowledgement expired after 3s")
+    );
+}
+
+#[test]
+fn group_by_pages_once_and_a_reload_keeps_the_escalation_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flag = dir.path().join("flag");
+    let (first, second) = (Sink::start(), Sink::start());
+    let write = |ack_timeout: &str, step2: &str| {
+        write_file(
+            dir.path(),
+            "lookout.toml",
+            &format!(
+                r#"[api]
+token = "{TOKEN}"
+{a}labels = {{ group = "db" }}
+{b}labels = {{ group = "db" }}
+[[notifier]]
+id = "first"
+kind = "webhook"
+url = "{first}"
+[[notifier]]
+id = "second"
+kind = "webhook"
+url = "{second}"
+[[policy]]
+id = "p"
+repeat_interval = "0s"
+[[policy.step]]
+targets = ["first"]
+ack_timeout = "{ack_timeout}"
+[[policy.step]]
+targets = ["{step2}"]
+[[route]]
+policy = "p"
+group_by = ["group"]
+"#,
+                a = flag_probe(dir.path(), "db-disk", &flag),
+                b = flag_probe(dir.path(), "db-wal", &flag),
+                first = first.url,
+                second = second.url,
+            ),
+        )
+    };
+    let config = write("60s", "first");
+    let d = Daemon::start(&config, &state, dir.path());
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(&flag, "").unwrap();
+    first.wait_for("the group's page", Duration::from_secs(5), |b| {
+        b["event"] == "firing"
+    });
+    wait_until("both alerts", Duration::from_secs(5), || {
+        d.get("/api/v1/alerts").as_array().unwrap().len() >= 2
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        first.all().len(),
+        1,
+        "two alerts, one page: {:#?}",
+        first.all()
+    );
+    let esc = d.get("/api/v1/escalations");
+    assert_eq!(esc.as_array().unwrap().len(), 1, "{esc:#}");
+    assert_eq!(esc[0]["alerts"].as_array().unwrap().len(), 2, "{esc:#}");
+
+    // Reload: step 1 now waits 2 s and step 2 pages `second`; the running escalation follows.
+    write("2s", "second");
+    d.signal(rustix::process::Signal::HUP);
+    second.wait_for(
+        "step 2 under the reloaded policy",
+        Duration::from_secs(6),
+        |b| b["event"] == "firing",
+    );
+    assert_eq!(first.all().len(), 1, "{:#?}", first.all());
+
+    // Resolution: both alerts must resolve before the group tells the paged, once each.
+    std::fs::remove_file(&flag).unwrap();
+    for s in [&first, &second] {
+        s.wait_for("resolved", Duration::from_secs(6), |b| {
+            b["event"] == "resolved"
+        });
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    for s in [&first, &second] {
+        let resolved = s
+            .all()
+            .iter()
+            .filter(|r| r.body["event"] == "resolved")
+            .count();
+        assert_eq!(resolved, 1);
+    }
+    assert!(d.get("/api/v1/escalations").as_array().unwrap().is_empty());
+}
