@@ -165,6 +165,7 @@ probe_kinds! {
     Systemd => systemd::SystemdConfig,
     Command => command::CommandConfig,
     Postgres => postgres::PostgresConfig,
+    Bridge => bridge::BridgeConfig,
 }
 
 impl ProbeConfig {
