@@ -34,7 +34,7 @@ pub struct BridgeConfig {
     pub access_token: Option<Secret>,
     /// File holding the access token. Default none.
     pub access_token_file: Option<PathBuf>,
-    /// The bridged Matrix room: an id (`!…:server`) or an alias (`#…:server`). Required.
+    /// The bridged Matrix room: an id (`!…`) or an alias (`#…:server`). Required.
     pub room: String,
     /// The IRC side. Required.
     pub irc: IrcSide,
@@ -120,11 +120,13 @@ impl BridgeConfig {
                 Some("the client-server API base, e.g. \"https://matrix.example.org\"".into()),
             ));
         }
-        if !(self.room.starts_with('!') || self.room.starts_with('#')) || !self.room.contains(':')
-        {
+        // Room ids of room version 12 have no server part; aliases always do.
+        let id = self.room.starts_with('!') && self.room.len() > 1;
+        let alias = self.room.starts_with('#') && self.room.contains(':');
+        if !(id || alias) {
             out.push((
                 format!("room {:?} is neither a room id nor an alias", self.room),
-                Some("\"!id:server\" or \"#alias:server\"".into()),
+                Some("\"!id\" (\"!id:server\" before room version 12) or \"#alias:server\"".into()),
             ));
         }
         let passwords = [self.password.is_some(), self.password_file.is_some()]

@@ -1,0 +1,658 @@
+//! A real Matrix↔IRC stack in temp dirs on free loopback ports: ngIRCd, Synapse (SQLite) and
+//! Heisenbridge, with switchable TCP proxies on both legs between Synapse and the bridge.
+//! Python parts come from a venv under `$HOME/.cache/lookout-test/bridge-venv` (created on first
+//! use, ≈30 s). Every child is stopped by PID on drop.
+//!
+//! ```text
+//!  lookout ──C-S API──▶ Synapse ──appservice push──▶ [push proxy] ──▶ Heisenbridge ──▶ ngIRCd
+//!                          ▲                                            │             ▲
+//!                          └────────────[hs proxy]◀──── C-S API ────────┘   lookout ──┘
+//! ```
+
+pub mod proxy;
+
+use proxy::{Mode, Proxy};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The probe user (also the bridge's owner: Heisenbridge relays its owner's messages).
+pub const OWNER: &str = "owner";
+/// Its password.
+pub const PASSWORD: &str = "owner-password-1";
+/// The IRC channel.
+pub const CHANNEL: &str = "#test";
+
+fn home() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+}
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The venv's bin dir, with matrix-synapse and heisenbridge; created if missing (bounded by
+/// timeouts; serialised by a lock file).
+pub fn venv_bin() -> PathBuf {
+    let venv = home().join(".cache/lookout-test/bridge-venv");
+    let ready = venv.join(".bridge-ready");
+    if ready.exists() {
+        return venv.join("bin");
+    }
+    let parent = venv.parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&parent).unwrap();
+    let lock = parent.join("bridge-venv.lock");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(_) => break,
+            Err(_) if ready.exists() => return venv.join("bin"),
+            Err(_) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} held for 10 minutes; remove it if stale",
+                    lock.display()
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+    let result = std::panic::catch_unwind(|| {
+        if !venv.join("bin/python").exists() {
+            run(
+                Command::new("timeout")
+                    .args(["120", "python3", "-m", "venv"])
+                    .arg(&venv),
+                "python3 -m venv",
+            );
+        }
+        run(
+            Command::new("timeout")
+                .arg("600")
+                .arg(venv.join("bin/python"))
+                .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
+                .args(["matrix-synapse", "heisenbridge"]),
+            "pip install matrix-synapse heisenbridge",
+        );
+        std::fs::write(&ready, "").unwrap();
+    });
+    let _ = std::fs::remove_file(&lock);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    venv.join("bin")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16, within: Duration, what: &str, log: &Path) {
+    let deadline = Instant::now() + within;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {port} within {within:?}; log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process stopped by PID on drop (SIGTERM, then SIGKILL after 5 s).
+pub struct Proc {
+    child: Option<Child>,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, log: PathBuf) -> Proc {
+        let f = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        Proc {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Stops it now (SIGTERM, then SIGKILL).
+    pub fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        if let Some(pid) = rustix::process::Pid::from_raw(c.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The whole stack.
+pub struct Stack {
+    /// Tokio runtime for the proxies and the owner's Matrix calls.
+    pub rt: tokio::runtime::Runtime,
+    /// Temp dir holding every config, database and log.
+    pub dir: tempfile::TempDir,
+    /// ngIRCd.
+    pub ircd: Proc,
+    /// Its port.
+    pub irc_port: u16,
+    /// Synapse.
+    pub synapse: Proc,
+    /// Its client-server API port.
+    pub hs_port: u16,
+    /// Heisenbridge.
+    pub bridge: Proc,
+    /// Synapse → bridge (the registration's `url` points here).
+    pub push: Proxy,
+    /// Bridge → Synapse (the bridge's homeserver URL points here).
+    pub hs: Proxy,
+    /// The bridged room (`#test (local)`).
+    pub room_id: String,
+    /// The appservice id and `as_token` from the registration.
+    pub appservice_id: String,
+    /// The registration's `as_token`.
+    pub as_token: String,
+    /// The registration file.
+    pub registration: PathBuf,
+    synapse_cmd: Vec<String>,
+}
+
+impl Stack {
+    /// Brings everything up and bridges `#test`; ≈20 s with a warm venv.
+    pub fn start() -> Stack {
+        let bin = venv_bin();
+        let python = bin.join("python");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+
+        // ngIRCd (drops to nobody; its PID file write may fail, which it survives).
+        let irc_port = free_port();
+        std::fs::write(d.join("motd"), "lookout test\n").unwrap();
+        std::fs::write(
+            d.join("ngircd.conf"),
+            format!(
+                "[Global]\nName = irc.localhost\nInfo = lookout test\nListen = 127.0.0.1\nPorts = {irc_port}\n\
+                 MotdFile = {}\nPidFile = {}\n[Limits]\nMaxNickLength = 9\n\
+                 [Options]\nDNS = no\nIdent = no\nPAM = no\n[Channel]\nName = {CHANNEL}\n",
+                d.join("motd").display(),
+                d.join("ngircd.pid").display()
+            ),
+        )
+        .unwrap();
+        let ircd = Proc::spawn(
+            Command::new("ngircd").arg("-n").arg("-f").arg(d.join("ngircd.conf")),
+            d.join("ngircd.log"),
+        );
+        wait_port(irc_port, Duration::from_secs(10), "ngircd", &ircd.log);
+
+        // Heisenbridge's registration, its url moved to the push proxy.
+        let hs_port = free_port();
+        let bridge_port = free_port();
+        let (push, hs) = rt.block_on(async {
+            (Proxy::start(bridge_port).await, Proxy::start(hs_port).await)
+        });
+        let registration = d.join("heisenbridge.yaml");
+        run(
+            Command::new("timeout")
+                .arg("60")
+                .arg(&python)
+                .args(["-m", "heisenbridge", "-c"])
+                .arg(&registration)
+                .args(["--generate", "-l", "127.0.0.1", "-p", &bridge_port.to_string()])
+                .arg(format!("http://127.0.0.1:{}", hs.port)),
+            "heisenbridge --generate",
+        );
+        let reg = std::fs::read_to_string(&registration).unwrap();
+        let field = |name: &str| -> String {
+            reg.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .unwrap_or_else(|| panic!("no {name} in the registration:\n{reg}"))
+                .trim()
+                .to_string()
+        };
+        let appservice_id = field("id");
+        let as_token = field("as_token");
+        let reg = reg.replace(
+            &format!("url: http://127.0.0.1:{bridge_port}"),
+            &format!("url: http://127.0.0.1:{}", push.port),
+        );
+        std::fs::write(&registration, reg).unwrap();
+
+        // Synapse, written whole (no generated config to patch), keys generated.
+        let hs_yaml = d.join("homeserver.yaml");
+        std::fs::write(
+            &hs_yaml,
+            format!(
+                r#"server_name: localhost
+pid_file: {d}/synapse.pid
+report_stats: false
+listeners:
+  - port: {hs_port}
+    bind_addresses: ['127.0.0.1']
+    type: http
+    tls: false
+    x_forwarded: false
+    resources:
+      - names: [client]
+        compress: false
+database:
+  name: sqlite3
+  args:
+    database: {d}/homeserver.db
+media_store_path: {d}/media
+signing_key_path: {d}/signing.key
+registration_shared_secret: "lookout-test-shared-secret"
+macaroon_secret_key: "lookout-test-macaroon"
+form_secret: "lookout-test-form"
+trusted_key_servers: []
+suppress_key_server_warning: true
+enable_registration: false
+app_service_config_files:
+  - {reg}
+rc_message:
+  per_second: 1000
+  burst_count: 1000
+rc_joins:
+  local:
+    per_second: 1000
+    burst_count: 1000
+rc_login:
+  address:
+    per_second: 1000
+    burst_count: 1000
+  account:
+    per_second: 1000
+    burst_count: 1000
+  failed_attempts:
+    per_second: 1000
+    burst_count: 1000
+"#,
+                d = d.display(),
+                reg = registration.display()
+            ),
+        )
+        .unwrap();
+        run(
+            Command::new("timeout")
+                .arg("60")
+                .arg(&python)
+                .args(["-m", "synapse.app.homeserver", "--config-path"])
+                .arg(&hs_yaml)
+                .arg("--generate-keys"),
+            "synapse --generate-keys",
+        );
+        let synapse_cmd = vec![
+            python.display().to_string(),
+            "-m".into(),
+            "synapse.app.homeserver".into(),
+            "--config-path".into(),
+            hs_yaml.display().to_string(),
+        ];
+        let synapse = Self::spawn_synapse(&synapse_cmd, &d);
+        wait_port(hs_port, Duration::from_secs(60), "synapse", &synapse.log);
+        run(
+            Command::new("timeout")
+                .arg("60")
+                .arg(bin.join("register_new_matrix_user"))
+                .args(["-c"])
+                .arg(&hs_yaml)
+                .args(["-u", OWNER, "-p", PASSWORD, "--no-admin"])
+                .arg(format!("http://127.0.0.1:{hs_port}")),
+            "register_new_matrix_user",
+        );
+
+        let bridge = Proc::spawn(
+            Command::new(&python)
+                .args(["-m", "heisenbridge", "-c"])
+                .arg(&registration)
+                .args(["-l", "127.0.0.1", "-p", &bridge_port.to_string()])
+                .args(["-o", &format!("@{OWNER}:localhost")])
+                .arg(format!("http://127.0.0.1:{}", hs.port)),
+            d.join("heisenbridge.log"),
+        );
+        wait_port(bridge_port, Duration::from_secs(60), "heisenbridge", &bridge.log);
+
+        let mut stack = Stack {
+            rt,
+            dir,
+            ircd,
+            irc_port,
+            synapse,
+            hs_port,
+            bridge,
+            push,
+            hs,
+            room_id: String::new(),
+            appservice_id,
+            as_token,
+            registration,
+            synapse_cmd,
+        };
+        let started = Instant::now();
+        stack.room_id = stack.rt.block_on(stack.bridge_channel());
+        eprintln!("bridge_kit: #test bridged in {:?}", started.elapsed());
+        stack
+    }
+
+    fn spawn_synapse(cmd: &[String], d: &Path) -> Proc {
+        Proc::spawn(
+            Command::new(&cmd[0]).args(&cmd[1..]).current_dir(d),
+            d.join(format!(
+                "synapse-{}.log",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis()
+            )),
+        )
+    }
+
+    /// The homeserver's client-server URL.
+    pub fn hs_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.hs_port)
+    }
+
+    /// Stops Synapse.
+    pub fn stop_synapse(&mut self) {
+        self.synapse.stop();
+    }
+
+    /// Starts Synapse again and waits until it listens.
+    pub fn start_synapse(&mut self) {
+        self.synapse = Self::spawn_synapse(&self.synapse_cmd, self.dir.path());
+        wait_port(self.hs_port, Duration::from_secs(60), "synapse", &self.synapse.log);
+    }
+
+    /// Sets the Synapse → bridge proxy's mode.
+    pub fn push_mode(&self, m: Mode) {
+        self.push.set(m);
+    }
+
+    /// Sets the bridge → Synapse proxy's mode.
+    pub fn hs_mode(&self, m: Mode) {
+        self.hs.set(m);
+    }
+
+    /// Every log of the stack, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "log") {
+                let t = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = t.lines().rev().take(40).collect();
+                out.push_str(&format!("==== {} (tail)\n", p.display()));
+                for l in tail.into_iter().rev() {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    /// Drives Heisenbridge as its owner: control room, network, server, connect, join; returns
+    /// the id of the room `#test (local)`.
+    async fn bridge_channel(&self) -> String {
+        let m = Owner::login(&self.hs_url()).await;
+        let bot = "@heisenbridge:localhost";
+        let control = m
+            .post(
+                "/_matrix/client/v3/createRoom",
+                json!({"invite": [bot], "is_direct": true, "preset": "trusted_private_chat"}),
+            )
+            .await["room_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        m.wait_joined(&control, bot, Duration::from_secs(30), self).await;
+        for cmd in [
+            "ADDNETWORK local".to_string(),
+            format!("ADDSERVER local 127.0.0.1 {}", self.irc_port),
+            "OPEN local".to_string(),
+        ] {
+            m.say(&control, &cmd).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let network = m.join_invited("local", Duration::from_secs(30), self).await;
+        for cmd in ["NICK owner", "CONNECT"] {
+            m.say(&network, cmd).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        // JOIN only once registered with the IRC server: retry until the room appears.
+        let deadline = Instant::now() + Duration::from_secs(45);
+        loop {
+            m.say(&network, &format!("JOIN {CHANNEL}")).await;
+            if let Some(r) = m
+                .try_join_invited(&format!("{CHANNEL} (local)"), Duration::from_secs(5))
+                .await
+            {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the bridge never invited the owner to {CHANNEL} (local):\n{}",
+                self.logs()
+            );
+        }
+    }
+}
+
+/// The owner's Matrix session, for driving the bridge in the kit.
+pub struct Owner {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    since: std::sync::Mutex<Option<String>>,
+}
+
+impl Owner {
+    /// Logs in as [`OWNER`].
+    pub async fn login(base: &str) -> Owner {
+        let http = lookout::http::client(Duration::from_secs(30)).unwrap();
+        let v: Value = http
+            .post(format!("{base}/_matrix/client/v3/login"))
+            .json(&json!({"type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": OWNER}, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Owner {
+            http,
+            base: base.to_string(),
+            token: v["access_token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("login: {v}"))
+                .to_string(),
+            since: Default::default(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "POST {path}: {status} {v}");
+        v
+    }
+
+    /// Sends a text message.
+    pub async fn say(&self, room: &str, text: &str) {
+        let txn = format!("kit-{}", rand_u64());
+        let r = self
+            .http
+            .put(format!(
+                "{}/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}",
+                self.base,
+                enc(room)
+            ))
+            .bearer_auth(&self.token)
+            .json(&json!({"msgtype": "m.text", "body": text}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "send {text}: {}", r.status());
+    }
+
+    async fn sync(&self, wait_ms: u64) -> Value {
+        let since = self.since.lock().unwrap().clone();
+        let mut url = format!("{}/_matrix/client/v3/sync?timeout={wait_ms}", self.base);
+        if let Some(s) = since {
+            url.push_str(&format!("&since={}", enc(&s)));
+        }
+        let v: Value = self
+            .http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(n) = v["next_batch"].as_str() {
+            *self.since.lock().unwrap() = Some(n.to_string());
+        }
+        v
+    }
+
+    async fn wait_joined(&self, room: &str, user: &str, within: Duration, stack: &Stack) {
+        let deadline = Instant::now() + within;
+        loop {
+            let v: Value = self
+                .http
+                .get(format!(
+                    "{}/_matrix/client/v3/rooms/{}/joined_members",
+                    self.base,
+                    enc(room)
+                ))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v["joined"].get(user).is_some() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{user} did not join {room}: {v}\n{}",
+                stack.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn join_invited(&self, name: &str, within: Duration, stack: &Stack) -> String {
+        match self.try_join_invited(name, within).await {
+            Some(r) => r,
+            None => panic!("no invite to a room named {name}:\n{}", stack.logs()),
+        }
+    }
+
+    /// Joins the first room named `name` the owner is invited to (seen through sync).
+    async fn try_join_invited(&self, name: &str, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let v = self.sync(1000).await;
+            if let Some(invites) = v["rooms"]["invite"].as_object() {
+                for (room, data) in invites {
+                    let named = data["invite_state"]["events"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == name);
+                    if named {
+                        self.post(&format!("/_matrix/client/v3/join/{}", enc(room)), json!({}))
+                            .await;
+                        return Some(room.clone());
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
