@@ -194,7 +194,11 @@ url = "{url}"
     // 1. healthy: two rounds, no pages.
     std::thread::sleep(Duration::from_secs(2 * INTERVAL_S + 2));
     let healthy = pages_since(&sink, Instant::now() - Duration::from_secs(3600));
-    assert!(healthy.is_empty(), "pages on a healthy stack: {healthy:?}\n{}", d.log_text());
+    assert!(
+        healthy.is_empty(),
+        "pages on a healthy stack: {healthy:?}\n{}",
+        d.log_text()
+    );
     let status = d.get("/api/v1/status");
     eprintln!("healthy: {}", status);
 
@@ -207,10 +211,14 @@ url = "{url}"
         |b| is(b, "firing", "bridge_delivery", Some("matrix_to_irc")),
     );
     let detect2 = fired.at.duration_since(t);
-    let msg = fired.body["alert"]["message"].as_str().unwrap_or("").to_string();
+    let msg = fired.body["alert"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     eprintln!("scenario 2 (wedge Synapse→bridge): fired after {detect2:.1?}: {msg}");
     assert!(
-        msg.starts_with("Matrix→IRC: nothing delivered for 2 rounds") && msg.contains("IRC→Matrix fine ("),
+        msg.starts_with("Matrix→IRC: nothing delivered for 2 rounds")
+            && msg.contains("IRC→Matrix fine ("),
         "{msg}"
     );
     assert!(
@@ -232,6 +240,10 @@ url = "{url}"
         !during.iter().any(|p| p.contains("irc_to_matrix")),
         "IRC→Matrix stays fine: {during:?}"
     );
+    assert!(
+        stack.push.wedged.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the proxy wedged Synapse's pushes"
+    );
     let t = Instant::now();
     stack.push_mode(Mode::Pass);
     let resolved = sink.wait_for(
@@ -245,24 +257,41 @@ url = "{url}"
     );
 
     // 3. bridge→Synapse wedged: IRC→Matrix fires, Matrix→IRC does not.
-    sink_settle(&sink, "bridge_appservice_ping", Duration::from_secs(6 * INTERVAL_S));
+    sink_settle(
+        &sink,
+        "bridge_appservice_ping",
+        Duration::from_secs(6 * INTERVAL_S),
+    );
     let t = Instant::now();
     stack.hs_mode(Mode::Wedge);
     let fired = sink.wait_for(
         "IRC→Matrix delivery alert",
         Duration::from_secs(5 * INTERVAL_S),
-        |b| is(b, "firing", "bridge_delivery", Some("irc_to_matrix")) && b["alert"]["started_at"].as_f64().is_some(),
+        |b| {
+            is(b, "firing", "bridge_delivery", Some("irc_to_matrix"))
+                && b["alert"]["started_at"].as_f64().is_some()
+        },
     );
     let detect3 = fired.at.duration_since(t);
-    let msg = fired.body["alert"]["message"].as_str().unwrap_or("").to_string();
+    let msg = fired.body["alert"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     eprintln!("scenario 3 (wedge bridge→Synapse): fired after {detect3:.1?}: {msg}");
-    assert!(msg.starts_with("IRC→Matrix: nothing delivered for 2 rounds"), "{msg}");
+    assert!(
+        msg.starts_with("IRC→Matrix: nothing delivered for 2 rounds"),
+        "{msg}"
+    );
     let during = pages_since(&sink, t);
     eprintln!("scenario 3: pages {during:?}");
     assert!(
         !during.iter().any(|p| p.contains("matrix_to_irc")),
         "Matrix→IRC stays fine: {during:?}\n{}",
         stack.logs()
+    );
+    assert!(
+        stack.hs.wedged.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the proxy wedged the bridge's requests"
     );
     let t = Instant::now();
     stack.hs_mode(Mode::Pass);
@@ -325,7 +354,14 @@ url = "{url}"
         .unwrap()
         .iter()
         .filter(|a| a["probe"] == "libera")
-        .map(|a| format!("{}{{{}}} {}", a["rule"], direction(&serde_json::json!({"alert": a})), a["state"]))
+        .map(|a| {
+            format!(
+                "{}{{{}}} {}",
+                a["rule"],
+                direction(&serde_json::json!({"alert": a})),
+                a["state"]
+            )
+        })
         .collect();
     eprintln!("scenario 6: the bridge's alerts: {suppressed:?}");
     stack.start_synapse();
@@ -352,7 +388,10 @@ fn sink_settle(sink: &Sink, rule: &str, within: Duration) {
         if last.is_none_or(|e| e != "firing") {
             return;
         }
-        assert!(Instant::now() < deadline, "{rule} still firing after {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{rule} still firing after {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }

@@ -1,7 +1,7 @@
 //! Probes: one file per kind behind the [`Probe`] trait; [`build`] is the one registry.
 
-pub mod clock;
 pub mod bridge;
+pub mod clock;
 pub mod command;
 pub mod dhcp_lease;
 pub mod disk;

@@ -157,11 +157,6 @@ impl Proc {
         let _ = c.kill();
         let _ = c.wait();
     }
-
-    /// Its log so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
 impl Drop for Proc {
@@ -176,16 +171,16 @@ pub struct Stack {
     pub rt: tokio::runtime::Runtime,
     /// Temp dir holding every config, database and log.
     pub dir: tempfile::TempDir,
-    /// ngIRCd.
-    pub ircd: Proc,
+    /// ngIRCd (held until the stack drops).
+    _ircd: Proc,
     /// Its port.
     pub irc_port: u16,
     /// Synapse.
     pub synapse: Proc,
     /// Its client-server API port.
     pub hs_port: u16,
-    /// Heisenbridge.
-    pub bridge: Proc,
+    /// Heisenbridge (held until the stack drops).
+    _bridge: Proc,
     /// Synapse → bridge (the registration's `url` points here).
     pub push: Proxy,
     /// Bridge → Synapse (the bridge's homeserver URL points here).
@@ -196,8 +191,6 @@ pub struct Stack {
     pub appservice_id: String,
     /// The registration's `as_token`.
     pub as_token: String,
-    /// The registration file.
-    pub registration: PathBuf,
     synapse_cmd: Vec<String>,
 }
 
@@ -229,7 +222,10 @@ impl Stack {
         )
         .unwrap();
         let ircd = Proc::spawn(
-            Command::new("ngircd").arg("-n").arg("-f").arg(d.join("ngircd.conf")),
+            Command::new("ngircd")
+                .arg("-n")
+                .arg("-f")
+                .arg(d.join("ngircd.conf")),
             d.join("ngircd.log"),
         );
         wait_port(irc_port, Duration::from_secs(10), "ngircd", &ircd.log);
@@ -237,9 +233,8 @@ impl Stack {
         // Heisenbridge's registration, its url moved to the push proxy.
         let hs_port = free_port();
         let bridge_port = free_port();
-        let (push, hs) = rt.block_on(async {
-            (Proxy::start(bridge_port).await, Proxy::start(hs_port).await)
-        });
+        let (push, hs) =
+            rt.block_on(async { (Proxy::start(bridge_port).await, Proxy::start(hs_port).await) });
         let registration = d.join("heisenbridge.yaml");
         run(
             Command::new("timeout")
@@ -247,7 +242,13 @@ impl Stack {
                 .arg(&python)
                 .args(["-m", "heisenbridge", "-c"])
                 .arg(&registration)
-                .args(["--generate", "-l", "127.0.0.1", "-p", &bridge_port.to_string()])
+                .args([
+                    "--generate",
+                    "-l",
+                    "127.0.0.1",
+                    "-p",
+                    &bridge_port.to_string(),
+                ])
                 .arg(format!("http://127.0.0.1:{}", hs.port)),
             "heisenbridge --generate",
         );
@@ -359,22 +360,26 @@ rc_login:
                 .arg(format!("http://127.0.0.1:{}", hs.port)),
             d.join("heisenbridge.log"),
         );
-        wait_port(bridge_port, Duration::from_secs(60), "heisenbridge", &bridge.log);
+        wait_port(
+            bridge_port,
+            Duration::from_secs(60),
+            "heisenbridge",
+            &bridge.log,
+        );
 
         let mut stack = Stack {
             rt,
             dir,
-            ircd,
+            _ircd: ircd,
             irc_port,
             synapse,
             hs_port,
-            bridge,
+            _bridge: bridge,
             push,
             hs,
             room_id: String::new(),
             appservice_id,
             as_token,
-            registration,
             synapse_cmd,
         };
         let started = Instant::now();
@@ -409,7 +414,12 @@ rc_login:
     /// Starts Synapse again and waits until it listens.
     pub fn start_synapse(&mut self) {
         self.synapse = Self::spawn_synapse(&self.synapse_cmd, self.dir.path());
-        wait_port(self.hs_port, Duration::from_secs(60), "synapse", &self.synapse.log);
+        wait_port(
+            self.hs_port,
+            Duration::from_secs(60),
+            "synapse",
+            &self.synapse.log,
+        );
     }
 
     /// Sets the Synapse → bridge proxy's mode.
@@ -454,7 +464,8 @@ rc_login:
             .as_str()
             .unwrap()
             .to_string();
-        m.wait_joined(&control, bot, Duration::from_secs(30), self).await;
+        m.wait_joined(&control, bot, Duration::from_secs(30), self)
+            .await;
         for cmd in [
             "ADDNETWORK local".to_string(),
             format!("ADDSERVER local 127.0.0.1 {}", self.irc_port),

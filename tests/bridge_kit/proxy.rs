@@ -103,13 +103,13 @@ async fn connection(
         }
     });
     let mut buf = vec![0u8; 64 * 1024];
-    let mut last = tokio::time::Instant::now();
+    let mut last: Option<tokio::time::Instant> = None;
     loop {
         let n = match cr.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let idle = last.elapsed() > Duration::from_millis(200);
+        let idle = last.is_none_or(|l| l.elapsed() > Duration::from_millis(200));
         let m = *mode.borrow_and_update();
         match m {
             Mode::Pass => {}
@@ -134,7 +134,7 @@ async fn connection(
         if sw.write_all(&buf[..n]).await.is_err() {
             break;
         }
-        last = tokio::time::Instant::now();
+        last = Some(tokio::time::Instant::now());
     }
     back.abort();
 }

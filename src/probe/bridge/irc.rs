@@ -89,8 +89,7 @@ pub fn nicks(wanted: &str) -> Vec<String> {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || "-_[]\\`^{}|".contains(*c))
         .collect();
-    let clean = if clean.is_empty() || clean.starts_with(|c: char| c.is_ascii_digit() || c == '-')
-    {
+    let clean = if clean.is_empty() || clean.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
         format!("l{clean}")
     } else {
         clean

@@ -99,37 +99,36 @@ impl MatrixSide {
         req: reqwest::RequestBuilder,
         deadline: Instant,
     ) -> Result<Value, MatrixError> {
-        let fut = async {
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| MatrixError::new(format!("{what}: {}", crate::http::describe(&e))))?;
-            let status = resp.status();
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| MatrixError::new(format!("{what}: {}", crate::http::describe(&e))))?;
-            if status.is_success() {
-                return serde_json::from_slice(&body)
-                    .map_err(|e| MatrixError::new(format!("{what}: answer is not JSON: {e}")));
-            }
-            let err: Option<ErrorBody> = serde_json::from_slice(&body).ok();
-            let (code, text) = err
-                .map(|e| (e.errcode.unwrap_or_default(), e.error.unwrap_or_default()))
-                .unwrap_or_default();
-            let mut message = format!("{what}: HTTP {}", status.as_u16());
-            if !code.is_empty() {
-                message.push_str(&format!(" {code}"));
-            }
-            if !text.is_empty() {
-                let text: String = text.chars().take(160).collect();
-                message.push_str(&format!(" ({text})"));
-            }
-            Err(MatrixError {
-                message,
-                unauthorized: status.as_u16() == 401,
-            })
-        };
+        let fut =
+            async {
+                let resp = req.send().await.map_err(|e| {
+                    MatrixError::new(format!("{what}: {}", crate::http::describe(&e)))
+                })?;
+                let status = resp.status();
+                let body = resp.bytes().await.map_err(|e| {
+                    MatrixError::new(format!("{what}: {}", crate::http::describe(&e)))
+                })?;
+                if status.is_success() {
+                    return serde_json::from_slice(&body)
+                        .map_err(|e| MatrixError::new(format!("{what}: answer is not JSON: {e}")));
+                }
+                let err: Option<ErrorBody> = serde_json::from_slice(&body).ok();
+                let (code, text) = err
+                    .map(|e| (e.errcode.unwrap_or_default(), e.error.unwrap_or_default()))
+                    .unwrap_or_default();
+                let mut message = format!("{what}: HTTP {}", status.as_u16());
+                if !code.is_empty() {
+                    message.push_str(&format!(" {code}"));
+                }
+                if !text.is_empty() {
+                    let text: String = text.chars().take(160).collect();
+                    message.push_str(&format!(" ({text})"));
+                }
+                Err(MatrixError {
+                    message,
+                    unauthorized: status.as_u16() == 401,
+                })
+            };
         match tokio::time::timeout_at(deadline, fut).await {
             Err(_) => Err(MatrixError::new(format!("{what}: timed out"))),
             Ok(r) => r,
@@ -221,8 +220,7 @@ impl MatrixSide {
         let txn = format!(
             "lookout-{}-{}",
             std::process::id(),
-            self.txn
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            self.txn.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         let url = format!(
             "{}/_matrix/client/v3/rooms/{}/send/m.room.message/{}",
@@ -311,7 +309,11 @@ impl MatrixSide {
 
     /// Follows the room with incremental syncs until a message containing `token` arrives, at
     /// most until `deadline`. `Ok(None)`: not seen in time.
-    pub async fn wait_for(&self, token: &str, deadline: Instant) -> Result<Option<Instant>, String> {
+    pub async fn wait_for(
+        &self,
+        token: &str,
+        deadline: Instant,
+    ) -> Result<Option<Instant>, String> {
         let s = self.session(deadline).await.map_err(|e| e.message)?;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -320,7 +322,9 @@ impl MatrixSide {
             }
             let since = self.since.lock().await.clone();
             // Long-poll for most of what is left; the request's own deadline adds a margin.
-            let wait = left.saturating_sub(Duration::from_millis(300)).min(Duration::from_secs(10));
+            let wait = left
+                .saturating_sub(Duration::from_millis(300))
+                .min(Duration::from_secs(10));
             match self
                 .sync_once(&s, since.as_deref(), wait.as_millis() as u64, deadline)
                 .await
@@ -358,10 +362,9 @@ impl MatrixSide {
             let r = self
                 .call(
                     "appservice ping",
-                    self.http
-                        .post(url)
-                        .bearer_auth(as_token.expose())
-                        .json(&json!({"transaction_id": format!("lookout-{}", rand::random::<u32>())})),
+                    self.http.post(url).bearer_auth(as_token.expose()).json(
+                        &json!({"transaction_id": format!("lookout-{}", rand::random::<u32>())}),
+                    ),
                     deadline,
                 )
                 .await;
@@ -373,7 +376,11 @@ impl MatrixSide {
                         .ok_or_else(|| "appservice ping: no duration_ms in the answer".into());
                 }
                 // The stable endpoint unknown to an older homeserver: try the unstable one.
-                Err(e) if e.message.contains("M_UNRECOGNIZED") || e.message.contains("HTTP 404 ") || e.message.ends_with("HTTP 404") => {
+                Err(e)
+                    if e.message.contains("M_UNRECOGNIZED")
+                        || e.message.contains("HTTP 404 ")
+                        || e.message.ends_with("HTTP 404") =>
+                {
                     last = e.message
                 }
                 Err(e) => return Err(e.message),

@@ -133,10 +133,13 @@ impl BridgeConfig {
             .iter()
             .filter(|x| **x)
             .count();
-        let tokens = [self.access_token.is_some(), self.access_token_file.is_some()]
-            .iter()
-            .filter(|x| **x)
-            .count();
+        let tokens = [
+            self.access_token.is_some(),
+            self.access_token_file.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         match (passwords, tokens) {
             (0, 0) => out.push((
                 "no credentials for the Matrix probe user".into(),
@@ -184,11 +187,79 @@ impl BridgeConfig {
         if let (Some(w), Some(c)) = (self.latency_warning, self.latency_critical)
             && c.0 < w.0
         {
-            out.push((
-                "latency_critical is below latency_warning".into(),
-                None,
-            ));
+            out.push(("latency_critical is below latency_warning".into(), None));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    const OK: &str = "homeserver = \"http://127.0.0.1:8008\"\nuser = \"@lookout:localhost\"\npassword = \"pw\"\nroom = \"!abc\"\n";
+    const IRC: &str = "[probe.irc]\nserver = \"irc.example.org\"\nchannel = \"#test\"\n";
+
+    #[test]
+    fn validation_names_every_problem() {
+        let cases: &[(&str, &str)] = &[
+            (OK, ""),
+            (
+                "homeserver = \"https://m.example.org\"\naccess_token = \"t\"\nroom = \"#a:example.org\"\nappservice_id = \"hb\"\nas_token_file = \"/x\"\n",
+                "",
+            ),
+            (
+                "homeserver = \"m.example.org\"\npassword = \"p\"\nuser = \"u\"\nroom = \"!a\"\n",
+                "homeserver must start with http",
+            ),
+            (
+                "homeserver = \"http://h\"\npassword = \"p\"\nuser = \"u\"\nroom = \"#a\"\n",
+                "neither a room id nor an alias",
+            ),
+            (
+                "homeserver = \"http://h\"\nroom = \"!a\"\n",
+                "no credentials",
+            ),
+            (
+                "homeserver = \"http://h\"\npassword = \"p\"\nroom = \"!a\"\n",
+                "password given without user",
+            ),
+            (
+                "homeserver = \"http://h\"\npassword = \"p\"\nuser = \"u\"\naccess_token = \"t\"\nroom = \"!a\"\n",
+                "exactly one of",
+            ),
+            (&format!("{OK}appservice_id = \"hb\"\n"), "go together"),
+            (&format!("{OK}failed_rounds = 0\n"), "at least 1"),
+            (
+                &format!("{OK}latency_warning = \"10s\"\nlatency_critical = \"5s\"\n"),
+                "below latency_warning",
+            ),
+            (&format!("{OK}colour = \"red\"\n"), "unknown field `colour`"),
+        ];
+        for (fields, want) in cases {
+            let src = format!("[[probe]]\nid = \"b\"\nkind = \"bridge\"\n{fields}{IRC}");
+            check(&src, want);
+        }
+        let tls = format!("[[probe]]\nid = \"b\"\nkind = \"bridge\"\n{OK}{IRC}tls = true\n");
+        check(&tls, "plain TCP only");
+        let chan = format!(
+            "[[probe]]\nid = \"b\"\nkind = \"bridge\"\n{OK}[probe.irc]\nserver = \"s\"\nchannel = \"test\"\n"
+        );
+        check(&chan, "not a channel name");
+    }
+
+    fn check(src: &str, want: &str) {
+        let got: Vec<String> = match crate::config::parse_str(Path::new("t.toml"), src) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.message.clone()).collect(),
+        };
+        if want.is_empty() {
+            assert!(got.is_empty(), "{src}: unexpected {got:?}");
+        } else {
+            assert!(
+                got.iter().any(|m| m.contains(want)),
+                "{src}: wanted {want:?}, got {got:?}"
+            );
+        }
     }
 }

@@ -17,7 +17,10 @@ use tokio::time::Instant;
 pub fn built(cfg: &BridgeConfig, ctx: &crate::probe::BuildContext) -> Built {
     let rules = Box::new(BridgeRules::new(Thresholds {
         failed_rounds: cfg.failed_rounds.unwrap_or(2),
-        latency_warning: cfg.latency_warning.map(|d| d.0.as_secs_f64()).unwrap_or(10.0),
+        latency_warning: cfg
+            .latency_warning
+            .map(|d| d.0.as_secs_f64())
+            .unwrap_or(10.0),
         latency_critical: cfg.latency_critical.map(|d| d.0.as_secs_f64()),
     }));
     match BridgeProbe::new(cfg, ctx.timeout) {

@@ -52,8 +52,12 @@ pub struct Thresholds {
 
 #[derive(Default, Clone)]
 struct Streak {
+    /// Consecutive failed rounds.
     failed: u32,
+    /// When the last good round was evaluated (else the first failed one): "for how long".
     since: Option<f64>,
+    /// When the last good round was evaluated.
+    last_ok: Option<f64>,
     last_latency: Option<f64>,
 }
 
@@ -104,15 +108,21 @@ impl RuleSet for BridgeRules {
             if delivered >= 1.0 {
                 s.failed = 0;
                 s.since = None;
+                s.last_ok = Some(now.mono);
                 s.last_latency = obs.sample(samples::LATENCY, &l);
             } else {
                 s.failed += 1;
-                s.since.get_or_insert(now.mono);
+                let from = s.last_ok.unwrap_or(now.mono);
+                s.since.get_or_insert(from);
                 s.last_latency = None;
             }
         }
         let state = |d: &str, dirs: &BTreeMap<&str, Streak>| -> String {
-            let words = DIRECTIONS.iter().find(|(k, _)| *k == d).map(|x| x.1).unwrap_or(d);
+            let words = DIRECTIONS
+                .iter()
+                .find(|(k, _)| *k == d)
+                .map(|x| x.1)
+                .unwrap_or(d);
             match dirs.get(d) {
                 None => format!("{words} not measured yet"),
                 Some(s) if s.failed == 0 => match s.last_latency {
@@ -195,10 +205,14 @@ impl RuleSet for BridgeRules {
         if let Some(ok) = obs.sample(samples::PING_OK, &Labels::new()) {
             self.ping_seen = true;
             if ok >= 1.0 {
-                self.ping = Streak::default();
+                self.ping = Streak {
+                    last_ok: Some(now.mono),
+                    ..Streak::default()
+                };
             } else {
                 self.ping.failed += 1;
-                self.ping.since.get_or_insert(now.mono);
+                let from = self.ping.last_ok.unwrap_or(now.mono);
+                self.ping.since.get_or_insert(from);
             }
         }
         if self.ping_seen {
@@ -278,25 +292,42 @@ mod tests {
             (obs, c)
         };
         let (_, c) = step(&mut r, Some(0.05));
-        assert!(find(&c, rule_names::DELIVERY, "matrix_to_irc").severity.is_none());
+        assert!(
+            find(&c, rule_names::DELIVERY, "matrix_to_irc")
+                .severity
+                .is_none()
+        );
         let (obs, c) = step(&mut r, None);
-        assert!(find(&c, rule_names::DELIVERY, "matrix_to_irc").severity.is_none());
+        assert!(
+            find(&c, rule_names::DELIVERY, "matrix_to_irc")
+                .severity
+                .is_none()
+        );
         assert_eq!(obs.status, Status::Ok);
         step(&mut r, None);
         let (obs, c) = step(&mut r, None);
         let m2i = find(&c, rule_names::DELIVERY, "matrix_to_irc");
         assert_eq!(m2i.severity, Some(Severity::Critical));
         assert!(
-            m2i.message
-                .starts_with("Matrix→IRC: nothing delivered for 3 rounds (1m00s); IRC→Matrix fine (180ms)"),
+            m2i.message.starts_with(
+                "Matrix→IRC: nothing delivered for 3 rounds (1m30s); IRC→Matrix fine (180ms)"
+            ),
             "{}",
             m2i.message
         );
         assert!(m2i.message.ends_with("last round: x"), "{}", m2i.message);
-        assert!(find(&c, rule_names::DELIVERY, "irc_to_matrix").severity.is_none());
+        assert!(
+            find(&c, rule_names::DELIVERY, "irc_to_matrix")
+                .severity
+                .is_none()
+        );
         assert_eq!(obs.status, Status::Critical);
         let (_, c) = step(&mut r, Some(0.04));
-        assert!(find(&c, rule_names::DELIVERY, "matrix_to_irc").severity.is_none());
+        assert!(
+            find(&c, rule_names::DELIVERY, "matrix_to_irc")
+                .severity
+                .is_none()
+        );
     }
 
     #[test]
@@ -306,8 +337,16 @@ mod tests {
         let c = r.evaluate(&mut obs, Moment::replayed(1.0));
         let lat = find(&c, rule_names::LATENCY, "matrix_to_irc");
         assert_eq!(lat.severity, Some(Severity::Warning));
-        assert!(lat.message.starts_with("Matrix→IRC: slow, 12s (limit 10s)"), "{}", lat.message);
-        assert!(find(&c, rule_names::DELIVERY, "matrix_to_irc").severity.is_none());
+        assert!(
+            lat.message.starts_with("Matrix→IRC: slow, 12s (limit 10s)"),
+            "{}",
+            lat.message
+        );
+        assert!(
+            find(&c, rule_names::DELIVERY, "matrix_to_irc")
+                .severity
+                .is_none()
+        );
         assert_eq!(obs.status, Status::Warning);
     }
 
@@ -317,9 +356,16 @@ mod tests {
         r.evaluate(&mut round(None, Some(0.1)), Moment::replayed(1.0));
         let mut setup_failed = Observation::new(Status::Critical, "cannot reach the homeserver");
         let c = r.evaluate(&mut setup_failed, Moment::replayed(2.0));
-        assert_eq!(find(&c, rule_names::DELIVERY, "matrix_to_irc").value, Some(1.0));
+        assert_eq!(
+            find(&c, rule_names::DELIVERY, "matrix_to_irc").value,
+            Some(1.0)
+        );
         let c = r.evaluate(&mut round(None, Some(0.1)), Moment::replayed(3.0));
-        assert!(find(&c, rule_names::DELIVERY, "matrix_to_irc").severity.is_some());
+        assert!(
+            find(&c, rule_names::DELIVERY, "matrix_to_irc")
+                .severity
+                .is_some()
+        );
     }
 
     #[test]
@@ -327,12 +373,18 @@ mod tests {
         let mut r = rules();
         for t in 1..=2 {
             let mut o = Observation::new(Status::Ok, "appservice ping: timed out");
-            o.samples.push(Sample::new(samples::PING_OK, &Labels::new(), 0.0));
+            o.samples
+                .push(Sample::new(samples::PING_OK, &Labels::new(), 0.0));
             let c = r.evaluate(&mut o, Moment::replayed(t as f64));
             let p = c.iter().find(|c| c.rule == rule_names::PING).unwrap();
             assert_eq!(p.severity.is_some(), t == 2);
             if t == 2 {
-                assert!(p.message.starts_with("the homeserver cannot reach the bridge (2 failed pings"), "{}", p.message);
+                assert!(
+                    p.message
+                        .starts_with("the homeserver cannot reach the bridge (2 failed pings (1s)"),
+                    "{}",
+                    p.message
+                );
                 assert!(p.message.contains("timed out"), "{}", p.message);
             }
         }
