@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod lint;
+pub mod matrix;
 pub mod model;
 pub mod notify;
 pub mod probe;
