@@ -11,6 +11,7 @@
 
 mod bridge_kit;
 mod kit;
+mod matrix_kit;
 
 use bridge_kit::proxy::Mode;
 use bridge_kit::{OWNER, PASSWORD, Stack};

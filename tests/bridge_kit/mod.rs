@@ -1,7 +1,7 @@
 //! A real Matrix↔IRC stack in temp dirs on free loopback ports: ngIRCd, Synapse (SQLite) and
 //! Heisenbridge, with switchable TCP proxies on both legs between Synapse and the bridge.
-//! Python parts come from a venv under `$HOME/.cache/lookout-test/bridge-venv` (created on first
-//! use, ≈30 s). Every child is stopped by PID on drop.
+//! Synapse is `tests/matrix_kit`'s (its venv, `$HOME/.cache/lookout-test/matrix-venv`, also
+//! holds heisenbridge). Every child is stopped by PID on drop.
 //!
 //! ```text
 //!  lookout ──C-S API──▶ Synapse ──appservice push──▶ [push proxy] ──▶ Heisenbridge ──▶ ngIRCd
@@ -11,6 +11,7 @@
 
 pub mod proxy;
 
+use super::matrix_kit::{self, Synapse, SynapseOptions};
 use proxy::{Mode, Proxy};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -24,10 +25,6 @@ pub const PASSWORD: &str = "owner-password-1";
 /// The IRC channel.
 pub const CHANNEL: &str = "#test";
 
-fn home() -> PathBuf {
-    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-}
-
 fn run(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .output()
@@ -39,62 +36,6 @@ fn run(cmd: &mut Command, what: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The venv's bin dir, with matrix-synapse and heisenbridge; created if missing (bounded by
-/// timeouts; serialised by a lock file).
-pub fn venv_bin() -> PathBuf {
-    let venv = home().join(".cache/lookout-test/bridge-venv");
-    let ready = venv.join(".bridge-ready");
-    if ready.exists() {
-        return venv.join("bin");
-    }
-    let parent = venv.parent().unwrap().to_path_buf();
-    std::fs::create_dir_all(&parent).unwrap();
-    let lock = parent.join("bridge-venv.lock");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
-            Ok(_) => break,
-            Err(_) if ready.exists() => return venv.join("bin"),
-            Err(_) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "{} held for 10 minutes; remove it if stale",
-                    lock.display()
-                );
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        }
-    }
-    let result = std::panic::catch_unwind(|| {
-        if !venv.join("bin/python").exists() {
-            run(
-                Command::new("timeout")
-                    .args(["120", "python3", "-m", "venv"])
-                    .arg(&venv),
-                "python3 -m venv",
-            );
-        }
-        run(
-            Command::new("timeout")
-                .arg("600")
-                .arg(venv.join("bin/python"))
-                .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
-                .args(["matrix-synapse", "heisenbridge"]),
-            "pip install matrix-synapse heisenbridge",
-        );
-        std::fs::write(&ready, "").unwrap();
-    });
-    let _ = std::fs::remove_file(&lock);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
-    venv.join("bin")
 }
 
 fn free_port() -> u16 {
@@ -176,7 +117,7 @@ pub struct Stack {
     /// Its port.
     pub irc_port: u16,
     /// Synapse.
-    pub synapse: Proc,
+    pub synapse: Synapse,
     /// Its client-server API port.
     pub hs_port: u16,
     /// Heisenbridge (held until the stack drops).
@@ -191,14 +132,12 @@ pub struct Stack {
     pub appservice_id: String,
     /// The registration's `as_token`.
     pub as_token: String,
-    synapse_cmd: Vec<String>,
 }
 
 impl Stack {
     /// Brings everything up and bridges `#test`; ≈20 s with a warm venv.
     pub fn start() -> Stack {
-        let bin = venv_bin();
-        let python = bin.join("python");
+        let python = matrix_kit::python();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_path_buf();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -231,10 +170,8 @@ impl Stack {
         wait_port(irc_port, Duration::from_secs(10), "ngircd", &ircd.log);
 
         // Heisenbridge's registration, its url moved to the push proxy.
-        let hs_port = free_port();
         let bridge_port = free_port();
-        let (push, hs) =
-            rt.block_on(async { (Proxy::start(bridge_port).await, Proxy::start(hs_port).await) });
+        let push = rt.block_on(Proxy::start(bridge_port));
         let registration = d.join("heisenbridge.yaml");
         run(
             Command::new("timeout")
@@ -249,7 +186,7 @@ impl Stack {
                     "-p",
                     &bridge_port.to_string(),
                 ])
-                .arg(format!("http://127.0.0.1:{}", hs.port)),
+                .arg("http://127.0.0.1:8008"),
             "heisenbridge --generate",
         );
         let reg = std::fs::read_to_string(&registration).unwrap();
@@ -268,88 +205,13 @@ impl Stack {
         );
         std::fs::write(&registration, reg).unwrap();
 
-        // Synapse, written whole (no generated config to patch), keys generated.
-        let hs_yaml = d.join("homeserver.yaml");
-        std::fs::write(
-            &hs_yaml,
-            format!(
-                r#"server_name: localhost
-pid_file: {d}/synapse.pid
-report_stats: false
-listeners:
-  - port: {hs_port}
-    bind_addresses: ['127.0.0.1']
-    type: http
-    tls: false
-    x_forwarded: false
-    resources:
-      - names: [client]
-        compress: false
-database:
-  name: sqlite3
-  args:
-    database: {d}/homeserver.db
-media_store_path: {d}/media
-signing_key_path: {d}/signing.key
-registration_shared_secret: "lookout-test-shared-secret"
-macaroon_secret_key: "lookout-test-macaroon"
-form_secret: "lookout-test-form"
-trusted_key_servers: []
-suppress_key_server_warning: true
-enable_registration: false
-app_service_config_files:
-  - {reg}
-rc_message:
-  per_second: 1000
-  burst_count: 1000
-rc_joins:
-  local:
-    per_second: 1000
-    burst_count: 1000
-rc_login:
-  address:
-    per_second: 1000
-    burst_count: 1000
-  account:
-    per_second: 1000
-    burst_count: 1000
-  failed_attempts:
-    per_second: 1000
-    burst_count: 1000
-"#,
-                d = d.display(),
-                reg = registration.display()
-            ),
-        )
-        .unwrap();
-        run(
-            Command::new("timeout")
-                .arg("60")
-                .arg(&python)
-                .args(["-m", "synapse.app.homeserver", "--config-path"])
-                .arg(&hs_yaml)
-                .arg("--generate-keys"),
-            "synapse --generate-keys",
-        );
-        let synapse_cmd = vec![
-            python.display().to_string(),
-            "-m".into(),
-            "synapse.app.homeserver".into(),
-            "--config-path".into(),
-            hs_yaml.display().to_string(),
-        ];
-        let synapse = Self::spawn_synapse(&synapse_cmd, &d);
-        wait_port(hs_port, Duration::from_secs(60), "synapse", &synapse.log);
-        run(
-            Command::new("timeout")
-                .arg("60")
-                .arg(bin.join("register_new_matrix_user"))
-                .args(["-c"])
-                .arg(&hs_yaml)
-                .args(["-u", OWNER, "-p", PASSWORD, "--no-admin"])
-                .arg(format!("http://127.0.0.1:{hs_port}")),
-            "register_new_matrix_user",
-        );
+        let synapse = Synapse::start(SynapseOptions {
+            app_service_config_files: vec![registration.clone()],
+            ..SynapseOptions::default()
+        });
+        synapse.register(OWNER, PASSWORD, false);
+        let hs_port = synapse.port;
+        let hs = rt.block_on(Proxy::start(hs_port));
 
         let bridge = Proc::spawn(
             Command::new(&python)
@@ -380,25 +242,11 @@ rc_login:
             room_id: String::new(),
             appservice_id,
             as_token,
-            synapse_cmd,
         };
         let started = Instant::now();
         stack.room_id = stack.rt.block_on(stack.bridge_channel());
         eprintln!("bridge_kit: #test bridged in {:?}", started.elapsed());
         stack
-    }
-
-    fn spawn_synapse(cmd: &[String], d: &Path) -> Proc {
-        Proc::spawn(
-            Command::new(&cmd[0]).args(&cmd[1..]).current_dir(d),
-            d.join(format!(
-                "synapse-{}.log",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis()
-            )),
-        )
     }
 
     /// The homeserver's client-server URL.
@@ -411,15 +259,9 @@ rc_login:
         self.synapse.stop();
     }
 
-    /// Starts Synapse again and waits until it listens.
+    /// Starts Synapse again (same port and data) and waits until it answers.
     pub fn start_synapse(&mut self) {
-        self.synapse = Self::spawn_synapse(&self.synapse_cmd, self.dir.path());
-        wait_port(
-            self.hs_port,
-            Duration::from_secs(60),
-            "synapse",
-            &self.synapse.log,
-        );
+        self.synapse.restart();
     }
 
     /// Sets the Synapse → bridge proxy's mode.
@@ -434,7 +276,7 @@ rc_login:
 
     /// Every log of the stack, for failure messages.
     pub fn logs(&self) -> String {
-        let mut out = String::new();
+        let mut out = format!("==== synapse (tail)\n{}\n", self.synapse.log_tail());
         for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "log") {

@@ -2,7 +2,7 @@
 
 use super::BridgeConfig;
 use super::irc::{IrcTarget, IrcTransport};
-use super::matrix::{Auth, MatrixSide, PasswordSource};
+use super::matrix::{Credentials, MatrixSide, PasswordSource};
 use super::rules::{BridgeRules, DIRECTIONS, Thresholds, samples};
 use super::transport::{Transport, wait_for};
 use crate::config::values::Secret;
@@ -60,9 +60,11 @@ impl BridgeProbe {
         let margin = (timeout / 10).min(Duration::from_secs(1));
         let budget = timeout.saturating_sub(margin);
         let auth = match (&cfg.access_token, &cfg.access_token_file) {
-            (Some(t), _) => Auth::Token(t.clone()),
-            (None, Some(f)) => Auth::Token(Secret::from_file(f).map_err(anyhow::Error::msg)?),
-            (None, None) => Auth::Password {
+            (Some(t), _) => Credentials::Token(t.clone()),
+            (None, Some(f)) => {
+                Credentials::Token(Secret::from_file(f).map_err(anyhow::Error::msg)?)
+            }
+            (None, None) => Credentials::Password {
                 user: cfg.user.clone().unwrap_or_default(),
                 password: match (&cfg.password, &cfg.password_file) {
                     (Some(p), _) => PasswordSource::Value(p.clone()),
