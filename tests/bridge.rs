@@ -369,6 +369,18 @@ url = "{url}"
     sink.wait_for("synapse back", Duration::from_secs(30), |b| {
         b["event"] == "resolved" && b["alert"]["probe"] == "synapse"
     });
+    // No secret in the daemon's log or API answers.
+    let api = format!("{}{}", d.get("/api/v1/status"), d.get("/api/v1/alerts"));
+    for (name, secret) in [
+        ("password", PASSWORD),
+        ("as_token", stack.as_token.as_str()),
+    ] {
+        assert!(
+            !d.log_text().contains(secret),
+            "the {name} is in the daemon's log"
+        );
+        assert!(!api.contains(secret), "the {name} is in an API answer");
+    }
     eprintln!(
         "detection: wedge Synapse→bridge {detect2:.1?}, wedge bridge→Synapse {detect3:.1?}, delay 5 s {detect4:.1?} (interval {INTERVAL_S}s, failed_rounds 2)"
     );
@@ -395,4 +407,65 @@ fn sink_settle(sink: &Sink, rule: &str, within: Duration) {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// lookout's own IRC connection: fits NICKLEN when its nick is taken, sees what another client
+/// says, and reconnects (with backoff) after the server restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_irc_connection_takes_another_nick_and_reconnects() {
+    use lookout::probe::bridge::irc::{IrcTarget, IrcTransport};
+    use lookout::probe::bridge::transport::{Transport, wait_for};
+    let dir = tempfile::tempdir().unwrap();
+    let port = bridge_kit::free_port();
+    let mut ircd = bridge_kit::start_ircd(dir.path(), port);
+    let target = |nick: &str| IrcTarget {
+        server: "127.0.0.1".into(),
+        port,
+        nick: nick.into(),
+        channel: "#test".into(),
+        password: None,
+        connect_timeout: Duration::from_secs(5),
+    };
+    let a = IrcTransport::start(target("lookout-bridge-probe"));
+    let b = IrcTransport::start(target("lookout-bridge-probe"));
+    let soon = || tokio::time::Instant::now() + Duration::from_secs(10);
+    a.ready(soon()).await.expect("a joins");
+    b.ready(soon()).await.expect("b joins under another nick");
+    let log = std::fs::read_to_string(dir.path().join("ngircd.log")).unwrap_or_default();
+    eprintln!(
+        "nicks: {:?}",
+        lookout::probe::bridge::irc::nicks("lookout-bridge-probe")
+    );
+    let mut rx = b.subscribe();
+    a.send("hello from a").await.unwrap();
+    assert!(
+        wait_for(&mut rx, "hello from a", soon()).await.is_some(),
+        "b sees a's line\n{log}"
+    );
+
+    ircd.stop();
+    let noticed = Instant::now() + Duration::from_secs(5);
+    let down = loop {
+        let r = a
+            .ready(tokio::time::Instant::now() + Duration::from_millis(200))
+            .await;
+        if r.is_err() || Instant::now() > noticed {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("while the server is down: {down:?}");
+    assert!(down.is_err(), "the closed connection is noticed");
+    let t = Instant::now();
+    let _ircd = bridge_kit::start_ircd(dir.path(), port);
+    a.ready(tokio::time::Instant::now() + Duration::from_secs(40))
+        .await
+        .expect("a reconnects");
+    b.ready(tokio::time::Instant::now() + Duration::from_secs(40))
+        .await
+        .expect("b reconnects");
+    eprintln!("reconnected {:.1?} after the server came back", t.elapsed());
+    let mut rx = a.subscribe();
+    b.send("hello again").await.unwrap();
+    assert!(wait_for(&mut rx, "hello again", soon()).await.is_some());
 }

@@ -38,7 +38,8 @@ fn run(cmd: &mut Command, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn free_port() -> u16 {
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -56,6 +57,32 @@ fn wait_port(port: u16, within: Duration, what: &str, log: &Path) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Starts ngIRCd on 127.0.0.1:`port` with its config, MOTD and log in `dir`, and waits until it
+/// listens. It drops to `nobody` (so its PID file cannot be written, which it survives).
+pub fn start_ircd(dir: &Path, port: u16) -> Proc {
+    std::fs::write(dir.join("motd"), "lookout test\n").unwrap();
+    std::fs::write(
+        dir.join("ngircd.conf"),
+        format!(
+            "[Global]\nName = irc.localhost\nInfo = lookout test\nListen = 127.0.0.1\nPorts = {port}\n\
+             MotdFile = {}\nPidFile = {}\n[Limits]\nMaxNickLength = 9\n\
+             [Options]\nDNS = no\nIdent = no\nPAM = no\n[Channel]\nName = {CHANNEL}\n",
+            dir.join("motd").display(),
+            dir.join("ngircd.pid").display()
+        ),
+    )
+    .unwrap();
+    let ircd = Proc::spawn(
+        Command::new("ngircd")
+            .arg("-n")
+            .arg("-f")
+            .arg(dir.join("ngircd.conf")),
+        dir.join("ngircd.log"),
+    );
+    wait_port(port, Duration::from_secs(10), "ngircd", &ircd.log);
+    ircd
 }
 
 /// A child process stopped by PID on drop (SIGTERM, then SIGKILL after 5 s).
@@ -146,28 +173,8 @@ impl Stack {
             .build()
             .unwrap();
 
-        // ngIRCd (drops to nobody; its PID file write may fail, which it survives).
         let irc_port = free_port();
-        std::fs::write(d.join("motd"), "lookout test\n").unwrap();
-        std::fs::write(
-            d.join("ngircd.conf"),
-            format!(
-                "[Global]\nName = irc.localhost\nInfo = lookout test\nListen = 127.0.0.1\nPorts = {irc_port}\n\
-                 MotdFile = {}\nPidFile = {}\n[Limits]\nMaxNickLength = 9\n\
-                 [Options]\nDNS = no\nIdent = no\nPAM = no\n[Channel]\nName = {CHANNEL}\n",
-                d.join("motd").display(),
-                d.join("ngircd.pid").display()
-            ),
-        )
-        .unwrap();
-        let ircd = Proc::spawn(
-            Command::new("ngircd")
-                .arg("-n")
-                .arg("-f")
-                .arg(d.join("ngircd.conf")),
-            d.join("ngircd.log"),
-        );
-        wait_port(irc_port, Duration::from_secs(10), "ngircd", &ircd.log);
+        let ircd = start_ircd(&d, irc_port);
 
         // Heisenbridge's registration, its url moved to the push proxy.
         let bridge_port = free_port();

@@ -74,6 +74,16 @@ impl IrcTransport {
     }
 }
 
+impl IrcTransport {
+    /// The nick in use while joined.
+    pub fn nick(&self) -> Option<String> {
+        match &*self.shared.link.borrow() {
+            Link::Joined(n) => Some(n.clone()),
+            _ => None,
+        }
+    }
+}
+
 impl Drop for IrcTransport {
     fn drop(&mut self) {
         if let Some(s) = self.shared.sender.lock().ok().and_then(|mut s| s.take()) {
@@ -104,12 +114,12 @@ pub fn nicks(wanted: &str) -> Vec<String> {
 async fn run(shared: Arc<Shared>, target: IrcTarget) {
     let mut backoff = Duration::from_secs(1);
     loop {
-        let _ = shared.link.send(Link::Connecting);
+        shared.link.send_replace(Link::Connecting);
         let started = Instant::now();
         let why = session(&shared, &target).await;
         *shared.sender.lock().unwrap_or_else(|e| e.into_inner()) = None;
         tracing::info!(server = %target.server, port = target.port, error = %why, "IRC connection ended; reconnecting");
-        let _ = shared.link.send(Link::Down(why));
+        shared.link.send_replace(Link::Down(why));
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_secs(1);
         }
@@ -172,9 +182,10 @@ async fn session(shared: &Shared, target: &IrcTarget) -> String {
                 if chan.eq_ignore_ascii_case(&channel)
                     && from.as_deref() == Some(client.current_nickname()) =>
             {
-                let _ = shared
+                // send_replace: the state must change even when no round is waiting on it.
+                shared
                     .link
-                    .send(Link::Joined(client.current_nickname().to_string()));
+                    .send_replace(Link::Joined(client.current_nickname().to_string()));
             }
             Command::PRIVMSG(to, text) | Command::NOTICE(to, text)
                 if to.eq_ignore_ascii_case(&channel) =>
