@@ -201,7 +201,28 @@ url = "{url}"
         d.log_text()
     );
     let status = d.get("/api/v1/status");
-    eprintln!("healthy: {}", status);
+    let bridge = status["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "libera")
+        .unwrap_or_else(|| panic!("no bridge probe in {status}"));
+    let obs = &bridge["observation"];
+    eprintln!("healthy: {} {}", obs["status"], obs["message"]);
+    assert_eq!(obs["status"], "ok", "{obs}");
+    for dir in ["matrix_to_irc", "irc_to_matrix"] {
+        let has = |name: &str| {
+            obs["samples"].as_array().unwrap().iter().any(|s| {
+                s["name"] == name
+                    && s["labels"]["direction"] == dir
+                    && s["value"].as_f64() > Some(0.0)
+            })
+        };
+        assert!(
+            has("bridge.delivered") && has("bridge.latency_seconds"),
+            "{dir}: {obs}"
+        );
+    }
 
     // 2. Synapse→bridge wedged: Matrix→IRC fires, IRC→Matrix does not.
     let t = Instant::now();
