@@ -19,6 +19,45 @@ const SLACK_TOKEN: &str = "SL4CKT0K3NVALUE0123456789";
 const MAIL_USER: &str = "MAILUS3RVALUE";
 const MAIL_PASSWORD: &str = "MAILPASSW0RDVALUE";
 const EXEC_SECRET: &str = "EXECS3CRETVALUE";
+const MATRIX_TOKEN: &str = "MATRIXT0K3NVALUE";
+const MATRIX_PASSWORD: &str = "MATRIXPASSW0RDVALUE";
+
+/// A homeserver stand-in that answers every request with `500` and a Matrix error whose text
+/// echoes the whole request (headers with the bearer token, body with the password).
+fn echoing_homeserver() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let body = serde_json::json!({
+                    "errcode": "M_UNKNOWN",
+                    "error": String::from_utf8_lossy(&request),
+                })
+                .to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    url
+}
 
 #[test]
 fn no_notifier_leaks_a_secret_when_it_fails() {
@@ -30,6 +69,7 @@ fn no_notifier_leaks_a_secret_when_it_fails() {
         f.echo_requests();
     }
     let smtp = Smtp::start();
+    let homeserver = echoing_homeserver();
     let work = tempfile::tempdir().unwrap();
     let password_file = write_file(work.path(), "mail-password", &format!("{MAIL_PASSWORD}\n"));
     let echo = write_file(
@@ -42,7 +82,7 @@ fn no_notifier_leaks_a_secret_when_it_fails() {
         work.path(),
         "lookout.toml",
         &format!(
-            r#"{ALWAYS_CRITICAL}
+            r##"{ALWAYS_CRITICAL}
 [[notifier]]
 id = "pd"
 kind = "pagerduty"
@@ -95,7 +135,26 @@ kind = "exec"
 argv = ["{echo}"]
 env = {{ PAGER_KEY = "{EXEC_SECRET}" }}
 max_attempts = 1
-"#,
+
+[[notifier]]
+id = "matrix-token"
+kind = "matrix"
+homeserver = "{homeserver}"
+access_token = "{MATRIX_TOKEN}"
+room = "#ops:example.org"
+mentions = ["@alice:example.org"]
+max_attempts = 1
+
+[[notifier]]
+id = "matrix-password"
+kind = "matrix"
+homeserver = "{homeserver}"
+user = "lookout"
+password = "{MATRIX_PASSWORD}"
+room = "#ops:example.org"
+mentions = ["@alice:example.org"]
+max_attempts = 1
+"##,
             pd = pd.url(),
             ntfy = ntfy.base,
             slack = slack.base,
@@ -107,7 +166,16 @@ max_attempts = 1
     // SAFETY: set before the daemon starts; read only by the child processes.
     unsafe { std::env::set_var("LOOKOUT_TEST_NTFY_PASSWORD", NTFY_PASSWORD) };
     let d = Daemon::start(&config, &work.path().join("state"), work.path());
-    let ids = ["pd", "ntfy-token", "ntfy-basic", "slack", "mail", "exec"];
+    let ids = [
+        "pd",
+        "ntfy-token",
+        "ntfy-basic",
+        "slack",
+        "mail",
+        "exec",
+        "matrix-token",
+        "matrix-password",
+    ];
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let alerts = d.get("/api/v1/alerts");
@@ -140,6 +208,8 @@ max_attempts = 1
         MAIL_USER,
         MAIL_PASSWORD,
         EXEC_SECRET,
+        MATRIX_TOKEN,
+        MATRIX_PASSWORD,
     ];
     let check = std::process::Command::new(kit::lookout_bin())
         .args(["config", "check", "--config", config.to_str().unwrap()])
@@ -169,7 +239,13 @@ max_attempts = 1
         eprintln!("{}", a["message"]);
     }
     let alerts = alerts.to_string();
-    for want in ["HTTP 400", "HTTP 500", "refused key <secret>", "SMTP"] {
+    for want in [
+        "HTTP 400",
+        "HTTP 500",
+        "refused key <secret>",
+        "SMTP",
+        "500 M_UNKNOWN",
+    ] {
         assert!(alerts.contains(want), "{want} missing: {alerts}");
     }
     d.terminate(Duration::from_secs(5));

@@ -115,6 +115,7 @@ notifier_kinds! {
     Ntfy => ntfy::NtfyConfig,
     Slack => slack::SlackConfig,
     Exec => exec::ExecConfig,
+    Matrix => matrix::MatrixNotifierConfig,
 }
 
 impl NotifierConfig {

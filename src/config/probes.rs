@@ -165,6 +165,7 @@ probe_kinds! {
     Systemd => systemd::SystemdConfig,
     Command => command::CommandConfig,
     Postgres => postgres::PostgresConfig,
+    Matrix => matrix::MatrixConfig,
     Bridge => bridge::BridgeConfig,
 }
 

@@ -115,6 +115,10 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     core.set_intake(&config.intake, &config.heartbeats);
     core.dispatcher().resume(restored.pending);
 
+    let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut listeners = start_ack_listeners(&core, &ack_tx);
+    let acks = tokio::spawn(apply_acks(core.clone(), ack_rx));
+
     let mut scheduler = start_scheduler(&core, &config)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -148,6 +152,8 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 scheduler = reload(&core, config_path_for_reload.as_deref(), scheduler, &feedback_tx);
+                listeners.iter().for_each(|l| l.abort());
+                listeners = start_ack_listeners(&core, &ack_tx);
             }
         }
     }
@@ -158,6 +164,8 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     self_checks.abort();
+    listeners.iter().for_each(|l| l.abort());
+    acks.abort();
     let store_for_flush = core.store.clone();
     let _ =
         tokio::task::spawn_blocking(move || store_for_flush.shutdown(Duration::from_secs(3))).await;
@@ -217,6 +225,35 @@ fn open_store(state_dir: &Path, config: &Config) -> (StoreHandle, Restored) {
                 ),
                 restored,
             )
+        }
+    }
+}
+
+/// Starts every notifier's acknowledgement listener (e.g. the Matrix room sync).
+fn start_ack_listeners(
+    core: &Arc<Core>,
+    acks: &crate::notify::AckSender,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    core.dispatcher()
+        .targets()
+        .iter()
+        .filter_map(|t| t.notifier.listen(acks.clone()))
+        .collect()
+}
+
+/// Feeds acknowledgements from channels into the same path as `lookout ack`.
+async fn apply_acks(
+    core: Arc<Core>,
+    mut acks: tokio::sync::mpsc::UnboundedReceiver<crate::notify::Ack>,
+) {
+    while let Some(ack) = acks.recv().await {
+        match core.acknowledge(&ack.alert_id, &ack.by) {
+            Ok(a) => {
+                tracing::info!(alert = %a.id, by = %ack.by, "acknowledged from a notification channel")
+            }
+            Err(e) => {
+                tracing::info!(alert = %ack.alert_id, by = %ack.by, "acknowledgement not applied: {e}")
+            }
         }
     }
 }

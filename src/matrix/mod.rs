@@ -51,13 +51,7 @@ impl Homeserver {
     /// A client for the homeserver at `url` (e.g. `https://matrix.example.org`); every request
     /// must complete, body included, within `timeout` unless a call says otherwise.
     pub fn new(url: &str, timeout: Duration) -> Result<Homeserver, Error> {
-        let base = Url::parse(url.trim_end_matches('/'))
-            .map_err(|e| Error::Invalid(format!("homeserver URL: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(Error::Invalid(
-                "homeserver URL must be http:// or https://".into(),
-            ));
-        }
+        let base = Homeserver::check_url(url).map_err(Error::Invalid)?;
         let http = crate::http::client(timeout)
             .map_err(|e| Error::Unreachable(format!("cannot build the HTTP client: {e}")))?;
         Ok(Homeserver {
@@ -65,6 +59,18 @@ impl Homeserver {
             base,
             timeout,
         })
+    }
+
+    /// Parses and checks a homeserver URL (pure; for config validation too).
+    pub fn check_url(url: &str) -> Result<Url, String> {
+        let base = Url::parse(url.trim_end_matches('/')).map_err(|e| format!("not a URL ({e})"))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err("must start with http:// or https://".into());
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err("must not carry credentials".into());
+        }
+        Ok(base)
     }
 
     /// The default per-request deadline.
@@ -234,6 +240,16 @@ fn from_reqwest(what: &'static str, deadline: Duration, e: &reqwest::Error) -> E
         }
     } else {
         Error::Unreachable(crate::http::describe(e))
+    }
+}
+
+/// A refused login (4xx, or an answer that makes no sense) becomes [`Error::NotLoggedIn`]; an
+/// unreachable, slow or failing (5xx) server stays what it is, so callers can retry.
+fn login_error(e: Error) -> Error {
+    match e {
+        Error::Http { status, .. } if status < 500 => Error::NotLoggedIn(e.to_string()),
+        Error::Invalid(_) => Error::NotLoggedIn(e.to_string()),
+        e => e,
     }
 }
 
@@ -415,9 +431,7 @@ impl Session {
         body: Option<&B>,
         deadline: Duration,
     ) -> Result<R, Error> {
-        self.ensure_logged_in()
-            .await
-            .map_err(|e| Error::NotLoggedIn(e.to_string()))?;
+        self.ensure_logged_in().await.map_err(login_error)?;
         for attempt in 0..2 {
             let token = self
                 .token()
@@ -446,9 +460,7 @@ impl Session {
                     let _guard = self.login_lock.lock().await;
                     // Another caller may have logged in meanwhile.
                     if self.token().as_ref() == Some(&token) {
-                        self.login_locked().await.map_err(|e| {
-                            Error::NotLoggedIn(format!("logging in again after {what}: {e}"))
-                        })?;
+                        self.login_locked().await.map_err(login_error)?;
                     }
                 }
                 other => return other,
@@ -634,9 +646,15 @@ impl RoomFollower {
             if left.is_zero() {
                 return Ok(None);
             }
+            let polled = Instant::now();
             let events = self.poll(session, left).await?;
+            let empty = events.is_empty();
             if let Some(e) = events.into_iter().find(|e| matches(e)) {
                 return Ok(Some(e));
+            }
+            // A server that answers a long poll at once with nothing must not make this spin.
+            if empty && polled.elapsed() < Duration::from_millis(50) {
+                tokio::time::sleep(Duration::from_millis(100).min(left)).await;
             }
         }
     }

@@ -73,6 +73,11 @@ impl Dispatcher {
         }
     }
 
+    /// The configured targets.
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
     /// Whether any notifier is configured.
     pub fn has_targets(&self) -> bool {
         !self.targets.is_empty()

@@ -4,6 +4,7 @@
 pub mod dispatch;
 pub mod email;
 pub mod exec;
+pub mod matrix;
 pub mod ntfy;
 pub mod pagerduty;
 pub mod slack;
@@ -80,11 +81,30 @@ impl Notification {
     }
 }
 
+/// An acknowledgement a channel received (e.g. a ✅ reaction to a page in a Matrix room).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ack {
+    /// The acknowledged alert's id.
+    pub alert_id: String,
+    /// Who acknowledged, in the channel's terms (a Matrix user id).
+    pub by: String,
+}
+
+/// Where channels report acknowledgements; the daemon feeds them into the same path as
+/// `lookout ack` and `POST /api/v1/alerts/{id}/ack`.
+pub type AckSender = tokio::sync::mpsc::UnboundedSender<Ack>;
+
 /// A channel that can deliver a notification.
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Sends one message, once; the dispatcher retries.
     async fn send(&self, message: &Notification) -> Outcome;
+
+    /// Starts listening for acknowledgements on the channel, if it can receive them; the
+    /// daemon aborts the returned task when the notifier is replaced (reload). Default: none.
+    fn listen(&self, _acks: AckSender) -> Option<tokio::task::JoinHandle<()>> {
+        None
+    }
 }
 
 /// Builds the notifier for a configuration entry.

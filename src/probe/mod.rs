@@ -6,6 +6,7 @@ pub mod command;
 pub mod dhcp_lease;
 pub mod disk;
 pub mod http;
+pub mod matrix;
 pub mod postgres;
 pub mod process;
 pub mod route;
