@@ -5,7 +5,7 @@
 //!    and the homeserver's appservice ping says it cannot reach the bridge; releasing resolves;
 //! 3. the same wedge on bridge→Synapse: only IRC→Matrix fires;
 //! 4. Synapse→bridge delayed 5 s: a latency warning, not a delivery alert;
-//! 6. Synapse stopped: one page (the homeserver's), the bridge's alerts suppressed.
+//! 6. Synapse stopped: one page (the `matrix` write probe's), the bridge's alerts suppressed.
 //!
 //! Detection times are printed (`cargo test --test bridge -- --nocapture`).
 
@@ -150,7 +150,8 @@ fn bridge_probe_sees_each_direction_on_its_own() {
         .map(|s| s["value"].clone());
     eprintln!("appservice ping ok: {ping:?}");
 
-    // The daemon: Synapse's liveness, the IRC server's port, the bridge depending on both.
+    // The daemon: Synapse's write path (the `matrix` probe), the IRC server's port, the bridge
+    // depending on both.
     let sink = Sink::start();
     let config = write_file(
         work.path(),
@@ -158,11 +159,16 @@ fn bridge_probe_sees_each_direction_on_its_own() {
         &format!(
             r#"
 [[probe]]
-id = "synapse"
-kind = "http"
-url = "{hs}/_matrix/client/versions"
-interval = "1s"
-timeout = "1s"
+id = "matrix-write"
+kind = "matrix"
+interval = "3s"
+timeout = "3s"
+homeserver = "{hs}"
+user = "{OWNER}"
+password_file = "{password}"
+room = "{probe_room}"
+visible_within = "2s"
+request_timeout = "2s"
 
 [[probe]]
 id = "ircd"
@@ -178,13 +184,15 @@ kind = "webhook"
 url = "{url}"
 "#,
             hs = stack.hs_url(),
+            password = work.path().join("libera-password").display(),
+            probe_room = stack.probe_room,
             irc = stack.irc_port,
             bridge = bridge_probe(
                 &stack,
                 work.path(),
                 "libera",
                 "lookout",
-                "depends_on = [\"synapse\", \"ircd\"]"
+                "depends_on = [\"matrix-write\", \"ircd\"]"
             ),
             url = sink.url,
         ),
@@ -359,7 +367,7 @@ url = "{url}"
     let t = Instant::now();
     stack.stop_synapse();
     sink.wait_for("synapse down", Duration::from_secs(15), |b| {
-        b["event"] == "firing" && b["alert"]["probe"] == "synapse"
+        b["event"] == "firing" && b["alert"]["probe"] == "matrix-write"
     });
     std::thread::sleep(Duration::from_secs(3 * INTERVAL_S + 2));
     let during = pages_since(&sink, t);
@@ -388,7 +396,7 @@ url = "{url}"
     eprintln!("scenario 6: the bridge's alerts: {suppressed:?}");
     stack.start_synapse();
     sink.wait_for("synapse back", Duration::from_secs(30), |b| {
-        b["event"] == "resolved" && b["alert"]["probe"] == "synapse"
+        b["event"] == "resolved" && b["alert"]["probe"] == "matrix-write"
     });
     // No secret in the daemon's log or API answers.
     let api = format!("{}{}", d.get("/api/v1/status"), d.get("/api/v1/alerts"));

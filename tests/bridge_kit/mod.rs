@@ -155,6 +155,8 @@ pub struct Stack {
     pub hs: Proxy,
     /// The bridged room (`#test (local)`).
     pub room_id: String,
+    /// A plain room of the owner's (an alias), for the `matrix` write probe.
+    pub probe_room: String,
     /// The appservice id and `as_token` from the registration.
     pub appservice_id: String,
     /// The registration's `as_token`.
@@ -247,11 +249,23 @@ impl Stack {
             push,
             hs,
             room_id: String::new(),
+            probe_room: String::new(),
             appservice_id,
             as_token,
         };
         let started = Instant::now();
         stack.room_id = stack.rt.block_on(stack.bridge_channel());
+        stack.probe_room = stack.rt.block_on(async {
+            let m = Owner::login(&stack.hs_url()).await;
+            // By alias: the `matrix` probe's validation wants "!id:server", and room version 12
+            // ids (Synapse 1.163's default) have no server part.
+            m.post(
+                "/_matrix/client/v3/createRoom",
+                json!({"preset": "private_chat", "room_alias_name": "lookout-probe"}),
+            )
+            .await;
+            "#lookout-probe:localhost".to_string()
+        });
         eprintln!("bridge_kit: #test bridged in {:?}", started.elapsed());
         stack
     }
