@@ -166,6 +166,7 @@ probe_kinds! {
     Command => command::CommandConfig,
     Postgres => postgres::PostgresConfig,
     Matrix => matrix::MatrixConfig,
+    Bridge => bridge::BridgeConfig,
 }
 
 impl ProbeConfig {

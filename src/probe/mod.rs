@@ -1,5 +1,6 @@
 //! Probes: one file per kind behind the [`Probe`] trait; [`build`] is the one registry.
 
+pub mod bridge;
 pub mod clock;
 pub mod command;
 pub mod dhcp_lease;

@@ -1,0 +1,265 @@
+//! The `bridge` probe: end-to-end traffic through a Matrix↔IRC bridge, each direction on its
+//! own. Each round sends a unique token Matrix→IRC (as the Matrix probe user, seen on lookout's
+//! own IRC connection) and one IRC→Matrix (said on IRC, seen through Matrix incremental sync),
+//! and optionally asks the homeserver to ping the bridge's appservice. See
+//! `docs/probes/bridge.md`.
+
+pub mod irc;
+pub mod matrix;
+pub mod probe;
+pub mod rules;
+pub mod transport;
+
+use crate::config::values::{Dur, Secret};
+use crate::config::{KindConfig, KindDefaults};
+use serde::Deserialize;
+use std::ops::Range;
+use std::path::PathBuf;
+
+/// `[[probe]] kind = "bridge"`: one bridged pair (a Matrix room ↔ an IRC channel).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// The homeserver's client-server API base URL, e.g. `"https://matrix.example.org"`.
+    /// Required.
+    pub homeserver: String,
+    /// The Matrix probe user (`@lookout:example.org` or a localpart), for password login.
+    /// Required with `password` / `password_file`.
+    pub user: Option<String>,
+    /// Its password. Default none.
+    pub password: Option<Secret>,
+    /// File holding its password (read at each login). Default none.
+    pub password_file: Option<PathBuf>,
+    /// An access token instead of a password. Default none.
+    pub access_token: Option<Secret>,
+    /// File holding the access token. Default none.
+    pub access_token_file: Option<PathBuf>,
+    /// The bridged Matrix room: an id (`!…`) or an alias (`#…:server`). Required.
+    pub room: String,
+    /// The IRC side. Required.
+    pub irc: IrcSide,
+    /// Consecutive rounds without delivery before a direction's alert holds (also for failed
+    /// appservice pings). Default 2.
+    pub failed_rounds: Option<u32>,
+    /// How long a token may take to arrive before the round counts as undelivered. Default:
+    /// the probe's timeout minus a margin (timeout default 20s → ≈19s).
+    pub deadline: Option<Dur>,
+    /// A delivered token slower than this warns. Default `"10s"`.
+    pub latency_warning: Option<Dur>,
+    /// A delivered token slower than this is critical. Default none.
+    pub latency_critical: Option<Dur>,
+    /// The bridge's appservice id (`id:` in its registration file); with `as_token`, each round
+    /// also asks the homeserver to ping the bridge. Default none.
+    pub appservice_id: Option<String>,
+    /// The bridge's `as_token` (from its registration file). Default none.
+    pub as_token: Option<Secret>,
+    /// File holding the `as_token`. Default none.
+    pub as_token_file: Option<PathBuf>,
+}
+
+/// `[probe.irc]`: the IRC network and channel of the pair.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrcSide {
+    /// Server host name or address. Required.
+    pub server: String,
+    /// Port. Default 6667.
+    #[serde(default = "default_irc_port")]
+    pub port: u16,
+    /// Use TLS. Only `false` is supported in this build (plain TCP). Default false.
+    #[serde(default)]
+    pub tls: bool,
+    /// The bridged channel, e.g. `"#test"`. Required.
+    pub channel: String,
+    /// lookout's nick, cut to 9 characters (RFC 1459 NICKLEN); a digit replaces the last
+    /// character when it is taken. Default `"lookout"`.
+    #[serde(default = "default_nick")]
+    pub nick: String,
+    /// Server password. Default none.
+    pub password: Option<Secret>,
+}
+
+fn default_irc_port() -> u16 {
+    6667
+}
+
+fn default_nick() -> String {
+    "lookout".into()
+}
+
+impl KindConfig for BridgeConfig {
+    const NAME: &'static str = "bridge";
+
+    fn defaults() -> KindDefaults {
+        KindDefaults::new(30, 20)
+    }
+
+    fn validate(
+        &self,
+        component: &str,
+        span: Range<usize>,
+        errors: &mut crate::config::error::Collector<'_>,
+    ) {
+        for (message, hint) in self.problems() {
+            errors.push(Some(span.clone()), Some(component), message, hint);
+        }
+    }
+
+    fn build(&self, ctx: &super::BuildContext) -> super::Built {
+        probe::built(self, ctx)
+    }
+}
+
+impl BridgeConfig {
+    /// Every semantic problem, as (message, hint). Pure.
+    pub fn problems(&self) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        if !(self.homeserver.starts_with("http://") || self.homeserver.starts_with("https://")) {
+            out.push((
+                "homeserver must start with http:// or https://".to_string(),
+                Some("the client-server API base, e.g. \"https://matrix.example.org\"".into()),
+            ));
+        }
+        // Room ids of room version 12 have no server part; aliases always do.
+        let id = self.room.starts_with('!') && self.room.len() > 1;
+        let alias = self.room.starts_with('#') && self.room.contains(':');
+        if !(id || alias) {
+            out.push((
+                format!("room {:?} is neither a room id nor an alias", self.room),
+                Some("\"!id\" (\"!id:server\" before room version 12) or \"#alias:server\"".into()),
+            ));
+        }
+        let passwords = [self.password.is_some(), self.password_file.is_some()]
+            .iter()
+            .filter(|x| **x)
+            .count();
+        let tokens = [
+            self.access_token.is_some(),
+            self.access_token_file.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        match (passwords, tokens) {
+            (0, 0) => out.push((
+                "no credentials for the Matrix probe user".into(),
+                Some("set user with password or password_file, or access_token(_file)".into()),
+            )),
+            (1, 0) if self.user.is_none() => out.push((
+                "password given without user".into(),
+                Some("user = \"@lookout:example.org\"".into()),
+            )),
+            (1, 0) | (0, 1) => {}
+            _ => out.push((
+                "give exactly one of password, password_file, access_token, access_token_file"
+                    .into(),
+                None,
+            )),
+        }
+        if self.as_token.is_some() && self.as_token_file.is_some() {
+            out.push(("give as_token or as_token_file, not both".into(), None));
+        }
+        let has_token = self.as_token.is_some() || self.as_token_file.is_some();
+        if has_token != self.appservice_id.is_some() {
+            out.push((
+                "appservice_id and as_token (or as_token_file) go together".into(),
+                Some("both are in the bridge's registration file (id:, as_token:)".into()),
+            ));
+        }
+        if self.irc.tls {
+            out.push((
+                "irc.tls = true is not supported by this build (plain TCP only)".into(),
+                Some("probe through a local TLS tunnel, or a plain-text port".into()),
+            ));
+        }
+        if !self.irc.channel.starts_with(['#', '&', '!', '+']) {
+            out.push((
+                format!("irc.channel {:?} is not a channel name", self.irc.channel),
+                Some("e.g. \"#test\"".into()),
+            ));
+        }
+        if self.irc.server.trim().is_empty() {
+            out.push(("irc.server is empty".into(), None));
+        }
+        if self.failed_rounds == Some(0) {
+            out.push(("failed_rounds must be at least 1".into(), None));
+        }
+        if let (Some(w), Some(c)) = (self.latency_warning, self.latency_critical)
+            && c.0 < w.0
+        {
+            out.push(("latency_critical is below latency_warning".into(), None));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    const OK: &str = "homeserver = \"http://127.0.0.1:8008\"\nuser = \"@lookout:localhost\"\npassword = \"pw\"\nroom = \"!abc\"\n";
+    const IRC: &str = "[probe.irc]\nserver = \"irc.example.org\"\nchannel = \"#test\"\n";
+
+    #[test]
+    fn validation_names_every_problem() {
+        let cases: &[(&str, &str)] = &[
+            (OK, ""),
+            (
+                "homeserver = \"https://m.example.org\"\naccess_token = \"t\"\nroom = \"#a:example.org\"\nappservice_id = \"hb\"\nas_token_file = \"/x\"\n",
+                "",
+            ),
+            (
+                "homeserver = \"m.example.org\"\npassword = \"p\"\nuser = \"u\"\nroom = \"!a\"\n",
+                "homeserver must start with http",
+            ),
+            (
+                "homeserver = \"http://h\"\npassword = \"p\"\nuser = \"u\"\nroom = \"#a\"\n",
+                "neither a room id nor an alias",
+            ),
+            (
+                "homeserver = \"http://h\"\nroom = \"!a\"\n",
+                "no credentials",
+            ),
+            (
+                "homeserver = \"http://h\"\npassword = \"p\"\nroom = \"!a\"\n",
+                "password given without user",
+            ),
+            (
+                "homeserver = \"http://h\"\npassword = \"p\"\nuser = \"u\"\naccess_token = \"t\"\nroom = \"!a\"\n",
+                "exactly one of",
+            ),
+            (&format!("{OK}appservice_id = \"hb\"\n"), "go together"),
+            (&format!("{OK}failed_rounds = 0\n"), "at least 1"),
+            (
+                &format!("{OK}latency_warning = \"10s\"\nlatency_critical = \"5s\"\n"),
+                "below latency_warning",
+            ),
+            (&format!("{OK}colour = \"red\"\n"), "unknown field `colour`"),
+        ];
+        for (fields, want) in cases {
+            let src = format!("[[probe]]\nid = \"b\"\nkind = \"bridge\"\n{fields}{IRC}");
+            check(&src, want);
+        }
+        let tls = format!("[[probe]]\nid = \"b\"\nkind = \"bridge\"\n{OK}{IRC}tls = true\n");
+        check(&tls, "plain TCP only");
+        let chan = format!(
+            "[[probe]]\nid = \"b\"\nkind = \"bridge\"\n{OK}[probe.irc]\nserver = \"s\"\nchannel = \"test\"\n"
+        );
+        check(&chan, "not a channel name");
+    }
+
+    fn check(src: &str, want: &str) {
+        let got: Vec<String> = match crate::config::parse_str(Path::new("t.toml"), src) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.message.clone()).collect(),
+        };
+        if want.is_empty() {
+            assert!(got.is_empty(), "{src}: unexpected {got:?}");
+        } else {
+            assert!(
+                got.iter().any(|m| m.contains(want)),
+                "{src}: wanted {want:?}, got {got:?}"
+            );
+        }
+    }
+}
