@@ -27,6 +27,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Whether `room` can name a room: a room id (`!opaque`, with `:server` before room version 12)
+/// or an alias (`#name:server`).
+pub fn is_room_reference(room: &str) -> bool {
+    let id = room.starts_with('!') && room.len() > 1;
+    let alias = room.starts_with('#') && room.contains(':') && !room.ends_with(':');
+    id || alias
+}
+
+/// The hint shown with a room that is neither.
+pub const ROOM_HINT: &str =
+    "a room id \"!id\" (\"!id:server\" before room version 12) or an alias \"#name:server\"";
+
 /// Longest error text kept from a server's answer.
 const MAX_ERROR_TEXT: usize = 200;
 
@@ -674,6 +686,16 @@ mod tests {
         );
         let u = hs.url(&["_matrix", "client", "v3", "rooms", "!a/b:x", "event", "$e"]);
         assert!(u.as_str().ends_with("/rooms/!a%2Fb:x/event/$e"), "{u}");
+    }
+
+    #[test]
+    fn room_ids_of_every_room_version_and_aliases_are_accepted() {
+        assert!(is_room_reference("!abc:example.org"));
+        assert!(is_room_reference("!Xq3z9v0bFWq1aB")); // room version 12: no server part
+        assert!(is_room_reference("#ops:example.org"));
+        assert!(!is_room_reference("#ops"));
+        assert!(!is_room_reference("ops"));
+        assert!(!is_room_reference("!"));
     }
 
     #[test]

@@ -120,13 +120,10 @@ impl MatrixConfig {
                 ),
             ));
         }
-        if !(self.room.starts_with('!') || self.room.starts_with('#')) || !self.room.contains(':') {
+        if !crate::matrix::is_room_reference(&self.room) {
             out.push((
-                format!(
-                    "room {:?} is neither a room id (!…:server) nor an alias (#…:server)",
-                    self.room
-                ),
-                Some("e.g. room = \"#lookout-probe:example.org\"".into()),
+                format!("room {:?} is neither a room id nor an alias", self.room),
+                Some(crate::matrix::ROOM_HINT.into()),
             ));
         }
         for (name, d) in [

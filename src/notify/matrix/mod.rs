@@ -113,13 +113,10 @@ impl MatrixNotifierConfig {
         {
             out.push(("a password login needs `user`".into(), None));
         }
-        if !(self.room.starts_with('!') || self.room.starts_with('#')) || !self.room.contains(':') {
+        if !crate::matrix::is_room_reference(&self.room) {
             out.push((
-                format!(
-                    "room {:?} is neither a room id (!…:server) nor an alias (#…:server)",
-                    self.room
-                ),
-                None,
+                format!("room {:?} is neither a room id nor an alias", self.room),
+                Some(crate::matrix::ROOM_HINT.into()),
             ));
         }
         for u in self

@@ -120,13 +120,10 @@ impl BridgeConfig {
                 Some("the client-server API base, e.g. \"https://matrix.example.org\"".into()),
             ));
         }
-        // Room ids of room version 12 have no server part; aliases always do.
-        let id = self.room.starts_with('!') && self.room.len() > 1;
-        let alias = self.room.starts_with('#') && self.room.contains(':');
-        if !(id || alias) {
+        if !crate::matrix::is_room_reference(&self.room) {
             out.push((
                 format!("room {:?} is neither a room id nor an alias", self.room),
-                Some("\"!id\" (\"!id:server\" before room version 12) or \"#alias:server\"".into()),
+                Some(crate::matrix::ROOM_HINT.into()),
             ));
         }
         let passwords = [self.password.is_some(), self.password_file.is_some()]
