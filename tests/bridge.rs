@@ -20,7 +20,11 @@ use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const INTERVAL_S: u64 = 8;
+/// The bridge probe's interval. Tokens get `DEADLINE_S` to arrive (the 5 s delay of scenario 4
+/// must still count as delivered); after a failed round the next comes at once, so two failed
+/// rounds fit in two periods however the wedge falls between rounds.
+const INTERVAL_S: u64 = 16;
+const DEADLINE_S: u64 = 7;
 
 fn bridge_probe(stack: &Stack, dir: &std::path::Path, id: &str, nick: &str, extra: &str) -> String {
     let password = write_file(dir, &format!("{id}-password"), PASSWORD);
@@ -37,6 +41,7 @@ user = "@{OWNER}:localhost"
 password_file = "{password}"
 room = "{room}"
 latency_warning = "3s"
+deadline = "{DEADLINE_S}s"
 appservice_id = "{asid}"
 as_token_file = "{as_token}"
 {extra}
@@ -158,6 +163,9 @@ fn bridge_probe_sees_each_direction_on_its_own() {
         "lookout.toml",
         &format!(
             r#"
+[daemon]
+jitter = 0.0
+
 [[probe]]
 id = "matrix-write"
 kind = "matrix"
@@ -252,8 +260,9 @@ url = "{url}"
         "{msg}"
     );
     assert!(
-        detect2 <= Duration::from_secs(3 * INTERVAL_S + 2),
-        "within two probe periods (+ the phase of the first): {detect2:?}"
+        detect2 <= Duration::from_secs(2 * INTERVAL_S + 1),
+        "within two probe periods of the wedge: {detect2:?}\n{}",
+        d.log_text()
     );
     let ping = sink.wait_for(
         "appservice ping alert",
@@ -311,6 +320,10 @@ url = "{url}"
     assert!(
         msg.starts_with("IRC→Matrix: nothing delivered for 2 rounds"),
         "{msg}"
+    );
+    assert!(
+        detect3 <= Duration::from_secs(2 * INTERVAL_S + 1),
+        "within two probe periods of the wedge: {detect3:?}"
     );
     let during = pages_since(&sink, t);
     eprintln!("scenario 3: pages {during:?}");

@@ -71,10 +71,17 @@ async fn run_probe(core: Arc<Core>, p: Scheduled, permits: Arc<Semaphore>, jitte
     let mut next = Instant::now() + spread(p.interval, jitter).min(Duration::from_secs(2));
     loop {
         sleep_until(next).await;
+        let started = Instant::now();
         let obs = run_once(&p, &permits).await;
         core.record(&p.id, obs);
-        next += p.interval + spread(p.interval, jitter);
         let now = Instant::now();
+        if let Some(retry) = p.probe.retry_after().filter(|r| *r < p.interval) {
+            // The probe asks to confirm what it saw sooner: no jitter, at once if overdue.
+            next = (started + retry).max(now);
+            tracing::debug!(probe = %p.id, "running again within {retry:?} to confirm");
+            continue;
+        }
+        next += p.interval + spread(p.interval, jitter);
         if next < now {
             // Missed runs are skipped, not replayed in a burst.
             next = now + spread(p.interval, jitter);

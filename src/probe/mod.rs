@@ -25,6 +25,12 @@ use std::sync::Arc;
 pub trait Probe: Send + Sync {
     /// Runs the check once.
     async fn run(&self) -> Observation;
+
+    /// After a run, how soon the next one should come when that is sooner than the interval
+    /// (e.g. to confirm a failure quickly). Default: at the interval.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// A probe ready to schedule: the runnable check and its kind's rules.

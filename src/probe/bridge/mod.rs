@@ -41,9 +41,13 @@ pub struct BridgeConfig {
     /// Consecutive rounds without delivery before a direction's alert holds (also for failed
     /// appservice pings). Default 2.
     pub failed_rounds: Option<u32>,
-    /// How long a token may take to arrive before the round counts as undelivered. Default:
-    /// the probe's timeout minus a margin (timeout default 20s → ≈19s).
+    /// How long a token may take to arrive before the round counts as undelivered. Default
+    /// `"15s"`, never past the probe's timeout minus a margin.
     pub deadline: Option<Dur>,
+    /// After a round in which a direction was not delivered, the next round comes this soon
+    /// (or at once, if the round took longer), so `failed_rounds` confirm a wedge quickly.
+    /// Default: a third of the interval.
+    pub retry_interval: Option<Dur>,
     /// A delivered token slower than this warns. Default `"10s"`.
     pub latency_warning: Option<Dur>,
     /// A delivered token slower than this is critical. Default none.
@@ -177,6 +181,12 @@ impl BridgeConfig {
         }
         if self.irc.server.trim().is_empty() {
             out.push(("irc.server is empty".into(), None));
+        }
+        if self
+            .retry_interval
+            .is_some_and(|d| d.0 < std::time::Duration::from_secs(1))
+        {
+            out.push(("retry_interval must be at least 1s".into(), None));
         }
         if self.failed_rounds == Some(0) {
             out.push(("failed_rounds must be at least 1".into(), None));

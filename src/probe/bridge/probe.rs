@@ -9,9 +9,13 @@ use crate::config::values::Secret;
 use crate::model::{Labels, Observation, Sample, Status, format_duration, labels};
 use crate::probe::{Built, Fixed, Probe};
 use async_trait::async_trait;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// How long a token may take to arrive, unless configured.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(15);
 
 /// The probe and its rules.
 pub fn built(cfg: &BridgeConfig, ctx: &crate::probe::BuildContext) -> Built {
@@ -23,7 +27,7 @@ pub fn built(cfg: &BridgeConfig, ctx: &crate::probe::BuildContext) -> Built {
             .unwrap_or(10.0),
         latency_critical: cfg.latency_critical.map(|d| d.0.as_secs_f64()),
     }));
-    match BridgeProbe::new(cfg, ctx.timeout) {
+    match BridgeProbe::new(cfg, ctx.timeout, ctx.interval) {
         Ok(p) => Built {
             probe: Arc::new(p),
             rules,
@@ -46,6 +50,8 @@ pub struct BridgeProbe {
     budget: Duration,
     deadline: Duration,
     appservice: Option<(String, AsToken)>,
+    retry: Duration,
+    last_round_failed: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -55,8 +61,12 @@ enum AsToken {
 }
 
 impl BridgeProbe {
-    /// A probe whose rounds end within `timeout`.
-    pub fn new(cfg: &BridgeConfig, timeout: Duration) -> anyhow::Result<BridgeProbe> {
+    /// A probe whose rounds end within `timeout`, run every `interval`.
+    pub fn new(
+        cfg: &BridgeConfig,
+        timeout: Duration,
+        interval: Duration,
+    ) -> anyhow::Result<BridgeProbe> {
         let margin = (timeout / 10).min(Duration::from_secs(1));
         let budget = timeout.saturating_sub(margin);
         let auth = match (&cfg.access_token, &cfg.access_token_file) {
@@ -93,8 +103,10 @@ impl BridgeProbe {
             },
             irc: OnceLock::new(),
             budget,
-            deadline: cfg.deadline.map(|d| d.0).unwrap_or(budget).min(budget),
+            deadline: cfg.deadline.map_or(DEFAULT_DEADLINE, |d| d.0).min(budget),
             appservice,
+            retry: cfg.retry_interval.map_or(interval / 3, |d| d.0),
+            last_round_failed: AtomicBool::new(false),
         })
     }
 
@@ -169,10 +181,13 @@ impl BridgeProbe {
         let nonce: u32 = rand::random();
         let t_m2i = format!("lookout probe {nonce:08x} matrix_to_irc");
         let t_i2m = format!("lookout probe {nonce:08x} irc_to_matrix");
+        // The ping gets the tokens' deadline too: a homeserver that waits on a wedged bridge
+        // must not stretch the round (and the confirmation of a wedge) to the whole budget.
+        let ping_by = end.min(Instant::now() + self.deadline);
         let (m2i, i2m, ping) = tokio::join!(
             self.matrix_to_irc(&t_m2i, end),
             self.irc_to_matrix(&t_i2m, end),
-            self.ping(end)
+            self.ping(ping_by)
         );
         let mut obs = Observation::new(Status::Ok, String::new());
         let mut parts = Vec::new();
@@ -224,6 +239,18 @@ impl Probe for BridgeProbe {
         let started = Instant::now();
         let mut obs = self.round(started).await;
         obs.duration_seconds = started.elapsed().as_secs_f64();
+        let failed = obs.status != Status::Ok
+            || obs
+                .samples
+                .iter()
+                .any(|s| s.name == samples::DELIVERED && s.value == 0.0);
+        self.last_round_failed.store(failed, Ordering::Relaxed);
         obs
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.last_round_failed
+            .load(Ordering::Relaxed)
+            .then_some(self.retry)
     }
 }
