@@ -103,19 +103,20 @@ async fn round(
         let Some(reference) = ack_reference(&event, Some(&me), &allowed) else {
             continue;
         };
-        let alert_id = match reference {
-            AckRef::Latest => shared.latest(),
+        let page = match reference {
+            AckRef::Latest => shared.latest().map(|p| (p.alert_id, p.group)),
             AckRef::Page(page) => match shared.remembered(&page) {
-                Some(a) => Some(a),
+                Some(p) => Some((p.alert_id, p.group)),
                 None => alert_of_page(shared, &room_id, &page, &me).await,
             },
         };
-        match alert_id {
-            Some(alert_id) => {
-                tracing::info!(alert = %alert_id, by = %event.sender, "matrix notifier: acknowledgement from the room");
+        match page {
+            Some((alert_id, group)) => {
+                tracing::info!(alert = %alert_id, group = ?group, by = %event.sender, "matrix notifier: acknowledgement from the room");
                 let _ = acks.send(Ack {
                     alert_id,
                     by: event.sender.clone(),
+                    group,
                 });
             }
             None => {
@@ -126,10 +127,18 @@ async fn round(
     Ok(())
 }
 
-/// The alert id stored in a page lookout sent (after a restart, when memory is empty).
-async fn alert_of_page(shared: &Shared, room_id: &str, page: &str, me: &str) -> Option<String> {
+/// The alert id and escalation stored in a page lookout sent (after a restart, when memory is
+/// empty).
+async fn alert_of_page(
+    shared: &Shared,
+    room_id: &str,
+    page: &str,
+    me: &str,
+) -> Option<(String, Option<String>)> {
     match shared.session.event(room_id, page).await {
-        Ok(e) if e.sender == me => e.message().and_then(|m| m.alert_id),
+        Ok(e) if e.sender == me => e
+            .message()
+            .and_then(|m| m.alert_id.map(|a| (a, m.escalation))),
         Ok(_) => None,
         Err(e) => {
             tracing::warn!(error = %e, "matrix notifier: cannot read the reacted-to event");
