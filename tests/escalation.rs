@@ -763,6 +763,208 @@ overrides = [{ person = "bob", start = "2026-10-26T12:00", end = "2026-10-26T13:
     assert!(!out.status.success());
 }
 
+/// A grouped page in Matrix stands for its group: a ✅ acknowledges every open alert of the
+/// group (even after the alert the page was about resolved), the room hears one "[ACK by …]"
+/// and one "[RESOLVED]" for the group, and nothing about an alert whose policy never paged it.
+#[test]
+fn a_check_mark_on_a_grouped_matrix_page_acknowledges_the_whole_group() {
+    let hs = Synapse::start(SynapseOptions::default());
+    hs.register("owner", "owner-password-1", true);
+    hs.register("lookout", "bot-password-for-lookout-8", false);
+    hs.register("alice", "alice-password-1", false);
+    let owner = hs.login("owner", "owner-password-1");
+    let alice = hs.login("alice", "alice-password-1");
+    let room = hs.create_room(
+        &owner,
+        Some("ops"),
+        &["@lookout:localhost", "@alice:localhost"],
+    );
+    hs.join(&alice, &room);
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (disk_flag, wal_flag, web_flag) = (
+        dir.path().join("disk"),
+        dir.path().join("wal"),
+        dir.path().join("web"),
+    );
+    let (second, chat) = (Sink::start(), Sink::start());
+    let config = write_file(
+        dir.path(),
+        "lookout.toml",
+        &format!(
+            r##"[api]
+token = "{TOKEN}"
+{disk}labels = {{ group = "db" }}
+{wal}labels = {{ group = "db" }}
+{conn}labels = {{ group = "db" }}
+{web}
+[[notifier]]
+id = "ops-room"
+kind = "matrix"
+homeserver = "{hs}"
+user = "lookout"
+password = "bot-password-for-lookout-8"
+room = "#ops:localhost"
+mentions = ["@alice:localhost"]
+[[notifier]]
+id = "second"
+kind = "webhook"
+url = "{second}"
+[[notifier]]
+id = "chat"
+kind = "webhook"
+url = "{chat}"
+[[policy]]
+id = "db"
+repeat_interval = "0s"
+[[policy.step]]
+targets = ["ops-room"]
+ack_timeout = "4s"
+[[policy.step]]
+targets = ["second"]
+[[policy]]
+id = "chat-only"
+[[policy.step]]
+targets = ["chat"]
+[[route]]
+matchers = ["group=db"]
+policy = "db"
+group_by = ["group"]
+[[route]]
+policy = "chat-only"
+group_wait = "0s"
+"##,
+            disk = flag_probe(dir.path(), "db-disk", &disk_flag),
+            wal = flag_probe(dir.path(), "db-wal", &wal_flag),
+            conn = flag_probe(dir.path(), "db-conn", &wal_flag),
+            web = flag_probe(dir.path(), "web", &web_flag),
+            hs = hs.url(),
+            second = second.url,
+            chat = chat.url,
+        ),
+    );
+    let d = Daemon::start(&config, &state, dir.path());
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // db-disk fires first: the group's page is about it. db-wal and db-conn join (no page);
+    // web, on the chat-only route, goes to the chat.
+    std::fs::write(&disk_flag, "").unwrap();
+    let page = wait_bot_event(
+        &hs,
+        &owner,
+        &room,
+        "[CRITICAL] probe_status on db-disk",
+        Duration::from_secs(5),
+    );
+    let paged = Instant::now();
+    assert!(
+        page["content"]["lookout.escalation"]
+            .as_str()
+            .is_some_and(|g| g.starts_with('g')),
+        "the page names its group: {page:#}"
+    );
+    std::fs::write(&wal_flag, "").unwrap();
+    std::fs::write(&web_flag, "").unwrap();
+    wait_until("db-wal and db-conn firing", Duration::from_secs(5), || {
+        ["db-wal", "db-conn"]
+            .iter()
+            .all(|p| open_alert(&d, p).is_some_and(|a| a["state"] == "firing"))
+    });
+    chat.wait_for("web to the chat", Duration::from_secs(5), |b| {
+        b["event"] == "firing" && b["alert"]["probe"] == "web"
+    });
+
+    // The alert the page is about resolves; the group (two alerts) still fires.
+    std::fs::remove_file(&disk_flag).unwrap();
+    wait_until("db-disk resolved", Duration::from_secs(5), || {
+        open_alert(&d, "db-disk").is_none_or(|a| a["state"] == "resolved")
+    });
+    assert!(
+        secs(paged, Instant::now()) < 3.5,
+        "the test must ack before step 2 (4 s)"
+    );
+
+    // Alice's ✅ on that page acknowledges both open alerts of the group.
+    hs.react(&alice, &room, page["event_id"].as_str().unwrap(), "✅");
+    wait_until("both acknowledged", Duration::from_secs(5), || {
+        ["db-wal", "db-conn"].iter().all(|p| {
+            open_alert(&d, p).is_some_and(|a| {
+                a["state"] == "acknowledged" && a["acked_by"] == "@alice:localhost"
+            })
+        })
+    });
+    assert_eq!(
+        open_alert(&d, "web").unwrap()["state"],
+        "firing",
+        "another group's alert is not acknowledged"
+    );
+    wait_bot_event(
+        &hs,
+        &owner,
+        &room,
+        "[ACK by @alice:localhost]",
+        Duration::from_secs(5),
+    );
+    // Step 2 would page `second` 4 s after the page: escalation stopped.
+    while secs(paged, Instant::now()) < 5.0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(second.all().is_empty(), "{:#?}", second.all());
+
+    // An API ack of web tells the chat, not the room (it never paged the room).
+    let web_id = open_alert(&d, "web").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = post(
+        &format!("{}/api/v1/alerts/{web_id}/ack", d.url()),
+        Some(TOKEN),
+        serde_json::json!({"by": "carol"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    chat.wait_for("web ack to the chat", Duration::from_secs(5), |b| {
+        b["event"] == "acknowledged" && b["alert"]["probe"] == "web"
+    });
+
+    // Everything resolves: the room hears the group's resolution once, and nothing about web.
+    std::fs::remove_file(&wal_flag).unwrap();
+    std::fs::remove_file(&web_flag).unwrap();
+    wait_bot_event(
+        &hs,
+        &owner,
+        &room,
+        "[RESOLVED] probe_status",
+        Duration::from_secs(8),
+    );
+    chat.wait_for("web resolved to the chat", Duration::from_secs(8), |b| {
+        b["event"] == "resolved" && b["alert"]["probe"] == "web"
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let bodies: Vec<String> = bot_events(&hs, &owner, &room, "")
+        .iter()
+        .map(|e| e["content"]["body"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        bodies.len(),
+        3,
+        "page, one ack, one resolution: {bodies:#?}"
+    );
+    assert!(bodies[0].starts_with("[CRITICAL] probe_status on db-disk"));
+    assert!(bodies[1].starts_with("[ACK by @alice:localhost]"));
+    assert!(bodies[2].starts_with("[RESOLVED] probe_status"));
+    assert!(bodies.iter().all(|b| !b.contains(" on web")), "{bodies:#?}");
+    assert!(second.all().is_empty());
+    let tl = d.get("/api/v1/timeline?since=10m");
+    let acks: Vec<&Value> = tl
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "alert_acknowledged" && e["actor"] == "@alice:localhost")
+        .collect();
+    assert_eq!(acks.len(), 2, "one entry per acknowledged alert: {acks:#?}");
+}
+
 #[test]
 fn an_expired_ack_of_a_firing_alert_pages_again() {
     let dir = tempfile::tempdir().unwrap();
