@@ -1,14 +1,17 @@
-//! Escalation through the real daemon, with the seed's minutes scaled to seconds: tier 1 does
-//! not acknowledge, tier 2 is paged after `ack_timeout`, tier 2's PagerDuty answers 500 so the
-//! person's fallback contact is used at once and `notifier_failing` goes out; lookout is
-//! SIGKILLed in the middle of a step and continues at the right step with the remaining wait;
-//! an API ack stops escalation; resolution reaches everyone paged and nobody else. Plus
-//! silences (CLI + API), a maintenance window and `lookout oncall`.
+//! Escalation through the real daemon, with the seed's minutes scaled to seconds: tier 1 (a
+//! Matrix room on a real Synapse + ntfy) does not acknowledge, tier 2 is paged after
+//! `ack_timeout`, tier 2's PagerDuty answers 500 so the person's fallback contact is used at once
+//! and `notifier_failing` goes out; lookout is SIGKILLed in the middle of a step and continues at
+//! the right step with the remaining wait; a ✅ reaction by the paged Matrix user on the page
+//! sent before the kill stops escalation; resolution reaches everyone paged (the Matrix room
+//! too) and nobody else. Plus silences (CLI + API), a maintenance window and `lookout oncall`.
 
 mod kit;
+mod matrix_kit;
 
 use kit::fake::{Contract, Fake};
 use kit::{Daemon, Sink, lookout_bin, write_file};
+use matrix_kit::{Synapse, SynapseOptions};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -89,8 +92,68 @@ fn secs(a: Instant, b: Instant) -> f64 {
     b.saturating_duration_since(a).as_secs_f64()
 }
 
+/// Unix seconds now.
+fn wall_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Events lookout's bot sent to the room whose body starts with `prefix`, oldest first.
+fn bot_events(hs: &Synapse, token: &str, room: &str, prefix: &str) -> Vec<Value> {
+    let mut v: Vec<Value> = hs
+        .messages(token, room, 100)
+        .into_iter()
+        .filter(|e| {
+            e["sender"] == "@lookout:localhost"
+                && e["type"] == "m.room.message"
+                && e["content"]["body"]
+                    .as_str()
+                    .is_some_and(|b| b.starts_with(prefix))
+        })
+        .collect();
+    v.reverse();
+    v
+}
+
+/// Waits for a bot message starting with `prefix`; returns it.
+fn wait_bot_event(hs: &Synapse, token: &str, room: &str, prefix: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(e) = bot_events(hs, token, room, prefix).into_iter().next() {
+            return e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {prefix:?} in the room within {within:?}: {:#?}",
+            hs.messages(token, room, 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Seconds from unix time `t0` to a Matrix event's `origin_server_ts`.
+fn event_after(e: &Value, t0: f64) -> f64 {
+    e["origin_server_ts"].as_f64().unwrap() / 1000.0 - t0
+}
+
 #[test]
 fn seed_scenario_escalates_falls_back_survives_kill_and_stops_on_ack() {
+    // A real Synapse: the bot, alice (paged in the room) and the room's owner.
+    let hs = Synapse::start(SynapseOptions::default());
+    hs.register("owner", "owner-password-1", true);
+    hs.register("lookout", "bot-password-for-lookout-7", false);
+    hs.register("alice", "alice-password-1", false);
+    let owner = hs.login("owner", "owner-password-1");
+    let alice = hs.login("alice", "alice-password-1");
+    let room = hs.create_room(
+        &owner,
+        Some("ops"),
+        &["@lookout:localhost", "@alice:localhost"],
+    );
+    hs.join(&alice, &room);
+
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let flag = dir.path().join("disk-full");
@@ -108,7 +171,7 @@ fn seed_scenario_escalates_falls_back_survives_kill_and_stops_on_ack() {
         dir.path(),
         "lookout.toml",
         &format!(
-            r#"
+            r##"
 [api]
 token = "{TOKEN}"
 {probe}
@@ -121,6 +184,14 @@ topic = "alice"
 id = "phone-alice"
 kind = "webhook"
 url = "{phone}"
+[[notifier]]
+id = "ops-room"
+kind = "matrix"
+homeserver = "{hs}"
+user = "lookout"
+password = "bot-password-for-lookout-7"
+room = "#ops:localhost"
+mentions = ["@alice:localhost"]
 [[notifier]]
 id = "chat"
 kind = "webhook"
@@ -161,7 +232,7 @@ contacts = [{{ notifier = "dave-hook" }}]
 id = "critical"
 repeat_interval = "2s"
 [[policy.step]]
-targets = ["alice", "chat"]
+targets = ["alice", "ops-room"]
 ack_timeout = "6s"
 [[policy.step]]
 targets = ["bob"]
@@ -183,9 +254,10 @@ policy = "critical"
 [[route]]
 policy = "chat-only"
 group_wait = "0s"
-"#,
+"##,
             probe = flag_probe(dir.path(), "db-disk", &flag),
             ntfy = ntfy.url(),
+            hs = hs.url(),
             pd = pd.url(),
             phone = phone.url,
             chat = chat.url,
@@ -198,20 +270,41 @@ group_wait = "0s"
     std::thread::sleep(Duration::from_millis(1500));
     std::fs::write(&flag, "").unwrap();
     let fired = Instant::now();
+    let fired_wall = wall_now();
 
-    // Tier 1 at once: alice's ntfy and the chat; alice's phone 3 s later.
+    // Tier 1 at once: alice's ntfy and the Matrix room (alice mentioned); her phone 3 s later.
     let n1 = ntfy.wait_for("tier 1 ntfy", 1, Duration::from_secs(5), |r| {
         r.header("title")
             .is_some_and(|t| t.contains("probe_status"))
     });
-    let c1 = chat.wait_for("tier 1 chat", Duration::from_secs(5), |b| {
-        firing_for(b, "probe_status")
-    });
+    let m1 = wait_bot_event(
+        &hs,
+        &owner,
+        &room,
+        "[CRITICAL] probe_status on db-disk",
+        Duration::from_secs(5),
+    );
     let p1 = phone.wait_for("alice's delayed phone", Duration::from_secs(8), |b| {
         firing_for(b, "probe_status")
     });
     assert!(secs(fired, n1[0].at) < 2.0, "{}", secs(fired, n1[0].at));
-    assert!(secs(fired, c1.at) < 2.0);
+    let matrix_after = event_after(&m1, fired_wall);
+    assert!(
+        (-0.1..2.0).contains(&matrix_after),
+        "matrix page {matrix_after} s after the flag"
+    );
+    assert_eq!(
+        m1["content"]["m.mentions"]["user_ids"][0],
+        "@alice:localhost"
+    );
+    assert!(
+        m1["content"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("escalation step 1"),
+        "{m1:#}"
+    );
+    let page_id = m1["event_id"].as_str().unwrap().to_string();
     let phone_delay = secs(n1[0].at, p1.at);
     assert!(
         (2.5..4.5).contains(&phone_delay),
@@ -265,35 +358,57 @@ group_wait = "0s"
         secs(restarted, k1.at)
     );
 
-    // Ack through the API: escalation stops (dave, step 4, is never paged).
+    // Alice reacts ✅ to the Matrix page sent before the kill: the restarted listener reads the
+    // alert back from the page and acknowledges; escalation stops (dave, step 4, is never paged).
     let alert = open_alert(&d, "db-disk").expect("alert open after restart");
     let id = alert["id"].as_str().unwrap().to_string();
-    let (status, body) = post(
-        &format!("{}/api/v1/alerts/{id}/ack", d.url()),
-        Some(TOKEN),
-        serde_json::json!({"by": "carol"}),
-    );
-    assert_eq!(status, 200, "{body}");
-    chat.wait_for("ack notice to the paged", Duration::from_secs(5), |b| {
-        b["event"] == "acknowledged" && b["alert"]["rule"] == "probe_status"
+    assert_eq!(alert["state"], "firing");
+    let reacted = Instant::now();
+    hs.react(&alice, &room, &page_id, "✅");
+    wait_until("the ✅ acknowledgement", Duration::from_secs(5), || {
+        open_alert(&d, "db-disk").is_some_and(|a| a["state"] == "acknowledged")
     });
+    let ack_latency = secs(reacted, Instant::now());
+    let acked = open_alert(&d, "db-disk").unwrap();
+    assert_eq!(acked["id"], id.as_str());
+    assert_eq!(acked["acked_by"], "@alice:localhost");
+    // The paged are told who acknowledged, the room included.
+    let ack_msg = wait_bot_event(
+        &hs,
+        &owner,
+        &room,
+        "[ACK by @alice:localhost] probe_status on db-disk",
+        Duration::from_secs(5),
+    );
+    assert!(
+        ack_msg["content"]["m.mentions"]["user_ids"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the ack notice wakes nobody: {ack_msg:#}"
+    );
+    for (name, s) in [("phone", &phone), ("sms", &sms), ("carol", &carol)] {
+        s.wait_for(name, Duration::from_secs(5), |b| {
+            b["event"] == "acknowledged" && b["alert"]["acked_by"] == "@alice:localhost"
+        });
+    }
+    eprintln!(
+        "measured: matrix page {matrix_after:.2}s after the flag; ✅ → acknowledged in {ack_latency:.2}s"
+    );
 
     // Without the ack, dave (step 4) would be paged 3 s after carol: wait longer than that.
-    std::thread::sleep(Duration::from_secs(4));
+    while secs(k1.at, Instant::now()) < 4.5 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
         dave.all().is_empty(),
         "the ack stops escalation: {:#?}",
         dave.all()
     );
 
-    // Resolution reaches everyone paged.
+    // Resolution reaches everyone paged, the Matrix room too.
     std::fs::remove_file(&flag).unwrap();
-    for (name, s) in [
-        ("phone", &phone),
-        ("chat", &chat),
-        ("sms", &sms),
-        ("carol", &carol),
-    ] {
+    for (name, s) in [("phone", &phone), ("sms", &sms), ("carol", &carol)] {
         s.wait_for(name, Duration::from_secs(8), |b| {
             b["event"] == "resolved" && b["alert"]["rule"] == "probe_status"
         });
@@ -304,29 +419,50 @@ group_wait = "0s"
     pd.wait_for("resolve to pagerduty", 1, Duration::from_secs(8), |r| {
         r.json["event_action"] == "resolve"
     });
+    wait_bot_event(
+        &hs,
+        &owner,
+        &room,
+        "[RESOLVED] probe_status on db-disk",
+        Duration::from_secs(8),
+    );
     std::thread::sleep(Duration::from_secs(1));
 
-    // Exact deliveries: one trigger per target across the kill, nothing for dave.
+    // Exact deliveries: one trigger per target across the kill, nothing for dave; the chat
+    // (not in the policy) got only the meta-alert, never this alert.
     let count = |s: &Sink, event: &str| {
         s.all()
             .iter()
             .filter(|r| r.body["event"] == event && r.body["alert"]["rule"] == "probe_status")
             .count()
     };
-    for (name, s) in [
-        ("phone", &phone),
-        ("chat", &chat),
-        ("sms", &sms),
-        ("carol", &carol),
-    ] {
+    for (name, s) in [("phone", &phone), ("sms", &sms), ("carol", &carol)] {
         assert_eq!(count(s, "firing"), 1, "{name}: {:#?}", s.all());
+        assert_eq!(count(s, "acknowledged"), 1, "{name}");
         assert_eq!(count(s, "resolved"), 1, "{name}");
     }
+    assert!(
+        chat.all()
+            .iter()
+            .all(|r| r.body["alert"]["rule"] == "notifier_failing"),
+        "the chat was never paged for the disk: {:#?}",
+        chat.all()
+    );
     assert!(
         dave.all().is_empty(),
         "dave was never paged: {:#?}",
         dave.all()
     );
+    for (prefix, n) in [
+        ("[CRITICAL] probe_status on db-disk", 1),
+        ("[ACK by @alice:localhost] probe_status", 1),
+        ("[RESOLVED] probe_status on db-disk", 1),
+    ] {
+        let got = bot_events(&hs, &owner, &room, prefix);
+        assert_eq!(got.len(), n, "{prefix}: {got:#?}");
+    }
+    let bot_total = bot_events(&hs, &owner, &room, "").len();
+    assert_eq!(bot_total, 3, "{:#?}", hs.messages(&owner, &room, 30));
     let ntfy_triggers = ntfy
         .matching(|r| {
             r.header("title")
@@ -339,15 +475,16 @@ group_wait = "0s"
     ntfy.assert_contract_kept();
     pd.assert_contract_kept();
 
-    // The timeline tells the story, the ack with who did it.
+    // The timeline tells the story, the ack with the Matrix user who did it.
     let tl = d.get("/api/v1/timeline?since=10m");
     let text = tl.to_string();
     for needle in [
-        "step 1 (round 1): paging alice via ntfy-alice",
+        "step 1 (round 1): paging alice via ntfy-alice, alice via phone-alice, ops-room",
         "step 2 (round 1): paging bob via pd-bob",
         "pd-bob failed for bob; falling back to sms-bob at once",
         "step 3 (round 1): paging carol via carol-hook",
-        "carol acknowledged",
+        "@alice:localhost acknowledged probe_status on db-disk",
+        "@alice:localhost acknowledged: escalation",
     ] {
         assert!(text.contains(needle), "timeline lacks {needle:?}: {tl:#}");
     }
@@ -355,7 +492,7 @@ group_wait = "0s"
         tl.as_array()
             .unwrap()
             .iter()
-            .any(|e| e["kind"] == "alert_acknowledged" && e["actor"] == "carol")
+            .any(|e| e["kind"] == "alert_acknowledged" && e["actor"] == "@alice:localhost")
     );
     assert!(
         d.get("/api/v1/escalations")
@@ -624,6 +761,208 @@ overrides = [{ person = "bob", start = "2026-10-26T12:00", end = "2026-10-26T13:
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+/// A grouped page in Matrix stands for its group: a ✅ acknowledges every open alert of the
+/// group (even after the alert the page was about resolved), the room hears one "[ACK by …]"
+/// and one "[RESOLVED]" for the group, and nothing about an alert whose policy never paged it.
+#[test]
+fn a_check_mark_on_a_grouped_matrix_page_acknowledges_the_whole_group() {
+    let hs = Synapse::start(SynapseOptions::default());
+    hs.register("owner", "owner-password-1", true);
+    hs.register("lookout", "bot-password-for-lookout-8", false);
+    hs.register("alice", "alice-password-1", false);
+    let owner = hs.login("owner", "owner-password-1");
+    let alice = hs.login("alice", "alice-password-1");
+    let room = hs.create_room(
+        &owner,
+        Some("ops"),
+        &["@lookout:localhost", "@alice:localhost"],
+    );
+    hs.join(&alice, &room);
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (disk_flag, wal_flag, web_flag) = (
+        dir.path().join("disk"),
+        dir.path().join("wal"),
+        dir.path().join("web"),
+    );
+    let (second, chat) = (Sink::start(), Sink::start());
+    let config = write_file(
+        dir.path(),
+        "lookout.toml",
+        &format!(
+            r##"[api]
+token = "{TOKEN}"
+{disk}labels = {{ group = "db" }}
+{wal}labels = {{ group = "db" }}
+{conn}labels = {{ group = "db" }}
+{web}
+[[notifier]]
+id = "ops-room"
+kind = "matrix"
+homeserver = "{hs}"
+user = "lookout"
+password = "bot-password-for-lookout-8"
+room = "#ops:localhost"
+mentions = ["@alice:localhost"]
+[[notifier]]
+id = "second"
+kind = "webhook"
+url = "{second}"
+[[notifier]]
+id = "chat"
+kind = "webhook"
+url = "{chat}"
+[[policy]]
+id = "db"
+repeat_interval = "0s"
+[[policy.step]]
+targets = ["ops-room"]
+ack_timeout = "4s"
+[[policy.step]]
+targets = ["second"]
+[[policy]]
+id = "chat-only"
+[[policy.step]]
+targets = ["chat"]
+[[route]]
+matchers = ["group=db"]
+policy = "db"
+group_by = ["group"]
+[[route]]
+policy = "chat-only"
+group_wait = "0s"
+"##,
+            disk = flag_probe(dir.path(), "db-disk", &disk_flag),
+            wal = flag_probe(dir.path(), "db-wal", &wal_flag),
+            conn = flag_probe(dir.path(), "db-conn", &wal_flag),
+            web = flag_probe(dir.path(), "web", &web_flag),
+            hs = hs.url(),
+            second = second.url,
+            chat = chat.url,
+        ),
+    );
+    let d = Daemon::start(&config, &state, dir.path());
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // db-disk fires first: the group's page is about it. db-wal and db-conn join (no page);
+    // web, on the chat-only route, goes to the chat.
+    std::fs::write(&disk_flag, "").unwrap();
+    let page = wait_bot_event(
+        &hs,
+        &owner,
+        &room,
+        "[CRITICAL] probe_status on db-disk",
+        Duration::from_secs(5),
+    );
+    let paged = Instant::now();
+    assert!(
+        page["content"]["lookout.escalation"]
+            .as_str()
+            .is_some_and(|g| g.starts_with('g')),
+        "the page names its group: {page:#}"
+    );
+    std::fs::write(&wal_flag, "").unwrap();
+    std::fs::write(&web_flag, "").unwrap();
+    wait_until("db-wal and db-conn firing", Duration::from_secs(5), || {
+        ["db-wal", "db-conn"]
+            .iter()
+            .all(|p| open_alert(&d, p).is_some_and(|a| a["state"] == "firing"))
+    });
+    chat.wait_for("web to the chat", Duration::from_secs(5), |b| {
+        b["event"] == "firing" && b["alert"]["probe"] == "web"
+    });
+
+    // The alert the page is about resolves; the group (two alerts) still fires.
+    std::fs::remove_file(&disk_flag).unwrap();
+    wait_until("db-disk resolved", Duration::from_secs(5), || {
+        open_alert(&d, "db-disk").is_none_or(|a| a["state"] == "resolved")
+    });
+    assert!(
+        secs(paged, Instant::now()) < 3.5,
+        "the test must ack before step 2 (4 s)"
+    );
+
+    // Alice's ✅ on that page acknowledges both open alerts of the group.
+    hs.react(&alice, &room, page["event_id"].as_str().unwrap(), "✅");
+    wait_until("both acknowledged", Duration::from_secs(5), || {
+        ["db-wal", "db-conn"].iter().all(|p| {
+            open_alert(&d, p).is_some_and(|a| {
+                a["state"] == "acknowledged" && a["acked_by"] == "@alice:localhost"
+            })
+        })
+    });
+    assert_eq!(
+        open_alert(&d, "web").unwrap()["state"],
+        "firing",
+        "another group's alert is not acknowledged"
+    );
+    wait_bot_event(
+        &hs,
+        &owner,
+        &room,
+        "[ACK by @alice:localhost]",
+        Duration::from_secs(5),
+    );
+    // Step 2 would page `second` 4 s after the page: escalation stopped.
+    while secs(paged, Instant::now()) < 5.0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(second.all().is_empty(), "{:#?}", second.all());
+
+    // An API ack of web tells the chat, not the room (it never paged the room).
+    let web_id = open_alert(&d, "web").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = post(
+        &format!("{}/api/v1/alerts/{web_id}/ack", d.url()),
+        Some(TOKEN),
+        serde_json::json!({"by": "carol"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    chat.wait_for("web ack to the chat", Duration::from_secs(5), |b| {
+        b["event"] == "acknowledged" && b["alert"]["probe"] == "web"
+    });
+
+    // Everything resolves: the room hears the group's resolution once, and nothing about web.
+    std::fs::remove_file(&wal_flag).unwrap();
+    std::fs::remove_file(&web_flag).unwrap();
+    wait_bot_event(
+        &hs,
+        &owner,
+        &room,
+        "[RESOLVED] probe_status",
+        Duration::from_secs(8),
+    );
+    chat.wait_for("web resolved to the chat", Duration::from_secs(8), |b| {
+        b["event"] == "resolved" && b["alert"]["probe"] == "web"
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let bodies: Vec<String> = bot_events(&hs, &owner, &room, "")
+        .iter()
+        .map(|e| e["content"]["body"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        bodies.len(),
+        3,
+        "page, one ack, one resolution: {bodies:#?}"
+    );
+    assert!(bodies[0].starts_with("[CRITICAL] probe_status on db-disk"));
+    assert!(bodies[1].starts_with("[ACK by @alice:localhost]"));
+    assert!(bodies[2].starts_with("[RESOLVED] probe_status"));
+    assert!(bodies.iter().all(|b| !b.contains(" on web")), "{bodies:#?}");
+    assert!(second.all().is_empty());
+    let tl = d.get("/api/v1/timeline?since=10m");
+    let acks: Vec<&Value> = tl
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "alert_acknowledged" && e["actor"] == "@alice:localhost")
+        .collect();
+    assert_eq!(acks.len(), 2, "one entry per acknowledged alert: {acks:#?}");
 }
 
 #[test]

@@ -57,7 +57,118 @@ url = "{}"
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr.contains("no notifier \"pager\"") && stderr.contains("known: chat, phone"),
+        stderr.contains("no notifier, person or schedule \"pager\"")
+            && stderr.contains("notifiers: chat, phone"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_person_or_schedule_is_tested_contact_by_contact() {
+    let work = tempfile::tempdir().unwrap();
+    let ntfy = Sink::start();
+    let phone = Sink::start();
+    phone.respond_with(500);
+    let bob = Sink::start();
+    let cfg = format!(
+        r#"
+[[notifier]]
+id = "ntfy-alice"
+kind = "webhook"
+url = "{}"
+[[notifier]]
+id = "phone-alice"
+kind = "webhook"
+url = "{}"
+max_attempts = 1
+[[notifier]]
+id = "bob-hook"
+kind = "webhook"
+url = "{}"
+
+[[person]]
+id = "alice"
+contacts = [{{ notifier = "ntfy-alice" }}, {{ notifier = "phone-alice", delay = "2m" }}]
+[[person]]
+id = "bob"
+contacts = [{{ notifier = "bob-hook" }}]
+
+[[schedule]]
+id = "primary"
+layers = [{{ rotation = ["bob"], start = "2020-01-06T09:00", every = "1w" }}]
+[[schedule]]
+id = "next-year"
+layers = [{{ rotation = ["alice"], start = "2099-01-01T00:00", every = "1d" }}]
+"#,
+        ntfy.url, phone.url, bob.url
+    );
+    let cfg = write_file(work.path(), "lookout.toml", &cfg);
+    let run = |args: &[&str]| {
+        std::process::Command::new(lookout_bin())
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // A person: every contact in order, sent at once, each with the delay a real page waits.
+    let started = std::time::Instant::now();
+    let out = run(&["notify", "test", "alice"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "the phone fails: {stdout}");
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "the 2m delay is not waited for"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("person alice: 2 contact(s)"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("  1. ntfy-alice (webhook, at once): delivered in"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with(
+            "  2. phone-alice (webhook, after 2m00s in a real page; sent now): FAILED"
+        ) && lines[2].contains("500"),
+        "{stdout}"
+    );
+    let page = &ntfy.all()[0].body;
+    assert_eq!(page["event"], "test");
+    assert!(
+        page["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("for alice (contact 1 of 2)"),
+        "{page:#}"
+    );
+    assert_eq!(phone.all().len(), 1);
+
+    // A schedule: whoever is on call now, then their contacts.
+    let out = run(&["notify", "test", "primary"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with("schedule primary: bob is on call now; 1 contact(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  1. bob-hook (webhook, at once): delivered in"));
+    assert_eq!(bob.all().len(), 1);
+
+    // Nobody on call is a failure: a page would reach nobody.
+    let out = run(&["notify", "test", "next-year"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("nobody is on call now"), "{stdout}");
+
+    let out = run(&["notify", "test", "carol"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("people: alice, bob") && stderr.contains("schedules: primary, next-year"),
         "{stderr}"
     );
 }

@@ -215,10 +215,11 @@ pub enum LintCommand {
 /// `lookout notify …`.
 #[derive(Subcommand, Debug)]
 pub enum NotifyCommand {
-    /// Send a real test page through each named notifier (or `all`) and report every hop with
-    /// its latency (exit 1 if any hop failed).
+    /// Send a real test page through each named notifier (or `all`), person (each of their
+    /// contacts, all at once, with the delay a real page would wait) or schedule (whoever is on
+    /// call now) and report every hop with its latency (exit 1 if any hop failed).
     Test {
-        /// Notifier ids, or `all`.
+        /// Notifier, person or schedule ids, or `all`.
         #[arg(required = true)]
         targets: Vec<String>,
     },

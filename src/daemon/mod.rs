@@ -272,9 +272,11 @@ async fn apply_acks(
     mut acks: tokio::sync::mpsc::UnboundedReceiver<crate::notify::Ack>,
 ) {
     while let Some(ack) = acks.recv().await {
-        match core.acknowledge(&ack.alert_id, &ack.by) {
-            Ok(a) => {
-                tracing::info!(alert = %a.id, by = %ack.by, "acknowledged from a notification channel")
+        match core.acknowledge_page(&ack.alert_id, ack.group.as_deref(), &ack.by) {
+            Ok(list) => {
+                for a in list {
+                    tracing::info!(alert = %a.id, by = %ack.by, "acknowledged from a notification channel")
+                }
             }
             Err(e) => {
                 tracing::info!(alert = %ack.alert_id, by = %ack.by, "acknowledgement not applied: {e}")

@@ -76,6 +76,51 @@ impl Core {
         }
     }
 
+    /// Acknowledges what a page stood for, on behalf of `by`: every open alert of the page's
+    /// escalation (a grouped page speaks for the whole group), else the page's own alert.
+    /// Used for acknowledgements from channels (a ✅ in Matrix); `lookout ack` and the API
+    /// acknowledge the one alert they name (which stops its group's escalation too).
+    pub fn acknowledge_page(
+        &self,
+        alert_id: &str,
+        group: Option<&str>,
+        by: &str,
+    ) -> Result<Vec<Alert>, String> {
+        let members: Vec<String> = {
+            let esc = self.paging.escalations.lock().expect("escalations lock");
+            let gid = group
+                .filter(|g| esc.group_alerts(g).is_some())
+                .or_else(|| esc.group_of(alert_id));
+            gid.and_then(|g| esc.group_alerts(g)).unwrap_or_default()
+        };
+        let mut ids = vec![alert_id.to_string()];
+        ids.extend(members.into_iter().filter(|m| m != alert_id));
+        let open: BTreeSet<String> = self
+            .alerts()
+            .into_iter()
+            .filter(|a| a.state == crate::alert::AlertState::Firing)
+            .map(|a| a.id)
+            .collect();
+        let mut acked = Vec::new();
+        let mut first_error = None;
+        for id in ids {
+            if !open.contains(&id) {
+                first_error.get_or_insert_with(|| format!("alert {id} is not firing"));
+                continue;
+            }
+            match self.acknowledge(&id, by) {
+                Ok(a) => acked.push(a),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if acked.is_empty() {
+            return Err(first_error.unwrap_or_else(|| "nothing to acknowledge".into()));
+        }
+        Ok(acked)
+    }
+
     /// Running escalations (for the API).
     pub fn escalations(&self) -> Vec<Escalation> {
         self.paging

@@ -10,4 +10,4 @@ pub mod state;
 
 pub use matcher::Matcher;
 pub use policy::{Paging, match_labels};
-pub use state::{Escalation, Escalations, Page, PageKind, Tick};
+pub use state::{Escalation, Escalations, Page, PageKind, Tick, group_of_key};

@@ -166,7 +166,26 @@ impl Escalation {
     }
 }
 
+/// The escalation (group) id a page's dedup key belongs to: `esc:{group}@{ms}:…`.
+pub fn group_of_key(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("esc:")?;
+    let (group, _) = rest.split_once('@')?;
+    (!group.is_empty()).then_some(group)
+}
+
 impl Escalations {
+    /// The open alerts of escalation `group`, if it is running.
+    pub fn group_alerts(&self, group: &str) -> Option<Vec<String>> {
+        self.groups
+            .get(group)
+            .map(|e| e.alerts.iter().cloned().collect())
+    }
+
+    /// The escalation an open alert belongs to.
+    pub fn group_of(&self, alert: &str) -> Option<&str> {
+        self.by_alert.get(alert).map(String::as_str)
+    }
+
     /// Running escalations.
     pub fn list(&self) -> impl Iterator<Item = &Escalation> {
         self.groups.values()

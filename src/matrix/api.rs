@@ -119,6 +119,14 @@ pub struct MessageContent {
         skip_serializing_if = "Option::is_none"
     )]
     pub alert_id: Option<String>,
+    /// The escalation (group of alerts) a page stands for (lookout's own field), so a reaction
+    /// acknowledges the whole group.
+    #[serde(
+        rename = "lookout.escalation",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub escalation: Option<String>,
 }
 
 impl MessageContent {

@@ -35,6 +35,12 @@ impl RoomFollower {
         self.since.as_deref()
     }
 
+    /// Continues from a `next_batch` saved earlier (e.g. by a previous run): the next poll
+    /// returns what arrived since then.
+    pub fn resume_from(&mut self, since: String) {
+        self.since = Some(since);
+    }
+
     /// Starts from now: one sync without waiting, its events dropped. Later polls return only
     /// what arrives after this.
     pub async fn prime(&mut self, session: &Session) -> Result<(), Error> {

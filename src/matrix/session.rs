@@ -322,6 +322,71 @@ impl Session {
             .await
     }
 
+    /// Room account data of the logged-in user
+    /// (`/user/{userId}/rooms/{roomId}/account_data/{type}`); `None` when never set.
+    pub async fn room_account_data(
+        &self,
+        room_id: &str,
+        kind: &str,
+    ) -> Result<Option<serde_json::Value>, Error> {
+        let me = self.ensure_logged_in().await?;
+        let url = self.hs.url(&[
+            "_matrix",
+            "client",
+            "v3",
+            "user",
+            &me,
+            "rooms",
+            room_id,
+            "account_data",
+            kind,
+        ]);
+        match self
+            .authed::<(), serde_json::Value>(
+                "account data",
+                Method::GET,
+                url,
+                None,
+                self.hs.timeout,
+            )
+            .await
+        {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets room account data of the logged-in user.
+    pub async fn set_room_account_data(
+        &self,
+        room_id: &str,
+        kind: &str,
+        content: &serde_json::Value,
+    ) -> Result<(), Error> {
+        let me = self.ensure_logged_in().await?;
+        let url = self.hs.url(&[
+            "_matrix",
+            "client",
+            "v3",
+            "user",
+            &me,
+            "rooms",
+            room_id,
+            "account_data",
+            kind,
+        ]);
+        self.authed::<_, serde_json::Value>(
+            "account data",
+            Method::PUT,
+            url,
+            Some(content),
+            self.hs.timeout,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// One event by id (`/rooms/{roomId}/event/{eventId}`).
     pub async fn event(&self, room_id: &str, event_id: &str) -> Result<RoomEvent, Error> {
         let url = self.hs.url(&[

@@ -88,6 +88,9 @@ pub struct Ack {
     pub alert_id: String,
     /// Who acknowledged, in the channel's terms (a Matrix user id).
     pub by: String,
+    /// The escalation the acknowledged page stood for: every open alert of that group is
+    /// acknowledged (a grouped page speaks for all of them).
+    pub group: Option<String>,
 }
 
 /// Where channels report acknowledgements; the daemon feeds them into the same path as

@@ -221,6 +221,19 @@ fn group_by_folds_alerts_into_one_escalation() {
         "another host"
     );
     assert_eq!(e.list().count(), 2);
+    // A page stands for its group: its dedup key names the group, whose alerts an ack covers.
+    let key = fire(&mut e, &p, &a, 3.0).pages;
+    assert!(key.is_empty(), "already open");
+    let gid = e.group_of(&a.id).unwrap().to_string();
+    assert_eq!(e.group_of(&b.id), Some(gid.as_str()));
+    let mut members = e.group_alerts(&gid).unwrap();
+    members.sort();
+    let mut want = vec![a.id.clone(), b.id.clone()];
+    want.sort();
+    assert_eq!(members, want);
+    let page_key = e.list().find(|x| x.id == gid).unwrap().trigger_key("chat");
+    assert_eq!(group_of_key(&page_key), Some(gid.as_str()));
+    assert_eq!(group_of_key("0123:4:chat"), None);
     // Resolving one alert of the group says nothing; the last one ends it.
     let resolve = |e: &mut Escalations, x: &Alert, t: f64| {
         e.on_event(

@@ -4,7 +4,9 @@
 //!
 //! Which alert a page is about comes from memory (the pages this process sent) or, after a
 //! restart, from the page itself: lookout puts the alert id in its content
-//! (`lookout.alert_id`), read back with `/rooms/{roomId}/event/{eventId}`.
+//! (`lookout.alert_id`), read back with `/rooms/{roomId}/event/{eventId}`. The sync position
+//! is kept in the bot's room account data ([`SYNC_POSITION_TYPE`]), so acknowledgements given
+//! while lookout was down are seen when it comes back.
 
 use super::Shared;
 use crate::matrix::{Error, RoomEvent, RoomFollower};
@@ -17,6 +19,10 @@ pub const ACK_KEYS: &[&str] = &["✅", "✔️", "✔", "☑️"];
 
 /// How long one `/sync` long-polls.
 const SYNC_WAIT: Duration = Duration::from_secs(30);
+
+/// Room account data (of the bot user) where the listener keeps its sync position, so a
+/// restarted lookout sees the reactions and replies made while it was down.
+pub const SYNC_POSITION_TYPE: &str = "org.lookout.ack_sync";
 
 /// What an event acknowledges, before looking up the alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,26 +102,62 @@ async fn round(
 ) -> Result<(), Error> {
     let me = shared.session.ensure_logged_in().await?;
     let room_id = shared.room_id().await?;
-    let f = follower.get_or_insert_with(|| RoomFollower::new(&room_id));
-    let events = f.poll(&shared.session, SYNC_WAIT).await?;
+    if follower.is_none() {
+        let mut f = RoomFollower::new(&room_id);
+        match shared
+            .session
+            .room_account_data(&room_id, SYNC_POSITION_TYPE)
+            .await
+        {
+            Ok(Some(v)) => {
+                if let Some(since) = v["since"].as_str() {
+                    tracing::info!(room = %shared.config.room, "matrix notifier: catching up on acknowledgements since the last run");
+                    f.resume_from(since.to_string());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "matrix notifier: cannot read the saved sync position; acknowledgements given while lookout was down are not seen")
+            }
+        }
+        *follower = Some(f);
+    }
+    let f = follower.as_mut().expect("set above");
+    let events = match f.poll(&shared.session, SYNC_WAIT).await {
+        // A saved position the server no longer accepts: start from now.
+        Err(Error::Http { status, .. }) if (400..500).contains(&status) && status != 429 => {
+            tracing::warn!(room = %shared.config.room, "matrix notifier: the saved sync position was refused; starting from now");
+            *follower = None;
+            let mut f = RoomFollower::new(&room_id);
+            f.prime(&shared.session).await?;
+            *follower = Some(f);
+            Vec::new()
+        }
+        other => other?,
+    };
+    let position = follower
+        .as_ref()
+        .and_then(|f| f.since().map(str::to_string));
     let allowed = shared.config.allowed();
+    let any = !events.is_empty();
     for event in events {
         let Some(reference) = ack_reference(&event, Some(&me), &allowed) else {
             continue;
         };
-        let alert_id = match reference {
-            AckRef::Latest => shared.latest(),
+        let page = match reference {
+            AckRef::Latest => shared.latest().map(|p| (p.alert_id, p.group)),
             AckRef::Page(page) => match shared.remembered(&page) {
-                Some(a) => Some(a),
+                Some(p) => Some((p.alert_id, p.group)),
                 None => alert_of_page(shared, &room_id, &page, &me).await,
             },
         };
-        match alert_id {
-            Some(alert_id) => {
-                tracing::info!(alert = %alert_id, by = %event.sender, "matrix notifier: acknowledgement from the room");
+        match page {
+            Some((alert_id, group)) => {
+                tracing::info!(alert = %alert_id, group = ?group, by = %event.sender, "matrix notifier: acknowledgement from the room");
                 let _ = acks.send(Ack {
                     alert_id,
                     by: event.sender.clone(),
+                    group,
                 });
             }
             None => {
@@ -123,13 +165,33 @@ async fn round(
             }
         }
     }
+    // Saved after the events are handled: a crash in between replays them at most once (an
+    // acknowledgement of an acknowledged alert changes nothing).
+    if any && let Some(since) = position {
+        let body = serde_json::json!({ "since": since });
+        if let Err(e) = shared
+            .session
+            .set_room_account_data(&room_id, SYNC_POSITION_TYPE, &body)
+            .await
+        {
+            tracing::warn!(error = %e, "matrix notifier: cannot save the sync position");
+        }
+    }
     Ok(())
 }
 
-/// The alert id stored in a page lookout sent (after a restart, when memory is empty).
-async fn alert_of_page(shared: &Shared, room_id: &str, page: &str, me: &str) -> Option<String> {
+/// The alert id and escalation stored in a page lookout sent (after a restart, when memory is
+/// empty).
+async fn alert_of_page(
+    shared: &Shared,
+    room_id: &str,
+    page: &str,
+    me: &str,
+) -> Option<(String, Option<String>)> {
     match shared.session.event(room_id, page).await {
-        Ok(e) if e.sender == me => e.message().and_then(|m| m.alert_id),
+        Ok(e) if e.sender == me => e
+            .message()
+            .and_then(|m| m.alert_id.map(|a| (a, m.escalation))),
         Ok(_) => None,
         Err(e) => {
             tracing::warn!(error = %e, "matrix notifier: cannot read the reacted-to event");

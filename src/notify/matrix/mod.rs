@@ -167,7 +167,7 @@ impl MatrixNotifierConfig {
     }
 }
 
-/// Pages remembered for acknowledgements: event id → alert id, newest last.
+/// Pages remembered for acknowledgements, newest last.
 const REMEMBERED_PAGES: usize = 1000;
 
 /// What the sender and the acknowledgement listener share.
@@ -175,8 +175,8 @@ pub(crate) struct Shared {
     pub(crate) config: MatrixNotifierConfig,
     pub(crate) session: Session,
     room_id: tokio::sync::Mutex<Option<String>>,
-    /// (event id, alert id) of pages sent, oldest first.
-    pub(crate) pages: Mutex<VecDeque<(String, String)>>,
+    /// Pages sent, oldest first (trigger pages only: a bare "ack" means the newest of them).
+    pub(crate) pages: Mutex<VecDeque<PageRef>>,
 }
 
 impl Shared {
@@ -191,21 +191,32 @@ impl Shared {
         Ok(r)
     }
 
-    /// The alert a page event is about, from memory.
-    pub(crate) fn remembered(&self, event_id: &str) -> Option<String> {
+    /// What a page event is about, from memory.
+    pub(crate) fn remembered(&self, event_id: &str) -> Option<PageRef> {
         self.pages
             .lock()
             .unwrap()
             .iter()
             .rev()
-            .find(|(e, _)| e == event_id)
-            .map(|(_, a)| a.clone())
+            .find(|p| p.event_id == event_id)
+            .cloned()
     }
 
-    /// The alert of the newest page.
-    pub(crate) fn latest(&self) -> Option<String> {
-        self.pages.lock().unwrap().back().map(|(_, a)| a.clone())
+    /// The newest page.
+    pub(crate) fn latest(&self) -> Option<PageRef> {
+        self.pages.lock().unwrap().back().cloned()
     }
+}
+
+/// A page lookout sent to the room.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PageRef {
+    /// Its event id.
+    pub(crate) event_id: String,
+    /// The alert it speaks about.
+    pub(crate) alert_id: String,
+    /// The escalation it stands for, if it was an escalation page.
+    pub(crate) group: Option<String>,
 }
 
 /// The notifier.
@@ -233,6 +244,12 @@ impl MatrixNotifier {
     }
 }
 
+/// Whether a notification event wakes people (and may be acknowledged), as opposed to an
+/// "[ACK by …]" or "[RESOLVED]" follow-up.
+fn is_page(event: &str) -> bool {
+    matches!(event, "firing" | "severity_changed" | "test")
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -242,7 +259,7 @@ fn html_escape(s: &str) -> String {
 
 /// The message for a notification: plain and HTML bodies, mentions, and the alert id.
 pub fn render(n: &Notification, config: &MatrixNotifierConfig) -> MessageContent {
-    let paging = matches!(n.event.as_str(), "firing" | "severity_changed" | "test");
+    let paging = is_page(&n.event);
     let mentions: &[String] = if paging { &config.mentions } else { &[] };
     let how = if paging && config.acknowledge != Some(false) {
         "\nReact with ✅ or reply \"ack\" to acknowledge."
@@ -281,6 +298,7 @@ pub fn render(n: &Notification, config: &MatrixNotifierConfig) -> MessageContent
         }),
         relates_to: None,
         alert_id: Some(n.alert.id.clone()),
+        escalation: crate::escalation::group_of_key(&n.dedup_key).map(str::to_string),
     }
 }
 
@@ -307,10 +325,16 @@ impl Notifier for MatrixNotifier {
         let content = render(message, &s.config);
         match s.session.send_message(&room_id, &content).await {
             Ok(event_id) => {
-                let mut pages = s.pages.lock().unwrap();
-                pages.push_back((event_id, message.alert.id.clone()));
-                while pages.len() > REMEMBERED_PAGES {
-                    pages.pop_front();
+                if is_page(&message.event) {
+                    let mut pages = s.pages.lock().unwrap();
+                    pages.push_back(PageRef {
+                        event_id,
+                        alert_id: message.alert.id.clone(),
+                        group: content.escalation.clone(),
+                    });
+                    while pages.len() > REMEMBERED_PAGES {
+                        pages.pop_front();
+                    }
                 }
                 Outcome::Delivered
             }
