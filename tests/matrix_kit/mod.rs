@@ -8,6 +8,7 @@
 
 pub mod synapse;
 
+#[allow(unused_imports)]
 pub use synapse::{Synapse, SynapseOptions};
 
 use serde_json::Value;
