@@ -5,6 +5,9 @@
 
 pub mod fake;
 pub mod smtp;
+#[allow(clippy::duplicate_mod)] // both kits share it; a test may load both
+#[path = "../common/venv.rs"]
+mod venv;
 
 use serde_json::Value;
 use std::io::Write;

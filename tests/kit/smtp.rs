@@ -45,81 +45,9 @@ class JsonDir:
         return "250 OK"
 "#;
 
-fn home() -> PathBuf {
-    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e} (is python3-venv installed?)"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The venv's python, with aiosmtpd installed; creates the venv if missing (bounded by
-/// timeouts; atomic: built next to it and renamed into place).
+/// The venv's python, with aiosmtpd installed (made on first use).
 pub fn python() -> PathBuf {
-    let venv = home().join(".cache/lookout-test/venv");
-    let python = venv.join("bin/python");
-    let ready = venv.join(".aiosmtpd-ready");
-    if ready.exists() {
-        return python;
-    }
-    let parent = venv.parent().unwrap().to_path_buf();
-    std::fs::create_dir_all(&parent).unwrap();
-    // Another test may be creating it: a lock file serialises creation.
-    let lock = parent.join("venv.lock");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
-            Ok(_) => break,
-            Err(_) if ready.exists() => return python,
-            Err(_) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "{} held for 5 minutes; remove it if stale",
-                    lock.display()
-                );
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        }
-    }
-    let result = std::panic::catch_unwind(|| {
-        if !python.exists() {
-            run(
-                Command::new("timeout")
-                    .args(["120", "python3", "-m", "venv"])
-                    .arg(&venv),
-                "python3 -m venv",
-            );
-        }
-        run(
-            Command::new("timeout").arg("300").arg(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "-q",
-                "aiosmtpd",
-            ]),
-            "pip install aiosmtpd",
-        );
-        std::fs::write(&ready, "").unwrap();
-    });
-    let _ = std::fs::remove_file(&lock);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
-    python
+    super::venv::ensure("venv", &["aiosmtpd"], 300).join("bin/python")
 }
 
 /// A running aiosmtpd, killed by PID on drop.

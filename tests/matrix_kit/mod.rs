@@ -7,14 +7,16 @@
 #![allow(dead_code)]
 
 pub mod synapse;
+#[allow(clippy::duplicate_mod)] // both kits share it; a test may load both
+#[path = "../common/venv.rs"]
+mod venv_kit;
 
 #[allow(unused_imports)]
 pub use synapse::{Synapse, SynapseOptions};
 
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
@@ -25,81 +27,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn home() -> PathBuf {
-    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e} (is python3-venv installed?)"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The venv directory with `matrix-synapse` and `heisenbridge`; creates it if missing (bounded
-/// by timeouts; serialised with other test binaries by a lock file).
+/// The venv directory with `matrix-synapse` and `heisenbridge` (made on first use).
 pub fn venv() -> PathBuf {
-    let venv = home().join(".cache/lookout-test/matrix-venv");
-    let ready = venv.join(".matrix-ready");
-    if ready.exists() {
-        return venv;
-    }
-    let parent = venv.parent().unwrap().to_path_buf();
-    std::fs::create_dir_all(&parent).unwrap();
-    let lock = parent.join("matrix-venv.lock");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
-            Ok(_) => break,
-            Err(_) if ready.exists() => return venv,
-            Err(_) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "{} held for 10 minutes; remove it if stale",
-                    lock.display()
-                );
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        }
-    }
-    let result = std::panic::catch_unwind(|| {
-        let python = venv.join("bin/python");
-        if !python.exists() {
-            run(
-                Command::new("timeout")
-                    .args(["120", "python3", "-m", "venv"])
-                    .arg(&venv),
-                "python3 -m venv",
-            );
-        }
-        run(
-            Command::new("timeout").arg("600").arg(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "-q",
-                "matrix-synapse",
-                "heisenbridge",
-            ]),
-            "pip install matrix-synapse heisenbridge",
-        );
-        std::fs::write(&ready, "").unwrap();
-    });
-    let _ = std::fs::remove_file(&lock);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
-    venv
+    venv_kit::ensure("matrix-venv", &["matrix-synapse", "heisenbridge"], 600)
 }
 
 /// The venv's python.

@@ -1,7 +1,8 @@
 //! A real Synapse homeserver (server name `localhost`, SQLite) in a temp dir on a free
 //! loopback port; stopped by PID on drop.
 
-use super::{enc, free_port, python, request, run};
+use super::venv_kit::run;
+use super::{enc, free_port, python, request};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
