@@ -7,7 +7,10 @@
 //!   `group_by: ['...']` so that every alert is a group of its own) is fed through its own API
 //!   (`POST /api/v2/alerts`, as Prometheus does) and posts to one webhook receiver.
 //!
-//! Both post to the same kind of receiver here, which notes when each alert (label `n`) arrived.
+//! - lookout again, with one `[[route]]` to a one-step `[[policy]]` paging the same webhook, so
+//!   the escalation path is measured too.
+//!
+//! All post to the same kind of receiver here, which notes when each alert (label `n`) arrived.
 //! Single alerts are sent one at a time, each waiting for its delivery; then a burst of
 //! `BENCH_BURST` alerts in one request: the time until all arrived, and how many were lost or
 //! arrived twice. `BENCH_SINGLES` (default 300) and `BENCH_BURST` (default 1000) change the sizes.
@@ -115,11 +118,12 @@ trait Side {
 
 struct Lookout {
     url: String,
+    label: &'static str,
 }
 
 impl Side for Lookout {
     fn name(&self) -> &'static str {
-        "lookout"
+        self.label
     }
 
     fn send(&self, client: &reqwest::blocking::Client, alerts: &[Value]) {
@@ -269,11 +273,8 @@ fn main() {
     let burst = env_usize("BENCH_BURST", 1000);
     let rx = Receiver::start();
     let work = tempfile::tempdir().unwrap();
-    let cfg = kit::write_file(
-        work.path(),
-        "lookout.toml",
-        &format!(
-            r#"
+    let base = format!(
+        r#"
 [intake]
 alertmanager_token = "bench-token"
 
@@ -283,18 +284,47 @@ kind = "webhook"
 url = "{}"
 min_severity = "info"
 "#,
-            rx.url
-        ),
+        rx.url
     );
-    let daemon = kit::Daemon::start(&cfg, &work.path().join("state"), work.path());
-    let lookout = Lookout { url: daemon.url() };
+    // The same, paged through a route and a one-step escalation policy.
+    let escalated = format!(
+        r#"{base}
+[[route]]
+policy = "page"
+
+[[policy]]
+id = "page"
+[[policy.step]]
+targets = ["hook"]
+ack_timeout = "1h"
+"#
+    );
+    let start = |name: &str, text: &str| {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = kit::write_file(&dir, "lookout.toml", text);
+        kit::Daemon::start(&cfg, &dir.join("state"), &dir)
+    };
+    let plain_daemon = start("plain", &base);
+    let policy_daemon = start("policy", &escalated);
+    let lookout = Lookout {
+        url: plain_daemon.url(),
+        label: "lookout",
+    };
+    let lookout_policy = Lookout {
+        url: policy_daemon.url(),
+        label: "lookout, escalation policy",
+    };
     let am = Am {
         am: intake_kit::Alertmanager::start_grouped(&rx.url, "unused", "['...']"),
     };
     println!("singles: {singles} alerts one at a time; burst: {burst} alerts in one request\n");
     let mut rows = Vec::new();
-    for side in [&lookout as &dyn Side, &am as &dyn Side] {
-        let run = side.name().to_lowercase();
+    for (i, side) in [&lookout as &dyn Side, &lookout_policy, &am]
+        .into_iter()
+        .enumerate()
+    {
+        let run = format!("side{i}");
         let m = measure(side, &rx, &run, singles, burst);
         rows.push((side.name(), m));
     }
@@ -308,16 +338,21 @@ min_severity = "info"
             m.p50_ms, m.p99_ms, m.max_ms, m.singles_lost, m.burst_s, m.burst_lost, m.burst_dup
         );
     }
-    let (l, a) = (&rows[0].1, &rows[1].1);
-    println!(
-        "\nlookout / Alertmanager: p50 {:.2}×, p99 {:.2}×, burst {:.2}×",
-        l.p50_ms / a.p50_ms,
-        l.p99_ms / a.p99_ms,
-        l.burst_s / a.burst_s
-    );
-    let stored = lookout_deliveries(&work.path().join("state"));
-    println!("lookout's notification log holds {stored} delivered rows");
-    daemon.terminate(Duration::from_secs(10));
+    let a = &rows[2].1;
+    for (name, l) in &rows[..2] {
+        println!(
+            "\n{name} / Alertmanager: p50 {:.2}×, p99 {:.2}×, burst {:.2}×",
+            l.p50_ms / a.p50_ms,
+            l.p99_ms / a.p99_ms,
+            l.burst_s / a.burst_s
+        );
+    }
+    for name in ["plain", "policy"] {
+        let stored = lookout_deliveries(&work.path().join(name).join("state"));
+        println!("lookout ({name}): the notification log holds {stored} delivered rows");
+    }
+    plain_daemon.terminate(Duration::from_secs(10));
+    policy_daemon.terminate(Duration::from_secs(10));
 }
 
 /// Delivered rows in lookout's persisted notification log.
