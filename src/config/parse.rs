@@ -45,61 +45,12 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
             "store" => section(value, "[store]", errors, |v| config.store = v),
             "intake" => section(value, "[intake]", errors, |v| config.intake = v),
             "deadman" => section(value, "[deadman]", errors, |v| config.deadman = Some(v)),
-            "heartbeat" => {
-                for entry in array_of_tables(value, "heartbeat", errors) {
-                    let span = entry.span();
-                    let value = Spanned::new(span.clone(), DeValue::Table(entry.into_inner()));
-                    section(
-                        value,
-                        "heartbeat",
-                        errors,
-                        |mut h: super::HeartbeatConfig| {
-                            h.span = span.clone();
-                            config.heartbeats.push(h)
-                        },
-                    );
-                }
-            }
-            "route" => spanned_tables(value, "route", errors, |mut r: super::RouteConfig, span| {
-                r.span = span;
-                config.routes.push(r)
-            }),
-            "policy" => spanned_tables(
-                value,
-                "policy",
-                errors,
-                |mut p: super::PolicyConfig, span| {
-                    p.span = span;
-                    config.policies.push(p)
-                },
-            ),
-            "person" => spanned_tables(
-                value,
-                "person",
-                errors,
-                |mut p: super::PersonConfig, span| {
-                    p.span = span;
-                    config.people.push(p)
-                },
-            ),
-            "schedule" => spanned_tables(
-                value,
-                "schedule",
-                errors,
-                |mut s: super::ScheduleConfig, span| {
-                    s.span = span;
-                    config.schedules.push(s)
-                },
-            ),
-            "maintenance" => spanned_tables(
-                value,
-                "maintenance",
-                errors,
-                |mut m: super::MaintenanceConfig, span| {
-                    m.span = span;
-                    config.maintenance.push(m)
-                },
-            ),
+            "heartbeat" => push_tables(value, "heartbeat", errors, &mut config.heartbeats),
+            "route" => push_tables(value, "route", errors, &mut config.routes),
+            "policy" => push_tables(value, "policy", errors, &mut config.policies),
+            "person" => push_tables(value, "person", errors, &mut config.people),
+            "schedule" => push_tables(value, "schedule", errors, &mut config.schedules),
+            "maintenance" => push_tables(value, "maintenance", errors, &mut config.maintenance),
             "probe" => {
                 for entry in array_of_tables(value, "probe", errors) {
                     if let Some(p) = parse_probe(entry, errors) {
@@ -139,16 +90,45 @@ fn section<'i, T: Deserialize<'i>>(
 }
 
 /// Deserializes every table of an array of tables, handing each its span.
-fn spanned_tables<'i, T: Deserialize<'i>>(
+/// A `[[name]]` entry that remembers where its table is in the file.
+pub(super) trait Located {
+    /// Records the table's span.
+    fn locate(&mut self, span: Range<usize>);
+}
+
+macro_rules! located {
+    ($($t:ty),*) => {$(
+        impl Located for $t {
+            fn locate(&mut self, span: Range<usize>) {
+                self.span = span;
+            }
+        }
+    )*};
+}
+
+located!(
+    super::HeartbeatConfig,
+    super::RouteConfig,
+    super::PolicyConfig,
+    super::PersonConfig,
+    super::ScheduleConfig,
+    super::MaintenanceConfig
+);
+
+/// Parses every `[[name]]` table into `out`, each with its span; errors go to `errors`.
+fn push_tables<'i, T: Deserialize<'i> + Located>(
     value: Spanned<DeValue<'i>>,
     name: &str,
     errors: &mut Collector<'_>,
-    mut set: impl FnMut(T, Range<usize>),
+    out: &mut Vec<T>,
 ) {
     for entry in array_of_tables(value, name, errors) {
         let span = entry.span();
         let value = Spanned::new(span.clone(), DeValue::Table(entry.into_inner()));
-        section(value, name, errors, |v: T| set(v, span.clone()));
+        section(value, name, errors, |mut v: T| {
+            v.locate(span.clone());
+            out.push(v)
+        });
     }
 }
 
