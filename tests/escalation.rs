@@ -13,25 +13,18 @@ mod matrix_kit;
 use escalation_kit::*;
 use kit::fake::{Contract, Fake};
 use kit::{Daemon, Sink, write_file};
-use matrix_kit::{Synapse, SynapseOptions};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 #[test]
 fn seed_scenario_escalates_falls_back_survives_kill_and_stops_on_ack() {
     // A real Synapse: the bot, alice (paged in the room) and the room's owner.
-    let hs = Synapse::start(SynapseOptions::default());
-    hs.register("owner", "owner-password-1", true);
-    hs.register("lookout", "bot-password-for-lookout-7", false);
-    hs.register("alice", "alice-password-1", false);
-    let owner = hs.login("owner", "owner-password-1");
-    let alice = hs.login("alice", "alice-password-1");
-    let room = hs.create_room(
-        &owner,
-        Some("ops"),
-        &["@lookout:localhost", "@alice:localhost"],
-    );
-    hs.join(&alice, &room);
+    let OpsRoom {
+        hs,
+        owner,
+        alice,
+        room,
+    } = OpsRoom::start("bot-password-for-lookout-7");
 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -384,18 +377,12 @@ group_wait = "0s"
 
 #[test]
 fn a_check_mark_on_a_grouped_matrix_page_acknowledges_the_whole_group() {
-    let hs = Synapse::start(SynapseOptions::default());
-    hs.register("owner", "owner-password-1", true);
-    hs.register("lookout", "bot-password-for-lookout-8", false);
-    hs.register("alice", "alice-password-1", false);
-    let owner = hs.login("owner", "owner-password-1");
-    let alice = hs.login("alice", "alice-password-1");
-    let room = hs.create_room(
-        &owner,
-        Some("ops"),
-        &["@lookout:localhost", "@alice:localhost"],
-    );
-    hs.join(&alice, &room);
+    let OpsRoom {
+        hs,
+        owner,
+        alice,
+        room,
+    } = OpsRoom::start("bot-password-for-lookout-8");
 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use super::kit::{Daemon, Sink, lookout_bin, write_file};
-use super::matrix_kit::Synapse;
+use super::matrix_kit::{Synapse, SynapseOptions};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -167,4 +167,40 @@ pub fn legacy_config(dir: &Path, flag: &Path, sink: &Sink, extra: &str) -> PathB
             sink.url
         ),
     )
+}
+
+/// A real Synapse with the bot `lookout`, alice (to be paged) and the owner of the room `ops`,
+/// which the bot is invited to and alice has joined.
+pub struct OpsRoom {
+    pub hs: Synapse,
+    /// The owner's access token.
+    pub owner: String,
+    /// Alice's access token.
+    pub alice: String,
+    /// The room id.
+    pub room: String,
+}
+
+impl OpsRoom {
+    /// Starts it; the bot's password is `bot_password`.
+    pub fn start(bot_password: &str) -> OpsRoom {
+        let hs = Synapse::start(SynapseOptions::default());
+        hs.register("owner", "owner-password-1", true);
+        hs.register("lookout", bot_password, false);
+        hs.register("alice", "alice-password-1", false);
+        let owner = hs.login("owner", "owner-password-1");
+        let alice = hs.login("alice", "alice-password-1");
+        let room = hs.create_room(
+            &owner,
+            Some("ops"),
+            &["@lookout:localhost", "@alice:localhost"],
+        );
+        hs.join(&alice, &room);
+        OpsRoom {
+            hs,
+            owner,
+            alice,
+            room,
+        }
+    }
 }
