@@ -157,9 +157,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `lookout run` with this config file and state dir on a free port.
+    /// Starts `lookout run` with this config file and state dir on a free port (another port is
+    /// tried when another process took the chosen one between choosing and binding).
     pub fn start(config: &Path, state_dir: &Path, log_dir: &Path) -> Daemon {
-        Self::start_with(Some(config), state_dir, log_dir, free_port())
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start(Some(config), state_dir, log_dir, free_port()) {
+                Ok(d) => return d,
+                Err(log) if log.contains("cannot listen") => last = log,
+                Err(log) => panic!("lookout exited at start; log:\n{log}"),
+            }
+        }
+        panic!("lookout found no free port in 3 tries; last log:\n{last}")
     }
 
     /// Starts `lookout run` (with or without a config) on `port`.
@@ -169,6 +178,17 @@ impl Daemon {
         log_dir: &Path,
         port: u16,
     ) -> Daemon {
+        Self::try_start(config, state_dir, log_dir, port)
+            .unwrap_or_else(|log| panic!("lookout exited at start; log:\n{log}"))
+    }
+
+    /// Starts the daemon and waits until it listens; `Err(log)` when it exited first.
+    fn try_start(
+        config: Option<&Path>,
+        state_dir: &Path,
+        log_dir: &Path,
+        port: u16,
+    ) -> Result<Daemon, String> {
         let log = log_dir.join(format!(
             "lookout-{}.log",
             Instant::now().elapsed().as_nanos() ^ (port as u128)
@@ -189,14 +209,14 @@ impl Daemon {
             .stdout(logf.try_clone().unwrap())
             .stderr(logf);
         let child = cmd.spawn().expect("spawn lookout");
-        let d = Daemon {
+        let mut d = Daemon {
             child,
             port,
             log,
             state_dir: state_dir.to_path_buf(),
         };
-        d.wait_ready();
-        d
+        d.wait_ready()?;
+        Ok(d)
     }
 
     /// The API base URL.
@@ -204,11 +224,19 @@ impl Daemon {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn wait_ready(&self) {
+    /// Waits until this daemon (not another process on the port) listens: its own start-up
+    /// line names the port and the port answers. `Err(log)` when it exited first.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let started = format!("status page: http://127.0.0.1:{}/", self.port);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Err(self.log_text());
+            }
+            if self.log_text().contains(&started)
+                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -223,9 +251,25 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// GET a JSON API path.
+    /// GET a JSON API path; a failure panics with the daemon's log (and whether it still runs).
     pub fn get(&self, path: &str) -> Value {
-        http_get_json(&format!("{}{path}", self.url()))
+        let url = format!("{}{path}", self.url());
+        match std::panic::catch_unwind(|| http_get_json(&url)) {
+            Ok(v) => v,
+            Err(e) => {
+                let why = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "request failed".into());
+                let alive = std::path::Path::new(&format!("/proc/{}", self.child.id())).exists();
+                panic!(
+                    "{why}\n(lookout pid {} {}); its log:\n{}",
+                    self.child.id(),
+                    if alive { "still exists" } else { "is gone" },
+                    self.log_text()
+                )
+            }
+        }
     }
 
     /// SIGKILL, as a crash would.
