@@ -28,6 +28,71 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
+/// Which Matrix credentials a configuration entry set: presence only, for validation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CredentialsGiven<'a> {
+    /// `user`.
+    pub user: Option<&'a str>,
+    /// `password` is set.
+    pub password: bool,
+    /// `password_file` is set.
+    pub password_file: bool,
+    /// `access_token` is set.
+    pub access_token: bool,
+    /// `access_token_file` is set.
+    pub access_token_file: bool,
+}
+
+/// The problems, as (message, hint), of a homeserver URL, a set of credentials and a room, shared
+/// by every configuration that logs in to Matrix (the `matrix` and `bridge` probes, the `matrix`
+/// notifier). Pure.
+pub fn login_problems(
+    homeserver: &str,
+    given: CredentialsGiven<'_>,
+    room: &str,
+) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    if let Err(e) = Homeserver::check_url(homeserver) {
+        out.push((
+            format!("homeserver: {e}"),
+            Some(
+                "the client-server API base, e.g. homeserver = \"https://matrix.example.org\""
+                    .into(),
+            ),
+        ));
+    }
+    let count = [
+        given.password,
+        given.password_file,
+        given.access_token,
+        given.access_token_file,
+    ]
+    .iter()
+    .filter(|g| **g)
+    .count();
+    if count != 1 {
+        out.push((
+            format!(
+                "set exactly one of password, password_file, access_token, access_token_file ({count} set)"
+            ),
+            Some("e.g. user = \"lookout\" and password_file = \"/etc/lookout/matrix.password\"".into()),
+        ));
+    }
+    if (given.password || given.password_file) && given.user.is_none_or(|u| u.trim().is_empty()) {
+        out.push((
+            "a password login needs `user`".into(),
+            Some("the user's localpart or full id, e.g. user = \"@lookout:example.org\"".into()),
+        ));
+    }
+    if !is_room_reference(room) {
+        out.push((
+            format!("room {room:?} is neither a room id nor an alias"),
+            Some(ROOM_HINT.into()),
+        ));
+    }
+    out
+}
+
 /// Whether `room` can name a room: a room id (`!opaque`, with `:server` before room version 12)
 /// or an alias (`#name:server`).
 pub fn is_room_reference(room: &str) -> bool {

@@ -86,46 +86,17 @@ impl KindConfig for MatrixConfig {
 impl MatrixConfig {
     /// Every semantic problem, as (message, hint). Pure.
     pub fn problems(&self) -> Vec<(String, Option<String>)> {
-        let mut out = Vec::new();
-        if let Err(e) = Homeserver::check_url(&self.homeserver) {
-            out.push((
-                format!("homeserver: {e}"),
-                Some("e.g. homeserver = \"https://matrix.example.org\"".into()),
-            ));
-        }
-        let given = [
-            self.password.is_some(),
-            self.password_file.is_some(),
-            self.access_token.is_some(),
-            self.access_token_file.is_some(),
-        ]
-        .iter()
-        .filter(|g| **g)
-        .count();
-        if given != 1 {
-            out.push((
-                format!(
-                    "set exactly one of password, password_file, access_token, access_token_file ({given} set)"
-                ),
-                Some("e.g. user = \"lookout-probe\" and password_file = \"/etc/lookout/matrix-probe.password\"".into()),
-            ));
-        }
-        let by_password = self.password.is_some() || self.password_file.is_some();
-        if by_password && self.user.as_deref().is_none_or(|u| u.trim().is_empty()) {
-            out.push((
-                "a password login needs `user`".into(),
-                Some(
-                    "the probe user's localpart or full id, e.g. \"@lookout-probe:example.org\""
-                        .into(),
-                ),
-            ));
-        }
-        if !crate::matrix::is_room_reference(&self.room) {
-            out.push((
-                format!("room {:?} is neither a room id nor an alias", self.room),
-                Some(crate::matrix::ROOM_HINT.into()),
-            ));
-        }
+        let mut out = crate::matrix::login_problems(
+            &self.homeserver,
+            crate::matrix::CredentialsGiven {
+                user: self.user.as_deref(),
+                password: self.password.is_some(),
+                password_file: self.password_file.is_some(),
+                access_token: self.access_token.is_some(),
+                access_token_file: self.access_token_file.is_some(),
+            },
+            &self.room,
+        );
         for (name, d) in [
             ("visible_within", self.visible_within),
             ("request_timeout", self.request_timeout),

@@ -87,38 +87,17 @@ fn is_user_id(s: &str) -> bool {
 impl MatrixNotifierConfig {
     /// Every semantic problem, as (message, hint). Pure.
     pub fn problems(&self) -> Vec<(String, Option<String>)> {
-        let mut out = Vec::new();
-        if let Err(e) = Homeserver::check_url(&self.homeserver) {
-            out.push((format!("homeserver: {e}"), None));
-        }
-        let given = [
-            self.password.is_some(),
-            self.password_file.is_some(),
-            self.access_token.is_some(),
-            self.access_token_file.is_some(),
-        ]
-        .iter()
-        .filter(|g| **g)
-        .count();
-        if given != 1 {
-            out.push((
-                format!(
-                    "set exactly one of password, password_file, access_token, access_token_file ({given} set)"
-                ),
-                None,
-            ));
-        }
-        if (self.password.is_some() || self.password_file.is_some())
-            && self.user.as_deref().is_none_or(|u| u.trim().is_empty())
-        {
-            out.push(("a password login needs `user`".into(), None));
-        }
-        if !crate::matrix::is_room_reference(&self.room) {
-            out.push((
-                format!("room {:?} is neither a room id nor an alias", self.room),
-                Some(crate::matrix::ROOM_HINT.into()),
-            ));
-        }
+        let mut out = crate::matrix::login_problems(
+            &self.homeserver,
+            crate::matrix::CredentialsGiven {
+                user: self.user.as_deref(),
+                password: self.password.is_some(),
+                password_file: self.password_file.is_some(),
+                access_token: self.access_token.is_some(),
+                access_token_file: self.access_token_file.is_some(),
+            },
+            &self.room,
+        );
         for u in self
             .mentions
             .iter()

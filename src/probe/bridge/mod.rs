@@ -117,46 +117,17 @@ impl KindConfig for BridgeConfig {
 impl BridgeConfig {
     /// Every semantic problem, as (message, hint). Pure.
     pub fn problems(&self) -> Vec<(String, Option<String>)> {
-        let mut out = Vec::new();
-        if !(self.homeserver.starts_with("http://") || self.homeserver.starts_with("https://")) {
-            out.push((
-                "homeserver must start with http:// or https://".to_string(),
-                Some("the client-server API base, e.g. \"https://matrix.example.org\"".into()),
-            ));
-        }
-        if !crate::matrix::is_room_reference(&self.room) {
-            out.push((
-                format!("room {:?} is neither a room id nor an alias", self.room),
-                Some(crate::matrix::ROOM_HINT.into()),
-            ));
-        }
-        let passwords = [self.password.is_some(), self.password_file.is_some()]
-            .iter()
-            .filter(|x| **x)
-            .count();
-        let tokens = [
-            self.access_token.is_some(),
-            self.access_token_file.is_some(),
-        ]
-        .iter()
-        .filter(|x| **x)
-        .count();
-        match (passwords, tokens) {
-            (0, 0) => out.push((
-                "no credentials for the Matrix probe user".into(),
-                Some("set user with password or password_file, or access_token(_file)".into()),
-            )),
-            (1, 0) if self.user.is_none() => out.push((
-                "password given without user".into(),
-                Some("user = \"@lookout:example.org\"".into()),
-            )),
-            (1, 0) | (0, 1) => {}
-            _ => out.push((
-                "give exactly one of password, password_file, access_token, access_token_file"
-                    .into(),
-                None,
-            )),
-        }
+        let mut out = crate::matrix::login_problems(
+            &self.homeserver,
+            crate::matrix::CredentialsGiven {
+                user: self.user.as_deref(),
+                password: self.password.is_some(),
+                password_file: self.password_file.is_some(),
+                access_token: self.access_token.is_some(),
+                access_token_file: self.access_token_file.is_some(),
+            },
+            &self.room,
+        );
         if self.as_token.is_some() && self.as_token_file.is_some() {
             out.push(("give as_token or as_token_file, not both".into(), None));
         }
@@ -217,7 +188,7 @@ mod tests {
             ),
             (
                 "homeserver = \"m.example.org\"\npassword = \"p\"\nuser = \"u\"\nroom = \"!a\"\n",
-                "homeserver must start with http",
+                "homeserver: ",
             ),
             (
                 "homeserver = \"http://h\"\npassword = \"p\"\nuser = \"u\"\nroom = \"#a\"\n",
@@ -225,11 +196,11 @@ mod tests {
             ),
             (
                 "homeserver = \"http://h\"\nroom = \"!a\"\n",
-                "no credentials",
+                "exactly one of password, password_file, access_token, access_token_file (0 set)",
             ),
             (
                 "homeserver = \"http://h\"\npassword = \"p\"\nroom = \"!a\"\n",
-                "password given without user",
+                "a password login needs `user`",
             ),
             (
                 "homeserver = \"http://h\"\npassword = \"p\"\nuser = \"u\"\naccess_token = \"t\"\nroom = \"!a\"\n",
