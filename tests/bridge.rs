@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 /// The bridge probe's interval. Tokens get `DEADLINE_S` to arrive (the 5 s delay of scenario 4
 /// must still count as delivered); after a failed round the next comes at once, so two failed
-/// rounds fit in two periods however the wedge falls between rounds.
-const INTERVAL_S: u64 = 16;
+/// rounds fit in two periods however the wedge falls between rounds: at worst one period plus
+/// two deadlines (18 + 2 × 7 = 32 s of the 36 s), which leaves room for a loaded machine.
+const INTERVAL_S: u64 = 18;
 const DEADLINE_S: u64 = 7;
 
 fn bridge_probe(stack: &Stack, dir: &std::path::Path, id: &str, nick: &str, extra: &str) -> String {

@@ -79,10 +79,15 @@ timeout = "1s"
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let resumed = Instant::now();
-    monitor.wait_for("a ping after recovery", Duration::from_secs(10), |b| {
-        b["event"] == "watchdog"
-    });
-    assert!(pings_within(&monitor, resumed) >= 1);
+    let deadline = resumed + Duration::from_secs(10);
+    while pings_within(&monitor, resumed) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        pings_within(&monitor, resumed) >= 1,
+        "no ping within 10 s of the recovery:\n{}",
+        d.log_text()
+    );
     let timeline = d.get("/api/v1/timeline?since=1h");
     let kinds: Vec<&str> = timeline
         .as_array()
@@ -130,9 +135,9 @@ timeout = "1s"
     let cfg = write_file(work.path(), "lookout.toml", &cfg);
     let d = Daemon::start(&cfg, &work.path().join("state"), work.path());
     let started = Instant::now();
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(6));
     let n = pings_within(&monitor, started);
-    assert!((3..=7).contains(&n), "{n} pings in 5 s at a 1 s interval");
+    assert!((3..=8).contains(&n), "{n} pings in 6 s at a 1 s interval");
     let first = &monitor.all()[0].body;
     assert_eq!(first["source"], "lookout");
     d.terminate(Duration::from_secs(5));

@@ -66,14 +66,14 @@ url = "{}"
         "no alert while beats come"
     );
 
-    // Quiet: the alert comes within period + grace (+1 s tolerance).
-    let page = sink.wait_for("heartbeat_missing", Duration::from_secs(6), |b| {
+    // Quiet: the alert comes within period + grace (+2 s tolerance for a loaded machine).
+    let page = sink.wait_for("heartbeat_missing", Duration::from_secs(8), |b| {
         is_beat(b, "firing", "heartbeat_missing", "backup")
     });
     let after = page.at - last;
     eprintln!("missing beat paged {after:?} after the last beat (period 2s + grace 1s)");
     assert!(
-        after >= Duration::from_millis(2900) && after <= Duration::from_secs(4),
+        after >= Duration::from_millis(2900) && after <= Duration::from_secs(5),
         "paged {after:?} after the last beat"
     );
     assert_eq!(page.body["alert"]["severity"], "critical");
@@ -96,10 +96,10 @@ url = "{}"
     // /fail alerts at once; an exit code 0 resolves it; a non-zero one alerts again.
     let failed_at = Instant::now();
     assert_eq!(request("POST", &url("backup/fail"), None, None).status, 200);
-    let page = sink.wait_for("heartbeat_failed", Duration::from_secs(2), |b| {
+    let page = sink.wait_for("heartbeat_failed", Duration::from_secs(4), |b| {
         is_beat(b, "firing", "heartbeat_failed", "backup")
     });
-    assert!(page.at - failed_at < Duration::from_secs(1));
+    assert!(page.at - failed_at < Duration::from_secs(2));
     assert_eq!(request("GET", &url("backup/0"), None, None).status, 200);
     sink.wait_for("heartbeat_failed resolved", Duration::from_secs(3), |b| {
         is_beat(b, "resolved", "heartbeat_failed", "backup")

@@ -57,7 +57,7 @@ async fn a_normal_answer_is_ok_with_samples_and_reuses_the_connection() {
         assert_eq!(sample(&obs, "http.cert_expires_in_seconds"), None);
         // Probe runs are an interval apart; the connection goes back to the pool in the
         // background right after the body, so a run that follows at once may race it.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     assert_eq!(
         server.accepted.load(std::sync::atomic::Ordering::SeqCst),
@@ -270,7 +270,7 @@ async fn tls_certificate_expiry_is_measured_and_judged() {
             (46.5 * 3600.0 - 120.0..=46.5 * 3600.0).contains(&left),
             "run {run_no}: {left}s left"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await; // let the connection return to the pool
+        tokio::time::sleep(Duration::from_secs(1)).await; // let the connection return to the pool
     }
     assert_eq!(
         server.accepted.load(std::sync::atomic::Ordering::SeqCst),

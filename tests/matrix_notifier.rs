@@ -167,11 +167,16 @@ mentions = ["@alice:localhost"]
     });
     eprintln!("acknowledged {:?} after the reaction", reacted.elapsed());
     assert_eq!(a["acked_by"], "@alice:localhost");
-    let timeline = serde_json::to_string(&d.get("/api/v1/timeline")).unwrap();
-    assert!(
-        timeline.contains("@alice:localhost acknowledged"),
-        "{timeline}"
-    );
+    // The timeline entry follows the state change by a moment: poll for it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let timeline = serde_json::to_string(&d.get("/api/v1/timeline")).unwrap();
+        if timeline.contains("@alice:localhost acknowledged") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{timeline}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // The acknowledgement is posted back to the room.
     wait_event(
         &hs,

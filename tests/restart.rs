@@ -4,7 +4,7 @@
 mod kit;
 
 use kit::{Daemon, Sink, is_event, write_file};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[test]
 fn a_firing_alert_survives_kill_9_without_a_second_page() {
@@ -40,8 +40,23 @@ url = "{}"
     });
     let id = page.body["alert"]["id"].as_str().unwrap().to_string();
     let started_at = page.body["alert"]["started_at"].as_f64().unwrap();
-    // Give the delivery record time to be committed (writes are flushed at once, batched within 1 s).
-    std::thread::sleep(Duration::from_millis(1500));
+    // Kill only once the delivery record says "delivered": a record still pending at the kill
+    // is rightly resent after the restart (at-least-once), which is another test's subject.
+    let key = format!("{}:hook", page.body["dedup_key"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let outcome = lookout::store::open_read_only(&state)
+            .ok()
+            .and_then(|conn| lookout::store::delivery_outcome(&conn, &key).ok().flatten());
+        if outcome.as_deref() == Some("delivered") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "delivery {key} not committed within 10 s: {outcome:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     first.kill9();
 
     let second = Daemon::start(&config, &state, work.path());

@@ -125,6 +125,15 @@ fn bearer_matches(headers: &HeaderMap, expected: &crate::config::Secret) -> bool
     given.as_bytes().ct_eq(expected.expose().as_bytes()).into()
 }
 
+/// Waits (at most 2 s) until what an operator just did is committed, so a crash right after
+/// the answer cannot lose it. A failing store does not hold the answer back: lookout then
+/// works from memory and alerts about its store.
+async fn committed(core: &Core) {
+    let store = core.store.clone();
+    let _ =
+        tokio::task::spawn_blocking(move || store.flush(std::time::Duration::from_secs(2))).await;
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
@@ -146,7 +155,10 @@ async fn ack(
         .filter(|b| !b.trim().is_empty())
         .unwrap_or_else(|| "api".into());
     match core.acknowledge(&id, &by) {
-        Ok(alert) => Json(alert).into_response(),
+        Ok(alert) => {
+            committed(&core).await;
+            Json(alert).into_response()
+        }
         Err(e) if e.starts_with("no alert") => error(StatusCode::NOT_FOUND, e),
         Err(e) => error(StatusCode::CONFLICT, e),
     }

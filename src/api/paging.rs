@@ -1,6 +1,6 @@
 //! `/api/v1/silences` and `/api/v1/escalations`.
 
-use super::{authorized, error};
+use super::{authorized, committed, error};
 use crate::daemon::core::Core;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -70,7 +70,10 @@ async fn add(
         .filter(|a| !a.trim().is_empty())
         .unwrap_or_else(|| "api".into());
     match core.add_silence(b.matchers, d.as_secs_f64(), b.comment, author) {
-        Ok(s) => Json(s).into_response(),
+        Ok(s) => {
+            committed(&core).await;
+            Json(s).into_response()
+        }
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
@@ -93,7 +96,10 @@ async fn expire(
         q.by.filter(|b| !b.trim().is_empty())
             .unwrap_or_else(|| "api".into());
     match core.expire_silence(&id, &by) {
-        Ok(s) => Json(s).into_response(),
+        Ok(s) => {
+            committed(&core).await;
+            Json(s).into_response()
+        }
         Err(e) if e.starts_with("no silence") => error(StatusCode::NOT_FOUND, e),
         Err(e) => error(StatusCode::CONFLICT, e),
     }

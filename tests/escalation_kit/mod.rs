@@ -30,7 +30,7 @@ id = "{id}"
 kind = "command"
 argv = ["{}"]
 interval = "500ms"
-timeout = "400ms"
+timeout = "500ms"
 "#,
         script.display()
     )

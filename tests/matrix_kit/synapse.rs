@@ -76,6 +76,9 @@ impl Synapse {
                 "resources": [{"names": ["client"], "compress": false}],
             }],
             "registration_shared_secret": SHARED_SECRET,
+            // Cheap password hashes: every login (each `check --once` logs in afresh) costs
+            // milliseconds, not a quarter second of a busy CPU.
+            "bcrypt_rounds": 4,
             "trusted_key_servers": [],
             "suppress_key_server_warning": true,
             "report_stats": false,
