@@ -169,14 +169,14 @@ mentions = ["@alice:localhost"]
     assert_eq!(a["acked_by"], "@alice:localhost");
     // The timeline entry follows the state change by a moment: poll for it.
     let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let timeline = loop {
         let timeline = serde_json::to_string(&d.get("/api/v1/timeline")).unwrap();
         if timeline.contains("@alice:localhost acknowledged") {
-            break;
+            break timeline;
         }
         assert!(Instant::now() < deadline, "{timeline}");
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
     // The acknowledgement is posted back to the room.
     wait_event(
         &hs,
