@@ -45,7 +45,7 @@ fn zero_config_serves_page_metrics_and_warns_that_nobody_is_paged() {
             let f: Vec<&str> = l.split_whitespace().collect();
             (f.get(1) == Some(&"/")).then(|| f[2].to_string())
         })
-        .last()
+        .next_back()
         .expect("/ in /proc/self/mounts");
     let series =
         format!("lookout_disk_avail_bytes{{fstype=\"{root_fstype}\",mount=\"/\",probe=\"disks\"}}");
