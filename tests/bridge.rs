@@ -464,6 +464,8 @@ async fn the_irc_connection_takes_another_nick_and_reconnects() {
     let target = |nick: &str| IrcTarget {
         server: "127.0.0.1".into(),
         port,
+        tls: false,
+        ca_file: None,
         nick: nick.into(),
         channel: "#test".into(),
         password: None,

@@ -9,7 +9,11 @@
 //!                          └────────────[hs proxy]◀──── C-S API ────────┘   lookout ──┘
 //! ```
 
+// Shared by tests/bridge.rs and tests/bridge_tls.rs, which use different parts.
+#![allow(dead_code)]
+
 pub mod proxy;
+pub mod tls;
 
 use super::matrix_kit::{self, Synapse, SynapseOptions};
 use proxy::{Mode, Proxy};
@@ -62,13 +66,27 @@ fn wait_port(port: u16, within: Duration, what: &str, log: &Path) {
 /// Starts ngIRCd on 127.0.0.1:`port` with its config, MOTD and log in `dir`, and waits until it
 /// listens. It drops to `nobody` (so its PID file cannot be written, which it survives).
 pub fn start_ircd(dir: &Path, port: u16) -> Proc {
+    start_ircd_with(dir, port, None)
+}
+
+/// [`start_ircd`], and with `tls` = (port, certificate) also a TLS port serving that
+/// certificate (waited for too).
+pub fn start_ircd_with(dir: &Path, port: u16, tls: Option<(u16, &tls::TestCa)>) -> Proc {
     std::fs::write(dir.join("motd"), "lookout test\n").unwrap();
+    let ssl = match tls {
+        None => String::new(),
+        Some((tls_port, ca)) => format!(
+            "[SSL]\nCertFile = {}\nKeyFile = {}\nPorts = {tls_port}\n",
+            ca.cert_pem.display(),
+            ca.key_pem.display()
+        ),
+    };
     std::fs::write(
         dir.join("ngircd.conf"),
         format!(
             "[Global]\nName = irc.localhost\nInfo = lookout test\nListen = 127.0.0.1\nPorts = {port}\n\
              MotdFile = {}\nPidFile = {}\n[Limits]\nMaxNickLength = 9\n\
-             [Options]\nDNS = no\nIdent = no\nPAM = no\n[Channel]\nName = {CHANNEL}\n",
+             [Options]\nDNS = no\nIdent = no\nPAM = no\n{ssl}[Channel]\nName = {CHANNEL}\n",
             dir.join("motd").display(),
             dir.join("ngircd.pid").display()
         ),
@@ -82,6 +100,9 @@ pub fn start_ircd(dir: &Path, port: u16) -> Proc {
         dir.join("ngircd.log"),
     );
     wait_port(port, Duration::from_secs(10), "ngircd", &ircd.log);
+    if let Some((tls_port, _)) = tls {
+        wait_port(tls_port, Duration::from_secs(10), "ngircd (TLS)", &ircd.log);
+    }
     ircd
 }
 

@@ -1,10 +1,11 @@
-//! The IRC side: one connection (the `irc` crate, plain TCP) kept open across rounds by a
-//! background task, which reconnects with backoff, joins the channel and broadcasts every line
-//! seen there. Dropping the transport ends the task.
+//! The IRC side: one connection (the `irc` crate, plain TCP or TLS through rustls) kept open
+//! across rounds by a background task, which reconnects with backoff, joins the channel and
+//! broadcasts every line seen there. Dropping the transport ends the task.
 
 use super::transport::{Seen, Transport};
 use async_trait::async_trait;
 use irc::client::prelude::{Client, Command, Config, Sender};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -21,6 +22,10 @@ pub struct IrcTarget {
     pub server: String,
     /// TCP port.
     pub port: u16,
+    /// Connect with TLS (the server's certificate is verified; there is no way around that).
+    pub tls: bool,
+    /// With `tls`: a PEM file of CA certificates trusted besides the system's and Mozilla's.
+    pub ca_file: Option<PathBuf>,
     /// The wanted nick (cut to [`MAX_NICK`]).
     pub nick: String,
     /// The channel, e.g. `#test`.
@@ -58,6 +63,9 @@ pub struct IrcTransport {
 impl IrcTransport {
     /// Starts the background connection (needs a tokio runtime).
     pub fn start(target: IrcTarget) -> IrcTransport {
+        // The `irc` crate builds its TLS config from the process-wide provider; with ring and
+        // aws-lc-rs both compiled in, rustls panics unless one is installed.
+        crate::http::install_crypto_provider();
         let (link, _) = watch::channel(Link::Connecting);
         let (seen, _) = broadcast::channel(256);
         let shared = Arc::new(Shared {
@@ -142,13 +150,29 @@ async fn session(shared: &Shared, target: &IrcTarget) -> String {
         channels: vec![target.channel.clone()],
         ping_time: Some(30),
         ping_timeout: Some(15),
+        use_tls: Some(target.tls),
+        cert_path: target
+            .ca_file
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
         ..Config::default()
     };
     let addr = format!("{}:{}", target.server, target.port);
+    if let Some(ca) = target.ca_file.as_deref().filter(|_| target.tls)
+        && let Err(why) = check_ca_file(ca)
+    {
+        return why;
+    }
     let mut client =
         match tokio::time::timeout(target.connect_timeout, Client::from_config(config)).await {
+            Err(_) if target.tls => {
+                return format!("connecting to {addr} (TCP and TLS handshake) timed out");
+            }
             Err(_) => return format!("connecting to {addr} timed out"),
-            Ok(Err(e)) => return format!("cannot connect to {addr}: {e}"),
+            Ok(Err(e)) if target.tls && is_tls_failure(&e) => {
+                return format!("TLS handshake with {addr} failed: {}", describe(&e));
+            }
+            Ok(Err(e)) => return format!("cannot connect to {addr}: {}", describe(&e)),
             Ok(Ok(c)) => c,
         };
     if let Err(e) = client.identify() {
@@ -173,7 +197,7 @@ async fn session(shared: &Shared, target: &IrcTarget) -> String {
         };
         let message = match next {
             None => return format!("{addr} closed the connection"),
-            Some(Err(e)) => return format!("{addr}: {e}"),
+            Some(Err(e)) => return format!("{addr}: {}", describe(&e)),
             Some(Ok(m)) => m,
         };
         let from = message.source_nickname().map(str::to_string);
@@ -203,6 +227,71 @@ async fn session(shared: &Shared, target: &IrcTarget) -> String {
             Command::ERROR(text) => return format!("{addr}: server error: {text}"),
             _ => {}
         }
+    }
+}
+
+/// Whether `ca_file` holds at least one PEM certificate: the `irc` crate ignores a file without
+/// one (e.g. DER), which would only show later as "UnknownIssuer".
+fn check_ca_file(ca_file: &Path) -> Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(ca_file)
+        .map_err(|e| format!("cannot read irc.ca_file {}: {e}", ca_file.display()))?;
+    match CertificateDer::pem_slice_iter(&pem).next() {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(format!(
+            "irc.ca_file {}: not a valid PEM certificate: {e}",
+            ca_file.display()
+        )),
+        None => Err(format!(
+            "irc.ca_file {} holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")",
+            ca_file.display()
+        )),
+    }
+}
+
+/// Whether connecting failed in TLS (the handshake, or setting TLS up) rather than in TCP.
+fn is_tls_failure(e: &irc::error::Error) -> bool {
+    match e {
+        irc::error::Error::Tls(_) | irc::error::Error::InvalidDnsNameError(_) => true,
+        irc::error::Error::Io(io) => {
+            io.get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+                || matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                )
+        }
+        _ => false,
+    }
+}
+
+/// The `irc` crate's error in words: its own texts for I/O and TLS errors ("an io error
+/// occurred") say nothing, so the cause is shown, with a hint for an unknown CA.
+fn describe(e: &irc::error::Error) -> String {
+    use std::error::Error as _;
+    let text = match e {
+        irc::error::Error::Io(io) => io.to_string(),
+        irc::error::Error::Tls(t) => t.to_string(),
+        irc::error::Error::InvalidDnsNameError(_) => {
+            "the server is neither a valid DNS name nor an IP address".into()
+        }
+        other => {
+            let mut text = other.to_string();
+            let mut source = other.source();
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    };
+    if text.contains("UnknownIssuer") {
+        format!(
+            "{text} (no trusted CA signed the server's certificate; for a private CA set irc.ca_file)"
+        )
+    } else {
+        text
     }
 }
 
@@ -271,5 +360,38 @@ mod tests {
         assert_eq!(nicks("9lives")[0], "l9lives");
         assert_eq!(nicks("a b!c")[0], "abc");
         assert_eq!(nicks("")[0], "l");
+    }
+
+    #[test]
+    fn tls_failures_are_told_apart_from_tcp_ones_and_described() {
+        use std::io::{Error, ErrorKind};
+        let cert = irc::error::Error::Io(Error::new(
+            ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        assert!(is_tls_failure(&cert));
+        let text = describe(&cert);
+        assert!(
+            text.starts_with("invalid peer certificate: UnknownIssuer"),
+            "{text}"
+        );
+        assert!(text.contains("set irc.ca_file"), "{text}");
+        let refused = irc::error::Error::Io(Error::from(ErrorKind::ConnectionRefused));
+        assert!(!is_tls_failure(&refused));
+        assert_eq!(describe(&refused), "connection refused");
+    }
+
+    #[test]
+    fn a_ca_file_without_a_pem_certificate_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let der = dir.path().join("ca.der");
+        std::fs::write(&der, b"\x30\x82\x01\x00").unwrap();
+        assert!(
+            check_ca_file(&der)
+                .unwrap_err()
+                .contains("holds no PEM certificate")
+        );
+        let missing = check_ca_file(&dir.path().join("nope.pem")).unwrap_err();
+        assert!(missing.starts_with("cannot read irc.ca_file"), "{missing}");
     }
 }

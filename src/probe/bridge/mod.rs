@@ -67,12 +67,16 @@ pub struct BridgeConfig {
 pub struct IrcSide {
     /// Server host name or address. Required.
     pub server: String,
-    /// Port. Default 6667.
-    #[serde(default = "default_irc_port")]
-    pub port: u16,
-    /// Use TLS. Only `false` is supported in this build (plain TCP). Default false.
+    /// Port. Default 6667, or 6697 with `tls = true`.
+    pub port: Option<u16>,
+    /// Connect with TLS (rustls, ring), verifying the server's certificate against the
+    /// system's roots, Mozilla's (webpki-roots) and `ca_file`. Default false.
     #[serde(default)]
     pub tls: bool,
+    /// A PEM file of CA certificates to trust besides those, for a server whose certificate a
+    /// private CA signed (or a self-signed one: give the certificate itself). Read at each
+    /// connect. Needs `tls = true`. Default none.
+    pub ca_file: Option<PathBuf>,
     /// The bridged channel, e.g. `"#test"`. Required.
     pub channel: String,
     /// lookout's nick, cut to 9 characters (RFC 1459 NICKLEN); a digit replaces the last
@@ -83,8 +87,11 @@ pub struct IrcSide {
     pub password: Option<Secret>,
 }
 
-fn default_irc_port() -> u16 {
-    6667
+impl IrcSide {
+    /// The port: `port`, or the usual one for plain text (6667) or TLS (6697).
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(if self.tls { 6697 } else { 6667 })
+    }
 }
 
 fn default_nick() -> String {
@@ -138,11 +145,14 @@ impl BridgeConfig {
                 Some("both are in the bridge's registration file (id:, as_token:)".into()),
             ));
         }
-        if self.irc.tls {
+        if self.irc.ca_file.is_some() && !self.irc.tls {
             out.push((
-                "irc.tls = true is not supported by this build (plain TCP only)".into(),
-                Some("probe through a local TLS tunnel, or a plain-text port".into()),
+                "irc.ca_file needs irc.tls = true".into(),
+                Some("the CA file is only used to verify a TLS server's certificate".into()),
             ));
+        }
+        if self.irc.port == Some(0) {
+            out.push(("irc.port must not be 0".into(), None));
         }
         if !self.irc.channel.starts_with(['#', '&', '!', '+']) {
             out.push((
@@ -218,12 +228,32 @@ mod tests {
             let src = format!("[[probe]]\nid = \"b\"\nkind = \"bridge\"\n{fields}{IRC}");
             check(&src, want);
         }
-        let tls = format!("[[probe]]\nid = \"b\"\nkind = \"bridge\"\n{OK}{IRC}tls = true\n");
-        check(&tls, "plain TCP only");
+        let head = format!("[[probe]]\nid = \"b\"\nkind = \"bridge\"\n{OK}{IRC}");
+        check(&format!("{head}tls = true\n"), "");
+        check(
+            &format!("{head}tls = true\nca_file = \"/etc/ca.pem\"\n"),
+            "",
+        );
+        check(
+            &format!("{head}ca_file = \"/etc/ca.pem\"\n"),
+            "needs irc.tls = true",
+        );
+        check(&format!("{head}port = 0\n"), "must not be 0");
         let chan = format!(
             "[[probe]]\nid = \"b\"\nkind = \"bridge\"\n{OK}[probe.irc]\nserver = \"s\"\nchannel = \"test\"\n"
         );
         check(&chan, "not a channel name");
+    }
+
+    #[test]
+    fn the_irc_port_defaults_by_tls() {
+        let side = |extra: &str| -> super::IrcSide {
+            toml::from_str(&format!("server = \"s\"\nchannel = \"#c\"\n{extra}")).unwrap()
+        };
+        assert_eq!(side("").port(), 6667);
+        assert_eq!(side("tls = true").port(), 6697);
+        assert_eq!(side("tls = true\nport = 7000").port(), 7000);
+        assert_eq!(side("port = 7000").port(), 7000);
     }
 
     fn check(src: &str, want: &str) {

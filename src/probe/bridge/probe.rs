@@ -95,7 +95,9 @@ impl BridgeProbe {
             matrix: MatrixSide::new(&cfg.homeserver, auth, &cfg.room, timeout)?,
             irc_target: IrcTarget {
                 server: cfg.irc.server.clone(),
-                port: cfg.irc.port,
+                port: cfg.irc.port(),
+                tls: cfg.irc.tls,
+                ca_file: cfg.irc.ca_file.clone(),
                 nick: cfg.irc.nick.clone(),
                 channel: cfg.irc.channel.clone(),
                 password: cfg.irc.password.as_ref().map(|p| p.expose().to_string()),
