@@ -189,6 +189,10 @@ max_attempts = 1
         std::thread::sleep(Duration::from_millis(100));
     }
     let all = inputs(&spool);
-    assert_eq!(twice(&all), 2, "exactly one message was sent twice: {all:#?}");
+    assert_eq!(
+        twice(&all),
+        2,
+        "exactly one message was sent twice: {all:#?}"
+    );
     d.terminate(Duration::from_secs(5));
 }
