@@ -207,6 +207,11 @@ fn tls_server_modes_verification_and_client_certificates() {
             &format!("sslmode = \"verify-ca\"\nsslrootcert = \"{other_file}\""),
         ),
         pg("require", "127.0.0.2", "sslmode = \"require\""),
+        pg(
+            "require_other_ca",
+            "127.0.0.2",
+            &format!("sslmode = \"require\"\nsslrootcert = \"{other_file}\""),
+        ),
         pg("prefer_default", "127.0.0.1", ""),
         pg("disable", "127.0.0.1", "sslmode = \"disable\""),
     ]
@@ -269,6 +274,12 @@ fn tls_server_modes_verification_and_client_certificates() {
         &["certificate is not trusted", "(sslmode=verify-ca)"],
     );
     assert_ok_with_tls(&mut h, "require", true);
+    // require with sslrootcert checks the chain, as libpq.
+    assert_critical(
+        &mut h,
+        "require_other_ca",
+        &["certificate is not trusted", "(sslmode=require)"],
+    );
     assert_ok_with_tls(&mut h, "prefer_default", true);
     assert_critical(
         &mut h,

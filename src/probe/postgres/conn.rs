@@ -106,8 +106,8 @@ pub fn target(s: &Settings) -> String {
     format!("{}:{}", s.config.host, s.config.port)
 }
 
-/// Opens a session: reads the password file if any, connects with the connect bound and sets
-/// the session's `statement_timeout`.
+/// Opens a session: reads the password file (and the TLS files) if any, connects (TLS as
+/// `sslmode` says) within the connect bound and sets the session's `statement_timeout`.
 pub async fn connect(s: &Settings, deadline: Instant) -> Result<Conn, Failure> {
     let c = &s.config;
     let password = match (&c.password, &c.password_file) {
