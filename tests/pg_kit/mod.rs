@@ -70,6 +70,11 @@ pub struct PrimaryOpts {
     pub checkpoint_timeout: String,
     /// Extra `postgresql.conf` lines.
     pub extra: Vec<String>,
+    /// Files written into the data directory before the first start (name, contents), owned
+    /// by `postgres` with mode 0600 (e.g. `server.key` for `ssl_key_file`).
+    pub data_files: Vec<(String, String)>,
+    /// Replaces `pg_hba.conf` (one line each) when set.
+    pub hba: Option<Vec<String>>,
 }
 
 impl Default for PrimaryOpts {
@@ -79,6 +84,8 @@ impl Default for PrimaryOpts {
             max_slot_wal_keep_size: "-1".into(),
             checkpoint_timeout: "5min".into(),
             extra: Vec::new(),
+            data_files: Vec::new(),
+            hba: None,
         }
     }
 }
@@ -182,6 +189,18 @@ impl Cluster {
         ]);
         lines.extend(opts.extra.iter().cloned());
         append(&data.join("postgresql.conf"), &lines);
+        for (name, text) in &opts.data_files {
+            use std::os::unix::fs::PermissionsExt;
+            let path = data.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            chown_postgres(&path);
+        }
+        if let Some(hba) = &opts.hba {
+            let path = data.join("pg_hba.conf");
+            std::fs::write(&path, format!("{}\n", hba.join("\n"))).unwrap();
+            chown_postgres(&path);
+        }
         let c = Cluster {
             name: name.into(),
             port,

@@ -9,6 +9,7 @@ pub mod probe;
 pub mod queries;
 pub mod rules;
 pub mod standby;
+pub mod tls;
 
 use crate::config::values::{Dur, Secret, Size};
 use crate::config::{KindConfig, KindDefaults};
@@ -42,12 +43,22 @@ pub struct PostgresConfig {
     /// File holding the password (one trailing newline is trimmed), read at each (re)connect.
     /// Default none.
     pub password_file: Option<PathBuf>,
-    /// How long connecting (TCP, TLS-less startup, authentication) may take. Default: 80 % of
-    /// the probe's timeout.
+    /// How long connecting (TCP, the TLS handshake, startup, authentication) may take.
+    /// Default: 80 % of the probe's timeout.
     pub connect_timeout: Option<Dur>,
     /// Server-side `statement_timeout` for the probe's session, and the client-side bound of
     /// each step. Default: 80 % of the probe's timeout.
     pub statement_timeout: Option<Dur>,
+    /// TLS as libpq's `sslmode`: `disable`, `prefer`, `require`, `verify-ca` or
+    /// `verify-full`. Ignored for a Unix socket. Default `"prefer"`.
+    pub sslmode: Option<tls::SslMode>,
+    /// PEM file of the CA certificates that may sign the server's certificate. Default: the
+    /// system's trusted roots (for `verify-ca`/`verify-full`).
+    pub sslrootcert: Option<PathBuf>,
+    /// PEM file of a client certificate chain (with `sslkey`). Default none.
+    pub sslcert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (with `sslcert`). Default none.
+    pub sslkey: Option<PathBuf>,
     /// On a primary: standbys (by `application_name`) that must be connected; a missing one
     /// is critical. Default none.
     #[serde(default)]
@@ -121,6 +132,8 @@ pub struct Settings {
     pub budget: Duration,
     /// The heartbeat table.
     pub table: String,
+    /// TLS mode (`disable` for a Unix socket).
+    pub sslmode: tls::SslMode,
 }
 
 impl PostgresConfig {
@@ -161,6 +174,11 @@ impl PostgresConfig {
                 .heartbeat_table
                 .clone()
                 .unwrap_or_else(|| DEFAULT_HEARTBEAT_TABLE.into()),
+            sslmode: if self.host.starts_with('/') {
+                tls::SslMode::Disable
+            } else {
+                self.sslmode.unwrap_or(tls::SslMode::DEFAULT)
+            },
         }
     }
 
@@ -208,6 +226,20 @@ impl PostgresConfig {
         }
         if self.host.is_empty() {
             out.push(("host is empty".into(), None));
+        }
+        if self.sslcert.is_some() != self.sslkey.is_some() {
+            out.push((
+                "sslcert and sslkey go together".into(),
+                Some("set both (the client certificate and its private key) or neither".into()),
+            ));
+        }
+        if self.sslmode == Some(tls::SslMode::Disable)
+            && (self.sslrootcert.is_some() || self.sslcert.is_some())
+        {
+            out.push((
+                "sslrootcert/sslcert are set but sslmode = \"disable\"".into(),
+                Some("remove them, or choose another sslmode".into()),
+            ));
         }
         out
     }
@@ -263,6 +295,17 @@ mod tests {
         let p = c.rule_params(Duration::from_secs(30));
         assert_eq!((p.heartbeat_warning, p.heartbeat_critical), (90.0, 300.0));
         assert!(parse("hots = \"x\"").unwrap_err().contains("unknown field"));
+        let e = parse("sslmode = \"verify_full\"").unwrap_err();
+        assert!(
+            e.contains("is not one of disable, prefer, require, verify-ca, verify-full")
+                && e.contains("did you mean \"verify-full\"?"),
+            "{e}"
+        );
+        let e = parse("sslmode = \"on\"").unwrap_err();
+        assert!(
+            e.contains("sslmode \"on\" is not one of") && !e.contains("did you mean"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -286,6 +329,12 @@ mod tests {
                 "not both",
             ),
             ("wal_mount = \"data\"", "not an absolute path"),
+            ("sslcert = \"/c.pem\"", "sslcert and sslkey go together"),
+            ("sslkey = \"/k.pem\"", "set both"),
+            (
+                "sslmode = \"disable\"\nsslrootcert = \"/ca.pem\"",
+                "sslmode = \"disable\"",
+            ),
         ];
         for (text, words) in cases {
             let errs = parse(text).unwrap().check();
@@ -301,5 +350,21 @@ mod tests {
                 .check()
                 .is_empty()
         );
+        let ok = "sslmode = \"verify-full\"\nsslrootcert = \"/ca.pem\"\n\
+                  sslcert = \"/c.pem\"\nsslkey = \"/k.pem\"";
+        assert!(parse(ok).unwrap().check().is_empty());
+    }
+
+    #[test]
+    fn sslmode_defaults_to_prefer_and_is_off_for_a_unix_socket() {
+        let t = Duration::from_secs(10);
+        assert_eq!(
+            parse("").unwrap().settings("a", t).sslmode,
+            tls::SslMode::Prefer
+        );
+        let c = parse("sslmode = \"verify-ca\"").unwrap();
+        assert_eq!(c.settings("a", t).sslmode, tls::SslMode::VerifyCa);
+        let c = parse("host = \"/run/postgresql\"\nsslmode = \"require\"").unwrap();
+        assert_eq!(c.settings("a", t).sslmode, tls::SslMode::Disable);
     }
 }

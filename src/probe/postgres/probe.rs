@@ -138,6 +138,7 @@ impl PostgresProbe {
             permission: false,
         })?;
         let version: String = row.try_get(1).unwrap_or_default();
+        let tls: String = row.try_get(2).unwrap_or_default();
         let role = if in_recovery {
             Role::Standby
         } else {
@@ -162,7 +163,17 @@ impl PostgresProbe {
             samples::IN_RECOVERY,
             if in_recovery { 1.0 } else { 0.0 },
         ));
-        let mut lines = vec![format!("{} (PostgreSQL {version})", role.as_str())];
+        obs.samples
+            .push(plain(samples::TLS, if tls.is_empty() { 0.0 } else { 1.0 }));
+        let session = if tls.is_empty() {
+            "not encrypted".to_string()
+        } else {
+            tls
+        };
+        let mut lines = vec![format!(
+            "{} (PostgreSQL {version}; {session})",
+            role.as_str()
+        )];
         match role {
             Role::Primary => {
                 primary::inspect(&self.s, conn, st, deadline, &mut obs, &mut lines).await?

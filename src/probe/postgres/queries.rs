@@ -4,8 +4,12 @@
 
 use tokio_postgres::Client;
 
-/// `pg_is_in_recovery()` and the server version.
-pub const ROLE: &str = "SELECT pg_is_in_recovery(), current_setting('server_version')";
+/// `pg_is_in_recovery()`, the server version, and the TLS version and cipher of this session
+/// (`''` when it is not encrypted).
+pub const ROLE: &str = "\
+SELECT pg_is_in_recovery(), current_setting('server_version'),
+       coalesce((SELECT version || ' ' || cipher FROM pg_stat_ssl
+                  WHERE pid = pg_backend_pid() AND ssl), '')";
 
 /// One row per connected standby (a disconnected standby has no row).
 pub const REPLICATION: &str = "\

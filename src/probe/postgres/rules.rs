@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, VecDeque};
 pub mod samples {
     /// 1 on a standby (in recovery), 0 on a primary.
     pub const IN_RECOVERY: &str = "pg.in_recovery";
+    /// 1 when the probe's own session is encrypted (TLS, from `pg_stat_ssl`), 0 otherwise.
+    pub const TLS: &str = "pg.tls";
     /// Per expected or present standby (`{standby=…}`): 1 connected, 0 missing.
     pub const STANDBY_CONNECTED: &str = "pg.standby.connected";
     /// Per missing standby: unix time (wall) it was first seen missing.
