@@ -63,12 +63,11 @@ impl Synapse {
                 .current_dir(dir.path()),
             "synapse --generate-config",
         );
-        let port = free_port();
         let fast = json!({"per_second": 1000, "burst_count": 1000});
         let (msg_rate, msg_burst) = opts.rc_message.unwrap_or((1000.0, 1000));
         let mut patch = json!({
             "listeners": [{
-                "port": port,
+                "port": 0,
                 "bind_addresses": ["127.0.0.1"],
                 "type": "http",
                 "tls": false,
@@ -102,25 +101,46 @@ impl Synapse {
         for (k, v) in &opts.extra {
             patch[k] = v.clone();
         }
-        run(
-            Command::new("timeout")
-                .arg("60")
-                .arg(&python)
-                .args(["-c", PATCH])
-                .arg(&config)
-                .arg(patch.to_string()),
-            "patch homeserver.yaml",
-        );
         let mut s = Synapse {
             child: None,
-            port,
+            port: 0,
             dir,
         };
-        s.spawn();
-        s
+        // A port chosen by `free_port` may be taken by another test before Synapse binds it:
+        // then Synapse exits with "Address already in use" and we try a fresh port.
+        for attempt in 1..=3 {
+            s.port = free_port();
+            patch["listeners"][0]["port"] = json!(s.port);
+            run(
+                Command::new("timeout")
+                    .arg("60")
+                    .arg(&python)
+                    .args(["-c", PATCH])
+                    .arg(&config)
+                    .arg(patch.to_string()),
+                "patch homeserver.yaml",
+            );
+            match s.try_spawn(Duration::from_secs(60)) {
+                Ok(()) => return s,
+                Err(log) if attempt < 3 && log.contains("Address already in use") => {
+                    eprintln!("synapse: port {} was taken; trying another", s.port);
+                }
+                Err(log) => panic!("synapse did not start:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
     fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn(Duration::from_secs(60)) {
+            panic!("synapse did not start:\n{log}");
+        }
+    }
+
+    /// Starts the process and waits until it says it listens on our port and answers
+    /// `/versions`; on failure, kills it and returns its log.
+    fn try_spawn(&mut self, within: Duration) -> Result<(), String> {
+        let marks_before = self.listen_marks();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -136,29 +156,50 @@ impl Synapse {
             .spawn()
             .expect("start synapse");
         self.child = Some(child);
-        self.wait_ready(Duration::from_secs(60));
+        let ready = self.wait_ready(within, marks_before);
+        if ready.is_err() {
+            self.kill();
+        }
+        ready
     }
 
-    fn wait_ready(&mut self, within: Duration) {
+    /// How often Synapse's own logs say it listens on our port (another process may answer
+    /// there; a restart appends to the same logs).
+    fn listen_marks(&self) -> usize {
+        let marker = format!("now listening on TCP port {}", self.port);
+        [self.log_path(), self.dir.path().join("homeserver.log")]
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .map(|t| t.matches(&marker).count())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
+    fn wait_ready(&mut self, within: Duration, marks_before: usize) -> Result<(), String> {
         let deadline = Instant::now() + within;
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if self.listen_marks() > marks_before
+                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
                 let (status, _) = request("GET", &self.api("/_matrix/client/versions"), None, None);
                 if status == 200 {
-                    return;
+                    return Ok(());
                 }
             }
             if let Some(Ok(Some(exit))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!(
+                return Err(format!(
                     "synapse exited with {exit} while starting:\n{}",
                     self.log_tail()
-                );
+                ));
             }
-            assert!(
-                Instant::now() < deadline,
-                "synapse did not answer /versions within {within:?}:\n{}",
-                self.log_tail()
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "synapse did not answer /versions within {within:?}:\n{}",
+                    self.log_tail()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
