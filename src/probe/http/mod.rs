@@ -2,9 +2,11 @@
 //! conditions on the status code, the body, JSON values, latency and the TLS certificate.
 //!
 //! `check.rs` holds the pure parts (conditions, messages that never show a query string);
-//! `run.rs` makes the request with a client built once per probe, so connections are reused.
+//! `run.rs` makes the request; `client.rs` holds the clients probes share, so connections are
+//! reused between runs and probes of one host share one keep-alive pool.
 
 pub mod check;
+pub mod client;
 pub mod run;
 
 pub use run::HttpProbe;

@@ -1,6 +1,6 @@
-//! The I/O half of the `http` probe: one client per probe (built once, so connections are
-//! reused between runs), one deadline for the whole exchange, split into phases so a timeout
-//! says where the server stalled.
+//! The I/O half of the `http` probe: a client shared by probes with the same client settings
+//! (see `client.rs`; connections are reused between runs), one deadline for the whole
+//! exchange, split into phases so a timeout says where the server stalled.
 
 use super::HttpConfig;
 use super::check::{self, Answer, Conditions, MAX_BODY_KEPT, samples};
@@ -9,11 +9,8 @@ use crate::model::{Labels, Observation, Sample, Status, format_bytes, format_dur
 use crate::probe::Probe;
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::{Instant, timeout_at};
 
@@ -42,7 +39,7 @@ impl HttpProbe {
     pub fn new(config: HttpConfig, timeout: Duration) -> HttpProbe {
         let connecting = Arc::new(AtomicUsize::new(0));
         HttpProbe {
-            request: prepare(&config, timeout, &connecting),
+            request: prepare(&config),
             conditions: config.conditions(),
             timeout,
             connecting,
@@ -67,11 +64,16 @@ impl HttpProbe {
         let mut req = p
             .client
             .request(p.method.clone(), p.url.clone())
-            .headers(p.headers.clone());
+            .headers(p.headers.clone())
+            // A backstop only: the deadline below ends every run first.
+            .timeout(self.timeout);
         if let Some(body) = &p.body {
             req = req.body(body.expose().to_string());
         }
-        let mut send = std::pin::pin!(req.send());
+        let mut send = std::pin::pin!(super::client::counting_attempts(
+            self.connecting.clone(),
+            req.send()
+        ));
         let mut response = match timeout_at(deadline, &mut send).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -210,11 +212,7 @@ fn unix_now() -> f64 {
 }
 
 /// Builds the client and the fixed parts of the request; an error is the probe's message.
-fn prepare(
-    config: &HttpConfig,
-    timeout: Duration,
-    connecting: &Arc<AtomicUsize>,
-) -> Result<Prepared, String> {
+fn prepare(config: &HttpConfig) -> Result<Prepared, String> {
     let url = reqwest::Url::parse(&config.url).map_err(|e| format!("invalid url: {e}"))?;
     let method = reqwest::Method::from_bytes(config.method.as_bytes())
         .map_err(|_| format!("invalid method {:?}", config.method))?;
@@ -227,35 +225,10 @@ fn prepare(
         value.set_sensitive(true);
         headers.insert(name, value);
     }
-    crate::http::install_crypto_provider();
-    let redirects = if config.follow_redirects {
-        reqwest::redirect::Policy::limited(10)
-    } else {
-        reqwest::redirect::Policy::none()
-    };
-    let mut builder = reqwest::Client::builder();
-    if config.tls_insecure {
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    } else {
-        // One TLS configuration (and root store) for every probe of the process.
-        builder = builder.use_preconfigured_tls(crate::http::shared_tls_config()?);
-    }
-    let client = builder
-        .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
-        .redirect(redirects)
-        .tls_info(true)
-        // Backstops only: the probe's own deadline ends every run first.
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .pool_max_idle_per_host(1)
-        .connector_layer(ConnectWatch(connecting.clone()))
-        .build()
-        .map_err(|e| {
-            format!(
-                "cannot set up the HTTP client: {}",
-                crate::http::describe(&e)
-            )
-        })?;
+    let client = super::client::shared(super::client::ClientKey {
+        tls_insecure: config.tls_insecure,
+        follow_redirects: config.follow_redirects,
+    })?;
     Ok(Prepared {
         target: format!("{method} {}", check::safe_url(&url)),
         client,
@@ -264,60 +237,4 @@ fn prepare(
         headers,
         body: config.body.clone(),
     })
-}
-
-/// A connector layer that counts connection attempts in progress (DNS, TCP and TLS), so a
-/// timeout can tell "connecting" from "waiting for response headers".
-#[derive(Clone)]
-struct ConnectWatch(Arc<AtomicUsize>);
-
-impl<S> tower_layer::Layer<S> for ConnectWatch {
-    type Service = Watched<S>;
-
-    fn layer(&self, inner: S) -> Watched<S> {
-        Watched {
-            inner,
-            count: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct Watched<S> {
-    inner: S,
-    count: Arc<AtomicUsize>,
-}
-
-/// Decrements the count when the attempt ends, however it ends (dropped included).
-struct InProgress(Arc<AtomicUsize>);
-
-impl Drop for InProgress {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl<S, R> tower_service::Service<R> for Watched<S>
-where
-    S: tower_service::Service<R>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: R) -> Self::Future {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        let guard = InProgress(self.count.clone());
-        let attempt = self.inner.call(req);
-        Box::pin(async move {
-            let result = attempt.await;
-            drop(guard);
-            result
-        })
-    }
 }
