@@ -159,7 +159,7 @@ async fn session(shared: &Shared, target: &IrcTarget) -> String {
     };
     let addr = format!("{}:{}", target.server, target.port);
     if let Some(ca) = target.ca_file.as_deref().filter(|_| target.tls)
-        && let Err(why) = check_ca_file(ca)
+        && let Err(why) = check_ca_file(ca, target.connect_timeout).await
     {
         return why;
     }
@@ -231,12 +231,22 @@ async fn session(shared: &Shared, target: &IrcTarget) -> String {
 }
 
 /// Whether `ca_file` holds at least one PEM certificate: the `irc` crate ignores a file without
-/// one (e.g. DER), which would only show later as "UnknownIssuer".
-fn check_ca_file(ca_file: &Path) -> Result<(), String> {
+/// one (e.g. DER), which would only show later as "UnknownIssuer". The read is bounded by
+/// `within` and off the runtime's threads (the file may sit on a hung network mount).
+async fn check_ca_file(ca_file: &Path, within: std::time::Duration) -> Result<(), String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    let pem = std::fs::read(ca_file)
-        .map_err(|e| format!("cannot read irc.ca_file {}: {e}", ca_file.display()))?;
+    let pem = match tokio::time::timeout(within, tokio::fs::read(ca_file)).await {
+        Ok(read) => {
+            read.map_err(|e| format!("cannot read irc.ca_file {}: {e}", ca_file.display()))?
+        }
+        Err(_) => {
+            return Err(format!(
+                "reading irc.ca_file {} took longer than {within:?}",
+                ca_file.display()
+            ));
+        }
+    };
     match CertificateDer::pem_slice_iter(&pem).next() {
         Some(Ok(_)) => Ok(()),
         Some(Err(e)) => Err(format!(
@@ -381,17 +391,21 @@ mod tests {
         assert_eq!(describe(&refused), "connection refused");
     }
 
-    #[test]
-    fn a_ca_file_without_a_pem_certificate_is_named() {
+    #[tokio::test]
+    async fn a_ca_file_without_a_pem_certificate_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let der = dir.path().join("ca.der");
         std::fs::write(&der, b"\x30\x82\x01\x00").unwrap();
+        let within = std::time::Duration::from_secs(5);
         assert!(
-            check_ca_file(&der)
+            check_ca_file(&der, within)
+                .await
                 .unwrap_err()
                 .contains("holds no PEM certificate")
         );
-        let missing = check_ca_file(&dir.path().join("nope.pem")).unwrap_err();
+        let missing = check_ca_file(&dir.path().join("nope.pem"), within)
+            .await
+            .unwrap_err();
         assert!(missing.starts_with("cannot read irc.ca_file"), "{missing}");
     }
 }
