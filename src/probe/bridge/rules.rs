@@ -441,18 +441,25 @@ mod tests {
         step(&mut r, Some(0.2));
         step(&mut r, None);
         let (_, c) = step(&mut r, None);
-        assert!(find(&c, rule_names::DELIVERY, "irc_to_matrix").severity.is_some());
+        assert!(
+            find(&c, rule_names::DELIVERY, "irc_to_matrix")
+                .severity
+                .is_some()
+        );
         let (obs, c) = step(&mut r, Some(6.0));
         let lat = find(&c, rule_names::LATENCY, "irc_to_matrix");
         assert_eq!(lat.severity, None, "{}", lat.message);
         assert!(
-            lat.message.starts_with(
-                "IRC→Matrix: delivered again in 6s after 2 failed rounds; not judged"
-            ),
+            lat.message
+                .starts_with("IRC→Matrix: delivered again in 6s after 2 failed rounds; not judged"),
             "{}",
             lat.message
         );
-        assert!(find(&c, rule_names::DELIVERY, "irc_to_matrix").severity.is_none());
+        assert!(
+            find(&c, rule_names::DELIVERY, "irc_to_matrix")
+                .severity
+                .is_none()
+        );
         assert_eq!(obs.status, Status::Ok);
         // A bridge that stays slow is judged by the next round.
         let (obs, c) = step(&mut r, Some(6.0));
@@ -463,7 +470,11 @@ mod tests {
         step(&mut r, Some(0.2));
         step(&mut r, None);
         let (_, c) = step(&mut r, Some(4.0));
-        assert!(find(&c, rule_names::LATENCY, "irc_to_matrix").severity.is_none());
+        assert!(
+            find(&c, rule_names::LATENCY, "irc_to_matrix")
+                .severity
+                .is_none()
+        );
         let (_, c) = step(&mut r, Some(4.0));
         assert_eq!(
             find(&c, rule_names::LATENCY, "irc_to_matrix").severity,
