@@ -17,6 +17,19 @@ use tokio::time::Instant;
 /// How long a token may take to arrive, unless configured.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(15);
 
+/// The part of the probe's `timeout` a round may use: the timeout less a margin (a tenth of it,
+/// at most 1 s), so the round ends with its own message before the scheduler cuts it.
+pub fn round_budget(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 10).min(Duration::from_secs(1)))
+}
+
+/// The deadline a token gets: the configured one (default 15 s), at most the round's budget.
+pub fn token_deadline(configured: Option<Duration>, timeout: Duration) -> Duration {
+    configured
+        .unwrap_or(DEFAULT_DEADLINE)
+        .min(round_budget(timeout))
+}
+
 /// The probe and its rules.
 pub fn built(cfg: &BridgeConfig, ctx: &crate::probe::BuildContext) -> Built {
     let rules = Box::new(BridgeRules::new(Thresholds {
@@ -67,8 +80,7 @@ impl BridgeProbe {
         timeout: Duration,
         interval: Duration,
     ) -> anyhow::Result<BridgeProbe> {
-        let margin = (timeout / 10).min(Duration::from_secs(1));
-        let budget = timeout.saturating_sub(margin);
+        let budget = round_budget(timeout);
         let auth = match (&cfg.access_token, &cfg.access_token_file) {
             (Some(t), _) => Credentials::Token(t.clone()),
             (None, Some(f)) => {
@@ -105,7 +117,7 @@ impl BridgeProbe {
             },
             irc: OnceLock::new(),
             budget,
-            deadline: cfg.deadline.map_or(DEFAULT_DEADLINE, |d| d.0).min(budget),
+            deadline: token_deadline(cfg.deadline.map(|d| d.0), timeout),
             appservice,
             retry: cfg.retry_interval.map_or(interval / 3, |d| d.0),
             last_round_failed: AtomicBool::new(false),
@@ -219,9 +231,10 @@ impl BridgeProbe {
 /// itself, a direction's token, or the homeserver's ping to the bridge.
 fn round_failed(obs: &Observation) -> bool {
     obs.status != Status::Ok
-        || obs.samples.iter().any(|s| {
-            (s.name == samples::DELIVERED || s.name == samples::PING_OK) && s.value == 0.0
-        })
+        || obs
+            .samples
+            .iter()
+            .any(|s| (s.name == samples::DELIVERED || s.name == samples::PING_OK) && s.value == 0.0)
 }
 
 /// Adds the appservice ping's samples and its part of the message (`e` is bare: "timed out").
