@@ -3,8 +3,13 @@
 //! 1. healthy: both directions delivered, each with its latency (daemon and `check --once`);
 //! 2. the seed's wedge on Synapse→bridge (200 OK headers, then silence): only Matrix→IRC fires,
 //!    and the homeserver's appservice ping says it cannot reach the bridge; releasing resolves;
-//! 3. the same wedge on bridge→Synapse: only IRC→Matrix fires;
+//! 3. the same wedge on bridge→Synapse: only IRC→Matrix fires; the first failed round reads
+//!    `warning` (not `ok`) while it is confirmed; released while a token is in flight, that
+//!    late token raises no latency page (issue 9 #19);
 //! 4. Synapse→bridge delayed 5 s: a latency warning, not a delivery alert;
+//! 7. the homeserver's pings to the bridge refused (Synapse answers 502) while tokens flow: the
+//!    first failed ping reads `warning`, and the alert comes at `retry_interval`, not a whole
+//!    interval later (issue 9 #19);
 //! 6. Synapse stopped: one page (the `matrix` write probe's), the bridge's alerts suppressed.
 //!
 //! Detection times are printed (`cargo test --test bridge -- --nocapture`).
@@ -15,7 +20,7 @@ mod matrix_kit;
 
 use bridge_kit::proxy::Mode;
 use bridge_kit::{OWNER, PASSWORD, Stack};
-use kit::{Daemon, Sink, write_file};
+use kit::{Daemon, Received, Sink, write_file};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -85,6 +90,70 @@ fn pages_since(sink: &Sink, since: Instant) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// The first webhook received after `since` that matches; panics after `within`.
+fn wait_since(
+    sink: &Sink,
+    since: Instant,
+    what: &str,
+    within: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Received {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(r) = sink
+            .all()
+            .into_iter()
+            .find(|r| r.at >= since && pred(&r.body))
+        {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no webhook for {what} within {within:?}; pages since: {:?}",
+            pages_since(sink, since)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A sample of an observation (JSON), by name and optional `direction`.
+fn sample(obs: &Value, name: &str, dir: Option<&str>) -> Option<f64> {
+    obs["samples"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name && dir.is_none_or(|d| s["labels"]["direction"] == d))?["value"]
+        .as_f64()
+}
+
+/// Polls the daemon until the bridge probe's latest observation satisfies `pred`; returns when
+/// it was seen and the observation.
+fn wait_observation(
+    d: &Daemon,
+    what: &str,
+    within: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> (Instant, Value) {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = d.get("/api/v1/status");
+        let obs = status["probes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["id"] == "libera")
+            .map(|p| p["observation"].clone())
+            .unwrap_or(Value::Null);
+        if pred(&obs) {
+            return (Instant::now(), obs);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no observation with {what} within {within:?}; last: {obs}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -295,6 +364,11 @@ url = "{url}"
         "scenario 2: released; resolved after {:.1?}",
         resolved.at.duration_since(t)
     );
+    let after = pages_since(&sink, t);
+    assert!(
+        !after.iter().any(|p| p.contains("bridge_latency")),
+        "no latency page from the tokens in flight at the release: {after:?}"
+    );
 
     // 3. bridge→Synapse wedged: IRC→Matrix fires, Matrix→IRC does not.
     sink_settle(
@@ -304,6 +378,24 @@ url = "{url}"
     );
     let t = Instant::now();
     stack.hs_mode(Mode::Wedge);
+    // The first failed round is not "ok": it reads warning while the next round confirms it.
+    let (_, first) = wait_observation(
+        &d,
+        "a failed IRC→Matrix round",
+        Duration::from_secs(2 * INTERVAL_S),
+        |o| sample(o, "bridge.delivered", Some("irc_to_matrix")) == Some(0.0),
+    );
+    eprintln!(
+        "scenario 3: first failed round: {} {}",
+        first["status"], first["message"]
+    );
+    assert_eq!(first["status"], "warning", "{first}");
+    assert!(
+        first["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("(failed round 1 of 2; confirming)")),
+        "{first}"
+    );
     let fired = sink.wait_for(
         "IRC→Matrix delivery alert",
         Duration::from_secs(5 * INTERVAL_S),
@@ -337,8 +429,24 @@ url = "{url}"
         stack.hs.wedged.load(std::sync::atomic::Ordering::SeqCst) > 0,
         "the proxy wedged the bridge's requests"
     );
+    // Release while the next round's token is in flight: a failed round is retried at once,
+    // so that round began as the alert fired; 4 s later its token has waited 4 s of its 7.
+    std::thread::sleep(
+        (fired.at + Duration::from_secs(4)).saturating_duration_since(Instant::now()),
+    );
     let t = Instant::now();
     stack.hs_mode(Mode::Pass);
+    let (_, back) = wait_observation(
+        &d,
+        "IRC→Matrix delivered again",
+        Duration::from_secs(3 * INTERVAL_S),
+        |o| sample(o, "bridge.delivered", Some("irc_to_matrix")) == Some(1.0),
+    );
+    let late = sample(&back, "bridge.latency_seconds", Some("irc_to_matrix"));
+    eprintln!(
+        "scenario 3: the first token delivered after the release took {late:?} s (latency_warning 3 s): {} {}",
+        back["status"], back["message"]
+    );
     let resolved = sink.wait_for(
         "IRC→Matrix resolved",
         Duration::from_secs(8 * INTERVAL_S),
@@ -347,6 +455,12 @@ url = "{url}"
     eprintln!(
         "scenario 3: released; resolved after {:.1?}",
         resolved.at.duration_since(t)
+    );
+    let after = pages_since(&sink, t);
+    assert!(
+        !after.iter().any(|p| p.contains("bridge_latency")),
+        "no latency page from the token in flight at the release: {after:?}\n{}",
+        d.log_text()
     );
 
     // 4. Synapse→bridge delayed 5 s: a latency warning, not a wedge.
@@ -375,6 +489,43 @@ url = "{url}"
         Duration::from_secs(6 * INTERVAL_S),
         |b| is(b, "resolved", "bridge_latency", Some("matrix_to_irc")),
     );
+
+    // 7. The homeserver's pings to the bridge refused (Synapse answers 502) while tokens flow.
+    let t = Instant::now();
+    stack.push_mode(Mode::Refuse("/_matrix/app/v1/ping"));
+    let (first_at, first) = wait_observation(
+        &d,
+        "a failed appservice ping",
+        Duration::from_secs(2 * INTERVAL_S),
+        |o| sample(o, "bridge.appservice_ping_ok", None) == Some(0.0),
+    );
+    let msg = first["message"].as_str().unwrap_or("").to_string();
+    eprintln!(
+        "scenario 7 (pings refused): first failed ping after {:.1?}: {} {msg}",
+        first_at.duration_since(t),
+        first["status"]
+    );
+    assert_eq!(first["status"], "warning", "{first}");
+    assert!(msg.contains("(failed ping 1 of 2; confirming)"), "{msg}");
+    assert!(!msg.contains("appservice ping: appservice ping"), "{msg}");
+    let fired = wait_since(
+        &sink,
+        t,
+        "appservice ping alert",
+        Duration::from_secs(2 * INTERVAL_S),
+        |b| is(b, "firing", "bridge_appservice_ping", None),
+    );
+    let confirm7 = fired.at.duration_since(first_at);
+    eprintln!(
+        "scenario 7: ping alert {confirm7:.1?} after the first failed ping: {}",
+        fired.body["alert"]["message"]
+    );
+    // retry_interval is a third of the interval (6 s); without it the alert waited 18 s more.
+    assert!(
+        confirm7 < Duration::from_secs(INTERVAL_S * 2 / 3),
+        "the failed ping is confirmed at retry_interval: {confirm7:?}"
+    );
+    stack.push_mode(Mode::Pass);
 
     // 6. Synapse stopped: one page, the homeserver's.
     std::thread::sleep(Duration::from_secs(2));
@@ -425,7 +576,7 @@ url = "{url}"
         assert!(!api.contains(secret), "the {name} is in an API answer");
     }
     eprintln!(
-        "detection: wedge Synapse→bridge {detect2:.1?}, wedge bridge→Synapse {detect3:.1?}, delay 5 s {detect4:.1?} (interval {INTERVAL_S}s, failed_rounds 2)"
+        "detection: wedge Synapse→bridge {detect2:.1?}, wedge bridge→Synapse {detect3:.1?}, delay 5 s {detect4:.1?}, failed ping confirmed {confirm7:.1?} (interval {INTERVAL_S}s, failed_rounds 2)"
     );
     drop(d);
 }

@@ -66,6 +66,21 @@ fn the_example_configuration_is_valid() {
 }
 
 #[test]
+fn capped_values_are_warnings_at_their_line_and_column() {
+    // Issue 9 #20: each value the daemon caps is a warning at its position, with the value
+    // that will be used; the check still passes.
+    let rel = "tests/fixtures/config-warnings/caps.toml";
+    let (code, stdout, stderr) = check(rel);
+    let expected = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config-warnings/caps.expected"),
+    )
+    .unwrap();
+    assert_eq!(stdout, expected, "output of config check on {rel}");
+    assert_eq!(code, 0, "warnings do not fail the check: {stderr}");
+    assert!(!stdout.contains("secret-password"), "{stdout}");
+}
+
+#[test]
 fn a_missing_file_is_one_clear_error() {
     let (code, stdout, _) = check("does/not/exist.toml");
     assert_eq!(code, 1);

@@ -5,6 +5,7 @@
 //! does not hide the next one's errors. Validation ([`validate`]) is pure; resolving secret
 //! files is the only I/O and happens in [`load`].
 
+pub mod caps;
 pub mod deadman;
 pub mod error;
 pub mod intake;
@@ -60,6 +61,9 @@ pub struct Config {
     pub maintenance: Vec<MaintenanceConfig>,
     /// Where each top-level section starts in the file (for validation messages).
     pub section_spans: std::collections::BTreeMap<String, std::ops::Range<usize>>,
+    /// Values that are valid but will not be used as written (see [`caps`]); `config check`
+    /// prints them, the daemon logs them.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// `[daemon]`: scheduling.
@@ -176,6 +180,7 @@ pub fn parse_str(path: &Path, src: &str) -> Result<Config, ConfigErrors> {
     config.source = Some(path.to_path_buf());
     validate::validate(&config, &mut errors);
     if errors.errors.is_empty() {
+        config.warnings = caps::warnings(&config, path, src);
         Ok(config)
     } else {
         Err(ConfigErrors(errors.into_sorted()))

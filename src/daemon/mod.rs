@@ -85,6 +85,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     crate::http::install_crypto_provider();
     let config_path = config::locate(opts.config.as_deref());
     let config = config::load(config_path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    log_config_warnings(&config);
     let state_dir = state_dir(opts.state_dir.as_deref(), &config);
     let listen = opts
         .listen
@@ -386,6 +387,7 @@ fn reload(
         });
     match result {
         Ok((config, dispatcher)) => {
+            log_config_warnings(&config);
             scheduler.stop();
             core.set_dispatcher(dispatcher);
             apply_probes(core, &config, &core.state_dir);
@@ -409,5 +411,12 @@ fn reload(
             core.set_internal(internal::config_condition(Some(&errors)));
             scheduler
         }
+    }
+}
+
+/// Logs the values the daemon will not use as written (what `config check` warns about).
+fn log_config_warnings(config: &config::Config) {
+    for w in &config.warnings {
+        tracing::warn!("{}", config::caps::Warning(w));
     }
 }

@@ -54,8 +54,25 @@ pub struct MatrixConfig {
     pub request_timeout: Option<Dur>,
 }
 
-const DEFAULT_VISIBLE: Duration = Duration::from_secs(10);
-const DEFAULT_REQUEST: Duration = Duration::from_secs(10);
+/// How long the message may take to come back, unless configured.
+pub const DEFAULT_VISIBLE: Duration = Duration::from_secs(10);
+/// Each request's deadline, unless configured.
+pub const DEFAULT_REQUEST: Duration = Duration::from_secs(10);
+
+/// The part of the probe's `timeout` a run may use: the timeout less a margin (a tenth of it, at
+/// most 0.5 s), so the run names the step that stalled before the scheduler cuts it.
+pub fn run_budget(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 10).min(Duration::from_millis(500)))
+}
+
+impl MatrixConfig {
+    /// Each request's deadline: `request_timeout` (default 10 s), at most the probe's timeout.
+    pub fn effective_request_timeout(&self, timeout: Duration) -> Duration {
+        self.request_timeout
+            .map_or(DEFAULT_REQUEST, |d| d.0)
+            .min(timeout)
+    }
+}
 
 impl KindConfig for MatrixConfig {
     const NAME: &'static str = "matrix";
@@ -152,11 +169,7 @@ impl MatrixProbe {
     /// A probe whose every run ends a little inside `timeout` (so its message names the step
     /// that stalled).
     pub fn new(id: &str, config: MatrixConfig, timeout: Duration) -> MatrixProbe {
-        let request = config
-            .request_timeout
-            .map(|d| d.0)
-            .unwrap_or(DEFAULT_REQUEST)
-            .min(timeout);
+        let request = config.effective_request_timeout(timeout);
         MatrixProbe {
             id: id.to_string(),
             homeserver: Homeserver::new(&config.homeserver, request).map_err(|e| e.to_string()),
@@ -167,8 +180,7 @@ impl MatrixProbe {
     }
 
     fn budget(&self) -> Duration {
-        let margin = (self.timeout / 10).min(Duration::from_millis(500));
-        self.timeout.saturating_sub(margin)
+        run_budget(self.timeout)
     }
 
     fn timed_out(&self, step: &str) -> Stop {

@@ -181,9 +181,14 @@ struct Writer {
     next_maintenance: Instant,
 }
 
+/// The shortest `flush_interval` used (a shorter one is raised to this; `config check` warns).
+pub const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+/// The smallest `downsample_to` bucket used (a smaller one is raised to this).
+pub const MIN_DOWNSAMPLE_BUCKET: Duration = Duration::from_secs(1);
+
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
-        let interval = self.config.flush_interval.0.max(Duration::from_millis(10));
+        let interval = self.config.flush_interval.0.max(MIN_FLUSH_INTERVAL);
         let mut next_flush = Instant::now() + interval;
         loop {
             let wait = next_flush.saturating_duration_since(Instant::now());
@@ -294,7 +299,11 @@ impl Writer {
         self.next_maintenance = Instant::now() + Duration::from_secs(600);
         let conn = self.conn.as_mut().expect("opened by write_backlog");
         let now = crate::daemon::clock::unix_now();
-        let bucket = self.config.downsample_to.secs().max(1.0);
+        let bucket = self
+            .config
+            .downsample_to
+            .secs()
+            .max(MIN_DOWNSAMPLE_BUCKET.as_secs_f64());
         let raw_cutoff = ((now - self.config.raw_retention.secs()) / bucket).floor() * bucket;
         let old_cutoff = now - self.config.downsampled_retention.secs();
         let tx = conn.transaction()?;

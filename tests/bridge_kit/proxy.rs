@@ -1,6 +1,7 @@
 //! A TCP proxy on a free loopback port, switchable at runtime between passing traffic through,
 //! wedging it (the seed's failure: answer `HTTP/1.1 200 OK` headers and never send the body),
-//! and delaying every chunk the client sends.
+//! delaying every chunk the client sends, and refusing only the requests that contain a
+//! pattern (the connection is closed on them, as a bridge restarting would).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +21,9 @@ pub enum Mode {
     /// Forward each request from the client after this delay (the first chunk after a pause of
     /// 200 ms or more is held).
     Delay(Duration),
+    /// Close the connection on a chunk that contains this text (e.g. a request path); forward
+    /// everything else.
+    Refuse(&'static str),
 }
 
 /// A running proxy (its tasks live on the runtime it was started on).
@@ -116,6 +120,14 @@ async fn connection(
             // Once per request (the first chunk after a pause), not once per chunk.
             Mode::Delay(d) if idle => tokio::time::sleep(d).await,
             Mode::Delay(_) => {}
+            Mode::Refuse(pattern) => {
+                if buf[..n]
+                    .windows(pattern.len())
+                    .any(|w| w == pattern.as_bytes())
+                {
+                    break;
+                }
+            }
             Mode::Wedge => {
                 wedged.fetch_add(1, Ordering::SeqCst);
                 back.abort();

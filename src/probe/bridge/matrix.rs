@@ -171,18 +171,19 @@ impl MatrixSide {
     }
 
     /// The homeserver's appservice ping: the seconds its own round trip to the bridge took.
+    /// The error is bare ("timed out", "HTTP 502 …"): the caller names the step.
     pub async fn ping_appservice(
         &self,
         appservice_id: &str,
         as_token: &Secret,
         deadline: Instant,
     ) -> Result<f64, String> {
-        bounded(
-            deadline,
-            "appservice ping",
-            self.hs.appservice_ping(appservice_id, as_token),
-        )
-        .await
-        .map(|p| p.duration.as_secs_f64())
+        match tokio::time::timeout_at(deadline, self.hs.appservice_ping(appservice_id, as_token))
+            .await
+        {
+            Err(_) => Err("timed out".into()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(p)) => Ok(p.duration.as_secs_f64()),
+        }
     }
 }

@@ -17,6 +17,19 @@ use tokio::time::Instant;
 /// How long a token may take to arrive, unless configured.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(15);
 
+/// The part of the probe's `timeout` a round may use: the timeout less a margin (a tenth of it,
+/// at most 1 s), so the round ends with its own message before the scheduler cuts it.
+pub fn round_budget(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 10).min(Duration::from_secs(1)))
+}
+
+/// The deadline a token gets: the configured one (default 15 s), at most the round's budget.
+pub fn token_deadline(configured: Option<Duration>, timeout: Duration) -> Duration {
+    configured
+        .unwrap_or(DEFAULT_DEADLINE)
+        .min(round_budget(timeout))
+}
+
 /// The probe and its rules.
 pub fn built(cfg: &BridgeConfig, ctx: &crate::probe::BuildContext) -> Built {
     let rules = Box::new(BridgeRules::new(Thresholds {
@@ -67,8 +80,7 @@ impl BridgeProbe {
         timeout: Duration,
         interval: Duration,
     ) -> anyhow::Result<BridgeProbe> {
-        let margin = (timeout / 10).min(Duration::from_secs(1));
-        let budget = timeout.saturating_sub(margin);
+        let budget = round_budget(timeout);
         let auth = match (&cfg.access_token, &cfg.access_token_file) {
             (Some(t), _) => Credentials::Token(t.clone()),
             (None, Some(f)) => {
@@ -105,7 +117,7 @@ impl BridgeProbe {
             },
             irc: OnceLock::new(),
             budget,
-            deadline: cfg.deadline.map_or(DEFAULT_DEADLINE, |d| d.0).min(budget),
+            deadline: token_deadline(cfg.deadline.map(|d| d.0), timeout),
             appservice,
             retry: cfg.retry_interval.map_or(interval / 3, |d| d.0),
             last_round_failed: AtomicBool::new(false),
@@ -215,6 +227,17 @@ impl BridgeProbe {
     }
 }
 
+/// Whether a round saw something fail that the next round should confirm soon: the round
+/// itself, a direction's token, or the homeserver's ping to the bridge.
+fn round_failed(obs: &Observation) -> bool {
+    obs.status != Status::Ok
+        || obs
+            .samples
+            .iter()
+            .any(|s| (s.name == samples::DELIVERED || s.name == samples::PING_OK) && s.value == 0.0)
+}
+
+/// Adds the appservice ping's samples and its part of the message (`e` is bare: "timed out").
 fn push_ping(obs: &mut Observation, p: Result<f64, String>) {
     let none = Labels::new();
     let part = match p {
@@ -241,12 +264,8 @@ impl Probe for BridgeProbe {
         let started = Instant::now();
         let mut obs = self.round(started).await;
         obs.duration_seconds = started.elapsed().as_secs_f64();
-        let failed = obs.status != Status::Ok
-            || obs
-                .samples
-                .iter()
-                .any(|s| s.name == samples::DELIVERED && s.value == 0.0);
-        self.last_round_failed.store(failed, Ordering::Relaxed);
+        self.last_round_failed
+            .store(round_failed(&obs), Ordering::Relaxed);
         obs
     }
 
@@ -254,5 +273,70 @@ impl Probe for BridgeProbe {
         self.last_round_failed
             .load(Ordering::Relaxed)
             .then_some(self.retry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok_round() -> Observation {
+        let mut o = Observation::new(Status::Ok, "Matrix→IRC: 50ms; IRC→Matrix: 180ms");
+        for (dir, _) in DIRECTIONS {
+            let l = labels([("direction", dir)]);
+            o.samples.push(Sample::new(samples::DELIVERED, &l, 1.0));
+        }
+        o
+    }
+
+    #[test]
+    fn a_failed_ping_alone_is_confirmed_soon() {
+        let mut o = ok_round();
+        push_ping(&mut o, Ok(0.004));
+        assert!(!round_failed(&o));
+        let mut o = ok_round();
+        push_ping(
+            &mut o,
+            Err("HTTP 502 M_CONNECTION_FAILED: failed to ping".into()),
+        );
+        assert!(round_failed(&o), "a failed ping asks for the retry round");
+        assert_eq!(
+            o.message,
+            "Matrix→IRC: 50ms; IRC→Matrix: 180ms; appservice ping: HTTP 502 M_CONNECTION_FAILED: failed to ping"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_ping_names_its_step_once() {
+        // A homeserver that accepts the connection and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((c, _)) = listener.accept().await {
+                held.push(c);
+            }
+        });
+        let side = MatrixSide::new(
+            &format!("http://127.0.0.1:{port}"),
+            Credentials::Token(Secret::new("t")),
+            "!room",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let e = side
+            .ping_appservice("hb", &Secret::new("as"), deadline)
+            .await
+            .unwrap_err();
+        assert_eq!(e, "timed out");
+        let mut o = ok_round();
+        push_ping(&mut o, Err(e));
+        assert!(
+            o.message.ends_with("; appservice ping: timed out"),
+            "{}",
+            o.message
+        );
+        hold.abort();
     }
 }

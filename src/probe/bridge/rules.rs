@@ -6,6 +6,14 @@
 //! | `bridge_delivery` | `direction` | `failed_rounds` consecutive rounds without the token arriving (critical) |
 //! | `bridge_latency` | `direction` | the token arrived, slower than `latency_warning` / `latency_critical` |
 //! | `bridge_appservice_ping` | — | `failed_rounds` consecutive failed homeserver→bridge pings (critical) |
+//!
+//! The first delivered round after a failed one is not judged for latency: its token was in
+//! flight across the failure (sent while the direction was stuck, delivered on release), so its
+//! latency measures the outage, not the bridge. The next round is judged as usual.
+//!
+//! While a failure is being confirmed (fewer than `failed_rounds` failed rounds or pings), the
+//! probe's status reads `warning` and the failing part of its message says "failed round 1 of 2;
+//! confirming"; no alert is raised yet.
 
 use crate::model::{Labels, Moment, Observation, Severity, Status, format_duration, labels};
 use crate::rule::{Condition, RuleSet};
@@ -59,6 +67,9 @@ struct Streak {
     /// When the last good round was evaluated.
     last_ok: Option<f64>,
     last_latency: Option<f64>,
+    /// The last round was delivered right after this many failed ones: its token was in flight
+    /// across the failure.
+    after_failed: Option<u32>,
 }
 
 /// The bridge rules with their counters.
@@ -106,17 +117,20 @@ impl RuleSet for BridgeRules {
             measured = true;
             let s = self.dirs.entry(dir).or_default();
             if delivered >= 1.0 {
+                s.after_failed = (s.failed > 0).then_some(s.failed);
                 s.failed = 0;
                 s.since = None;
                 s.last_ok = Some(now.mono);
                 s.last_latency = obs.sample(samples::LATENCY, &l);
             } else {
                 s.failed += 1;
+                s.after_failed = None;
                 let from = s.last_ok.unwrap_or(now.mono);
                 s.since.get_or_insert(from);
                 s.last_latency = None;
             }
         }
+        let need = self.t.failed_rounds.max(1);
         let state = |d: &str, dirs: &BTreeMap<&str, Streak>| -> String {
             let words = DIRECTIONS
                 .iter()
@@ -146,7 +160,11 @@ impl RuleSet for BridgeRules {
                 let last = detail(&obs.message, words)
                     .map(|d| format!("; last round: {d}"))
                     .unwrap_or_default();
-                let delivery = if s.failed >= self.t.failed_rounds.max(1) {
+                if s.failed > 0 && s.failed < need {
+                    worst = worst.max(Status::Warning);
+                    obs.message = confirming(&obs.message, words, "failed round", s.failed, need);
+                }
+                let delivery = if s.failed >= need {
                     worst = worst.max(Status::Critical);
                     Condition::active(
                         rule_names::DELIVERY,
@@ -156,6 +174,16 @@ impl RuleSet for BridgeRules {
                             "{words}: nothing delivered for {} rounds{}; {}{last}",
                             s.failed,
                             how_long(&s, now.mono),
+                            state(other, &self.dirs)
+                        ),
+                    )
+                } else if s.failed > 0 {
+                    Condition::clear(
+                        rule_names::DELIVERY,
+                        l.clone(),
+                        format!(
+                            "{words}: failed round {} of {need}, confirming; {}",
+                            s.failed,
                             state(other, &self.dirs)
                         ),
                     )
@@ -170,6 +198,16 @@ impl RuleSet for BridgeRules {
                 delivery.value = Some(s.failed as f64);
                 out.push(delivery);
                 let latency = match s.last_latency {
+                    Some(lat) if s.after_failed.is_some() => Condition::clear(
+                        rule_names::LATENCY,
+                        l.clone(),
+                        format!(
+                            "{words}: delivered again in {} after {} failed round{}; not judged (the token was in flight across the failure)",
+                            format_duration(lat),
+                            s.after_failed.unwrap_or(0),
+                            if s.after_failed == Some(1) { "" } else { "s" }
+                        ),
+                    ),
                     Some(lat)
                         if self.t.latency_critical.is_some_and(|c| lat >= c)
                             || lat >= self.t.latency_warning =>
@@ -202,7 +240,8 @@ impl RuleSet for BridgeRules {
                 out.push(latency);
             }
         }
-        if let Some(ok) = obs.sample(samples::PING_OK, &Labels::new()) {
+        let ping_now = obs.sample(samples::PING_OK, &Labels::new());
+        if let Some(ok) = ping_now {
             self.ping_seen = true;
             if ok >= 1.0 {
                 self.ping = Streak {
@@ -219,7 +258,17 @@ impl RuleSet for BridgeRules {
             let last = detail(&obs.message, "appservice ping")
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default();
-            if self.ping.failed >= self.t.failed_rounds.max(1) {
+            if ping_now.is_some() && self.ping.failed > 0 && self.ping.failed < need {
+                worst = worst.max(Status::Warning);
+                obs.message = confirming(
+                    &obs.message,
+                    "appservice ping",
+                    "failed ping",
+                    self.ping.failed,
+                    need,
+                );
+            }
+            if self.ping.failed >= need {
                 worst = worst.max(Status::Critical);
                 out.push(Condition::active(
                     rule_names::PING,
@@ -239,11 +288,29 @@ impl RuleSet for BridgeRules {
                 ));
             }
         }
-        if measured && worst > obs.status {
+        // A round that measured nothing (a timeout, a failed login) keeps its own status: the
+        // counts are old news, not this round's finding.
+        if (measured || ping_now.is_some()) && worst > obs.status {
             obs.status = worst;
         }
         out
     }
+}
+
+/// `message` with "(failed round 1 of 2; confirming)" after the part about `words`.
+fn confirming(message: &str, words: &str, what: &str, n: u32, need: u32) -> String {
+    let head = format!("{words}: ");
+    message
+        .split("; ")
+        .map(|part| {
+            if part.starts_with(&head) {
+                format!("{part} ({what} {n} of {need}; confirming)")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -303,7 +370,12 @@ mod tests {
                 .severity
                 .is_none()
         );
-        assert_eq!(obs.status, Status::Ok);
+        // Not confirmed yet, but not "ok" either.
+        assert_eq!(obs.status, Status::Warning);
+        assert_eq!(
+            obs.message,
+            "Matrix→IRC: x (failed round 1 of 2; confirming); IRC→Matrix: y"
+        );
         step(&mut r, None);
         let (obs, c) = step(&mut r, None);
         let m2i = find(&c, rule_names::DELIVERY, "matrix_to_irc");
@@ -351,6 +423,66 @@ mod tests {
     }
 
     #[test]
+    fn a_round_in_flight_across_a_failure_is_not_judged_for_latency() {
+        // Issue 9 #19: the wedge is released while a token is in flight; it arrives 6 s late,
+        // inside the deadline. That measures the outage, not the bridge: no latency alert.
+        let mut r = BridgeRules::new(Thresholds {
+            failed_rounds: 2,
+            latency_warning: 3.0,
+            latency_critical: Some(5.0),
+        });
+        let mut t = 0.0;
+        let mut step = |r: &mut BridgeRules, i2m: Option<f64>| {
+            t += 10.0;
+            let mut obs = round(Some(0.05), i2m);
+            let c = r.evaluate(&mut obs, Moment::replayed(t));
+            (obs, c)
+        };
+        step(&mut r, Some(0.2));
+        step(&mut r, None);
+        let (_, c) = step(&mut r, None);
+        assert!(
+            find(&c, rule_names::DELIVERY, "irc_to_matrix")
+                .severity
+                .is_some()
+        );
+        let (obs, c) = step(&mut r, Some(6.0));
+        let lat = find(&c, rule_names::LATENCY, "irc_to_matrix");
+        assert_eq!(lat.severity, None, "{}", lat.message);
+        assert!(
+            lat.message
+                .starts_with("IRC→Matrix: delivered again in 6s after 2 failed rounds; not judged"),
+            "{}",
+            lat.message
+        );
+        assert!(
+            find(&c, rule_names::DELIVERY, "irc_to_matrix")
+                .severity
+                .is_none()
+        );
+        assert_eq!(obs.status, Status::Ok);
+        // A bridge that stays slow is judged by the next round.
+        let (obs, c) = step(&mut r, Some(6.0));
+        let lat = find(&c, rule_names::LATENCY, "irc_to_matrix");
+        assert_eq!(lat.severity, Some(Severity::Critical), "{}", lat.message);
+        assert_eq!(obs.status, Status::Critical);
+        // One failed round (not yet an alert) counts as a failure just the same.
+        step(&mut r, Some(0.2));
+        step(&mut r, None);
+        let (_, c) = step(&mut r, Some(4.0));
+        assert!(
+            find(&c, rule_names::LATENCY, "irc_to_matrix")
+                .severity
+                .is_none()
+        );
+        let (_, c) = step(&mut r, Some(4.0));
+        assert_eq!(
+            find(&c, rule_names::LATENCY, "irc_to_matrix").severity,
+            Some(Severity::Warning)
+        );
+    }
+
+    #[test]
     fn a_round_without_measurements_keeps_the_counts() {
         let mut r = rules();
         r.evaluate(&mut round(None, Some(0.1)), Moment::replayed(1.0));
@@ -372,20 +504,26 @@ mod tests {
     fn failed_pings_say_the_homeserver_cannot_reach_the_bridge() {
         let mut r = rules();
         for t in 1..=2 {
-            let mut o = Observation::new(Status::Ok, "appservice ping: timed out");
+            let mut o = round(Some(0.05), Some(0.2));
+            o.message.push_str("; appservice ping: timed out");
             o.samples
                 .push(Sample::new(samples::PING_OK, &Labels::new(), 0.0));
             let c = r.evaluate(&mut o, Moment::replayed(t as f64));
             let p = c.iter().find(|c| c.rule == rule_names::PING).unwrap();
             assert_eq!(p.severity.is_some(), t == 2);
-            if t == 2 {
-                assert!(
-                    p.message
-                        .starts_with("the homeserver cannot reach the bridge (2 failed pings (1s)"),
-                    "{}",
-                    p.message
+            if t == 1 {
+                // The first failed ping is not "ok" while it is confirmed.
+                assert_eq!(o.status, Status::Warning);
+                assert_eq!(
+                    o.message,
+                    "Matrix→IRC: x; IRC→Matrix: y; appservice ping: timed out (failed ping 1 of 2; confirming)"
                 );
-                assert!(p.message.contains("timed out"), "{}", p.message);
+            } else {
+                assert_eq!(o.status, Status::Critical);
+                assert_eq!(
+                    p.message,
+                    "the homeserver cannot reach the bridge (2 failed pings (1s): timed out)"
+                );
             }
         }
     }
