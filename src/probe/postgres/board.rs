@@ -51,7 +51,7 @@ pub fn clause(system: Option<&str>) -> String {
         return String::new();
     };
     format!(
-        "; the primary's probe {} has failed to write it since {}: {}",
+        " — the primary's probe {} has failed to write it since {}: {}",
         w.probe,
         crate::model::format_utc(w.since),
         w.failure.unwrap_or_default()

@@ -44,6 +44,9 @@ pub struct State {
     pub(super) wal_mount: Option<Result<String, String>>,
     /// The heartbeat table exists (checked once per session, and after a failed write).
     pub(super) table_ready: bool,
+    /// Consecutive runs of a standby that found no heartbeat table or row (the first is not a
+    /// warning yet: at start-up the primary's probe may not have written it).
+    pub(super) heartbeat_absent: u32,
     /// The cluster's system identifier (read once per session; `Some(None)` = unreadable).
     pub(super) system_id: Option<Option<String>>,
     /// Drop the session after this run (e.g. after a failed write check).

@@ -150,14 +150,12 @@ async fn heartbeat(
             Err(f) => return Err(f),
         }
         if !st.table_ready {
-            warn(
-                obs,
-                format!(
-                    "no heartbeat table {} on this standby (it is created on the primary and \
-                     replicates here)",
-                    s.table
-                ),
+            let text = format!(
+                "no heartbeat table {} on this standby (it is created on the primary and \
+                 replicates here)",
+                s.table
             );
+            absent(st, obs, r, text, &primary);
             return Ok(());
         }
     }
@@ -195,6 +193,7 @@ async fn heartbeat(
     };
     match rows.first().and_then(|row| row.try_get::<_, f64>(0).ok()) {
         Some(age) => {
+            st.heartbeat_absent = 0;
             obs.samples.push(plain(samples::HEARTBEAT_AGE, age));
             let line = format!("heartbeat from the primary is {} old", secs(Some(age)));
             if primary.is_empty() {
@@ -204,14 +203,26 @@ async fn heartbeat(
                 r.findings.push(format!("{line}{primary}"));
             }
         }
-        None => warn(
-            obs,
-            format!(
+        None => {
+            let text = format!(
                 "no heartbeat row in {} on this standby yet (row id = 1, upserted on the \
                  primary by its probe with heartbeat = true)",
                 s.table
-            ),
-        ),
+            );
+            absent(st, obs, r, text, &primary);
+        }
     }
     Ok(())
+}
+
+/// No table or no row: a warning from the second consecutive run on (at start-up the
+/// primary's probe may simply not have written it yet).
+fn absent(st: &mut State, obs: &mut Observation, r: &mut Report, text: String, primary: &str) {
+    st.heartbeat_absent = st.heartbeat_absent.saturating_add(1);
+    if st.heartbeat_absent >= 2 || !primary.is_empty() {
+        r.finding(obs, Status::Warning, format!("{text}{primary}"));
+    } else {
+        r.lines
+            .push(format!("{text}; a warning if still so at the next run"));
+    }
 }
