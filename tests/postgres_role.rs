@@ -168,3 +168,110 @@ fn config_check_rejects_an_unknown_role_at_its_line_and_column() {
         "{text}"
     );
 }
+
+#[test]
+fn the_documented_schema_variant_works_with_its_grants_only() {
+    let primary = Cluster::primary("db1", None, &PrimaryOpts::default());
+    let standby = primary.standby("node2", "node2");
+    // The recipe's role (its first two statements), then the schema variant, verbatim.
+    let recipe = doc_sql("least-privilege recipe: tests/postgres_grants.rs");
+    let role: String = recipe
+        .lines()
+        .filter(|l| l.starts_with("CREATE ROLE") || l.starts_with("GRANT pg_monitor"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(role.lines().count(), 2, "{recipe}");
+    primary.sql(&role);
+    primary.sql(&doc_sql("schema variant: tests/postgres_role.rs"));
+    wait_for(
+        "the table on the standby",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            (standby.sql("SELECT to_regclass('monitoring.lookout_heartbeat') IS NOT NULL") == "t")
+                .then_some(())
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pw = write_file(dir.path(), "pg-password", "change-me\n");
+    let pw = pw.to_str().unwrap();
+    let extra = "heartbeat = true\nheartbeat_table = \"monitoring.lookout_heartbeat\"";
+    let mut h = Harness::new(
+        &[
+            probe_toml_as(
+                "db1",
+                &primary,
+                "lookout",
+                pw,
+                "2s",
+                &format!("{extra}\nwrite_check = true"),
+            ),
+            probe_toml_as("db2", &standby, "lookout", pw, "2s", extra),
+        ]
+        .concat(),
+    );
+    let (p, _, _) = h.run("db1");
+    eprintln!("{}", p.message);
+    assert_eq!(p.status, Status::Ok, "{}", p.message);
+    assert!(
+        p.message
+            .contains("heartbeat written to monitoring.lookout_heartbeat")
+            && p.message.contains("write check ok"),
+        "{}",
+        p.message
+    );
+    let age = wait_for(
+        "a heartbeat age on the standby",
+        Duration::from_secs(20),
+        Duration::from_millis(300),
+        || {
+            let (s, _, _) = h.run("db2");
+            sample(&s, "pg.heartbeat_age_seconds", &[])
+        },
+    );
+    assert!(age < 10.0, "{age}");
+}
+
+#[test]
+fn a_write_check_that_fails_is_the_first_line_of_the_page() {
+    let primary = Cluster::primary("db1", None, &PrimaryOpts::default());
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pw_file(dir.path());
+    let mut h = Harness::new(&probe_toml(
+        "db1",
+        &primary,
+        &pw,
+        "2s",
+        "heartbeat = true\nwrite_check = true",
+    ));
+    assert_eq!(h.run("db1").0.status, Status::Ok);
+    primary.sql("ALTER SYSTEM SET default_transaction_read_only = on");
+    primary.sql("SELECT pg_reload_conf()");
+    let alert = wait_for(
+        "the write check alert",
+        Duration::from_secs(20),
+        Duration::from_millis(300),
+        || {
+            h.run("db1");
+            h.open("db1", "probe_status")
+                .filter(|a| a.severity == Severity::Critical)
+        },
+    );
+    eprintln!("{}", alert.message);
+    let first = alert.message.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(
+            "accepts connections but cannot write: cannot execute INSERT in a read-only transaction"
+        ),
+        "{}",
+        alert.message
+    );
+    assert!(
+        alert
+            .message
+            .lines()
+            .any(|l| l.starts_with("primary (PostgreSQL ")),
+        "the context follows: {}",
+        alert.message
+    );
+}

@@ -117,6 +117,8 @@ pub async fn run(
             }
         }
     }
+    // This run's write check uses the table even if the heartbeat write below fails.
+    let ready = st.table_ready;
     if c.heartbeat {
         match conn::step(
             deadline,
@@ -151,7 +153,7 @@ pub async fn run(
             }
         }
     }
-    if st.table_ready && c.write_check && !write_check(s, conn, deadline, obs, r).await {
+    if ready && c.write_check && !write_check(s, conn, deadline, obs, r).await {
         // The session may hold a lock or sit mid-transaction: start afresh next run.
         st.reset = true;
     }
