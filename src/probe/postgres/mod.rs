@@ -313,6 +313,9 @@ mod tests {
         assert_eq!(s.table, "lookout_heartbeat");
         let p = c.rule_params(Duration::from_secs(30));
         assert_eq!((p.heartbeat_warning, p.heartbeat_critical), (90.0, 300.0));
+        // The slot growth rate reacts within two runs.
+        assert_eq!(p.slot_growth_window, 60.0);
+        assert_eq!(p.expected.role, role::RoleOption::Any);
         assert!(parse("hots = \"x\"").unwrap_err().contains("unknown field"));
         let e = parse("sslmode = \"verify_full\"").unwrap_err();
         assert!(
