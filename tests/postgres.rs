@@ -102,8 +102,16 @@ fn scenario_1_healthy_primary_and_standby() {
         .collect();
     assert!(open.is_empty(), "no alerts on a healthy pair: {open:#?}");
 
-    // `lookout check --once` prints the same lines.
-    let cfg = write_file(dir.path(), "check.toml", &text);
+    // `lookout check --once` prints the same lines. A fresh process logs in anew (SCRAM in a
+    // debug build) while other tests load this 2-core machine: give it 5 s, not the 1 s the
+    // runs above need with their sessions already open.
+    let cfg = write_file(
+        dir.path(),
+        "check.toml",
+        &text
+            .replace("interval = \"1s\"", "interval = \"5s\"")
+            .replace("timeout = \"1s\"", "timeout = \"5s\""),
+    );
     let out = std::process::Command::new("timeout")
         .arg("60")
         .arg(kit::lookout_bin())

@@ -338,3 +338,73 @@ fn slot_alert_saying(
         },
     )
 }
+
+/// Issue 9, item 6: the slot growth estimate follows a new steady WAL rate within a few probe
+/// intervals (a 15-minute average once read +117 MiB/h while WAL grew at 2.7 GiB/h).
+#[test]
+fn slot_growth_follows_a_new_steady_wal_rate_within_three_intervals() {
+    let opts = PrimaryOpts {
+        max_wal_size: "1GB".into(),
+        checkpoint_timeout: "1h".into(),
+        ..Default::default()
+    };
+    let primary = Cluster::primary("db1", None, &opts);
+    primary.pgbench_init(1);
+    // An inactive slot holding WAL from now on (no standby ever uses it).
+    primary.sql("SELECT pg_create_physical_replication_slot('idle', true)");
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pw_file(dir.path());
+    // The default slot_growth_window.
+    let mut h = Harness::new(&probe_toml("db1", &primary, &pw, "2s", ""));
+    let lsn = || -> f64 {
+        primary
+            .sql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')")
+            .parse()
+            .unwrap()
+    };
+    let tick = |h: &mut Harness, k: u32| {
+        let next = h.t0 + Duration::from_secs(2 * k as u64);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        let (obs, _, _) = h.run("db1");
+        let at = h.now().mono;
+        (obs, at, lsn())
+    };
+    // 20 s of a quiet slot: history a long window would average the new rate with.
+    let mut k = 0;
+    for _ in 0..10 {
+        k += 1;
+        tick(&mut h, k);
+    }
+    // A steady load from here on.
+    let bench = primary.pgbench(&["-n", "-c", "2", "-R", "100", "-T", "120"]);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        k += 1;
+        let (obs, at, l) = tick(&mut h, k);
+        let g = sample(
+            &obs,
+            "pg.slot.retained_growth_bytes_per_second",
+            &[("slot", "idle")],
+        );
+        seen.push((at, l, g));
+    }
+    bench.stop();
+    let (t1, l1, _) = seen[0];
+    let (t3, l3, g3) = seen[2];
+    // The WAL rate the test measures itself over the last two intervals.
+    let wal_rate = (l3 - l1) / (t3 - t1);
+    let g3 = g3.expect("a growth sample");
+    eprintln!(
+        "slot growth after 3 intervals of pgbench: {:.1} KiB/s; WAL rate measured by the test \
+         over the last two intervals: {:.1} KiB/s; samples {seen:?}",
+        g3 / 1024.0,
+        wal_rate / 1024.0
+    );
+    assert!(wal_rate > 10_000.0, "pgbench wrote WAL: {wal_rate} B/s");
+    // Tolerance ±20 %: pgbench -R schedules transactions at random (Poisson) times, and the
+    // probe reads the LSN a few milliseconds before the test does.
+    assert!(
+        (g3 - wal_rate).abs() <= 0.2 * wal_rate,
+        "slot growth {g3:.0} B/s vs WAL rate {wal_rate:.0} B/s"
+    );
+}

@@ -165,3 +165,61 @@ timeout = "5s"
 "#
     )
 }
+
+/// `[[probe]]` text for a postgres probe on a cluster logging in as `user`.
+pub fn probe_toml_as(
+    id: &str,
+    c: &Cluster,
+    user: &str,
+    pw: &str,
+    interval: &str,
+    extra: &str,
+) -> String {
+    probe_toml(id, c, pw, interval, extra)
+        .replace("user = \"postgres\"", &format!("user = \"{user}\""))
+}
+
+/// The SQL block that follows the line containing `marker` in `docs/probes/postgres.md`: the
+/// tests run what the docs tell a user to run, so a wrong doc fails them.
+pub fn doc_sql(marker: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/probes/postgres.md");
+    let text = std::fs::read_to_string(&path).expect("docs/probes/postgres.md");
+    let after = text
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {}", path.display()))
+        .1;
+    let block = after
+        .split_once("```sql\n")
+        .unwrap_or_else(|| panic!("no ```sql block after {marker:?}"))
+        .1;
+    block
+        .split_once("```")
+        .unwrap_or_else(|| panic!("unterminated ```sql block after {marker:?}"))
+        .0
+        .to_string()
+}
+
+/// The status and message of a probe's last observation, from the daemon's status API.
+pub fn daemon_observation(d: &Daemon, probe: &str) -> Option<(String, String)> {
+    let status = d.get("/api/v1/status");
+    let p = status["probes"]
+        .as_array()?
+        .iter()
+        .find(|p| p["id"] == probe)?
+        .clone();
+    Some((
+        p["observation"]["status"].as_str()?.to_string(),
+        p["observation"]["message"].as_str()?.to_string(),
+    ))
+}
+
+/// The first line of a webhook body's alert message.
+pub fn first_line(body: &serde_json::Value) -> String {
+    body["alert"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -3,12 +3,15 @@
 //! the WAL directory, and publishes which slot fills the `pg_wal` filesystem; on a standby it
 //! checks the WAL receiver, replay and an end-to-end heartbeat. See `docs/probes/postgres.md`.
 
+pub mod board;
 pub mod conn;
 pub mod primary;
 pub mod probe;
 pub mod queries;
+pub mod role;
 pub mod rules;
 pub mod standby;
+pub mod table;
 pub mod tls;
 
 use crate::config::values::{Dur, Secret, Size};
@@ -59,6 +62,10 @@ pub struct PostgresConfig {
     pub sslcert: Option<PathBuf>,
     /// PEM file of the client certificate's private key (with `sslcert`). Default none.
     pub sslkey: Option<PathBuf>,
+    /// The role this server must have: `"primary"`, `"standby"` or `"any"`; the other role
+    /// raises `pg_role_mismatch`. Default: `"primary"` when `expected_standbys`,
+    /// `expected_standby_count` or `write_check` is set, else `"any"`.
+    pub role: Option<role::RoleOption>,
     /// On a primary: standbys (by `application_name`) that must be connected; a missing one
     /// is critical. Default none.
     #[serde(default)]
@@ -72,8 +79,8 @@ pub struct PostgresConfig {
     pub slot_growth_horizon: Option<Dur>,
     /// History the slot growth rate is measured over. Default `"15m"`.
     pub slot_growth_window: Option<Dur>,
-    /// The end-to-end heartbeat. On a primary: create the heartbeat table if missing and
-    /// upsert its row every run. On a standby: read the row's replicated age. Default false.
+    /// The end-to-end heartbeat. On a primary: upsert its row every run (the table is used
+    /// if it exists, created only if missing). On a standby: read the row's replicated age. Default false.
     #[serde(default)]
     pub heartbeat: bool,
     /// The heartbeat table (`name` or `schema.name`, lower case). Default
@@ -134,6 +141,8 @@ pub struct Settings {
     pub table: String,
     /// TLS mode (`disable` for a Unix socket).
     pub sslmode: tls::SslMode,
+    /// The role the server must have, and why.
+    pub expected: role::Expected,
 }
 
 impl PostgresConfig {
@@ -150,12 +159,10 @@ impl PostgresConfig {
                 .slot_growth_horizon
                 .map(Dur::secs)
                 .unwrap_or(d.slot_growth_horizon),
-            slot_growth_window: self
-                .slot_growth_window
-                .map(Dur::secs)
-                .unwrap_or(d.slot_growth_window),
+            slot_growth_window: self.slot_growth_window.map(Dur::secs).unwrap_or(2.0 * i),
             heartbeat_warning: self.heartbeat_warning.map(Dur::secs).unwrap_or(3.0 * i),
             heartbeat_critical: self.heartbeat_critical.map(Dur::secs).unwrap_or(10.0 * i),
+            expected: role::expected(self),
         }
     }
 
@@ -179,6 +186,7 @@ impl PostgresConfig {
             } else {
                 self.sslmode.unwrap_or(tls::SslMode::DEFAULT)
             },
+            expected: role::expected(self),
         }
     }
 
@@ -223,6 +231,17 @@ impl PostgresConfig {
             && !m.starts_with('/')
         {
             out.push((format!("wal_mount {m:?} is not an absolute path"), None));
+        }
+        if self.role == Some(role::RoleOption::Standby) {
+            for option in role::primary_only_options(self) {
+                out.push((
+                    format!("role = \"standby\" but {option} is set: it applies only on a primary"),
+                    Some(
+                        "remove it, or set role = \"any\" for a probe that follows failovers"
+                            .into(),
+                    ),
+                ));
+            }
         }
         if self.host.is_empty() {
             out.push(("host is empty".into(), None));
@@ -294,6 +313,9 @@ mod tests {
         assert_eq!(s.table, "lookout_heartbeat");
         let p = c.rule_params(Duration::from_secs(30));
         assert_eq!((p.heartbeat_warning, p.heartbeat_critical), (90.0, 300.0));
+        // The slot growth rate reacts within two runs.
+        assert_eq!(p.slot_growth_window, 60.0);
+        assert_eq!(p.expected.role, role::RoleOption::Any);
         assert!(parse("hots = \"x\"").unwrap_err().contains("unknown field"));
         let e = parse("sslmode = \"verify_full\"").unwrap_err();
         assert!(
@@ -334,6 +356,10 @@ mod tests {
             (
                 "sslmode = \"disable\"\nsslrootcert = \"/ca.pem\"",
                 "sslmode = \"disable\"",
+            ),
+            (
+                "role = \"standby\"\nwrite_check = true",
+                "role = \"standby\" but write_check is set: it applies only on a primary",
             ),
         ];
         for (text, words) in cases {

@@ -1,22 +1,22 @@
 //! What the probe looks at on a primary: standbys, slots, the WAL directory and its
-//! filesystem, the heartbeat write and the write check.
+//! filesystem; the heartbeat write and the write check are in [`super::table`].
 
 use super::Settings;
 use super::conn::{self, Conn, Failure};
-use super::probe::{State, blocking_bound, bytes, labelled, plain, secs, wall_of};
+use super::probe::{Report, State, blocking_bound, bytes, labelled, plain, secs, wall_of};
 use super::queries;
 use super::rules::{WalStatus, samples};
-use crate::model::{Observation, Status, format_utc};
+use crate::model::{Observation, format_utc};
 use std::time::Instant;
 
-/// Inspects a primary: adds samples to `obs` and one plain line per item to `lines`.
+/// Inspects a primary: adds samples to `obs`, problems and one plain line per item to `r`.
 pub async fn inspect(
     s: &Settings,
     conn: &mut Conn,
     st: &mut State,
     deadline: Instant,
     obs: &mut Observation,
-    lines: &mut Vec<String>,
+    r: &mut Report,
 ) -> Result<(), Failure> {
     let limit = s.statement_timeout;
     let c = &s.config;
@@ -52,7 +52,7 @@ pub async fn inspect(
                 obs.samples.push(labelled(name, "standby", n, v));
             }
         }
-        lines.push(format!(
+        r.lines.push(format!(
             "standby {n} ({}): {}, {}; lag sent {} flushed {} replayed {} (replay {})",
             sb.addr,
             sb.state,
@@ -81,7 +81,8 @@ pub async fn inspect(
             name,
             since,
         ));
-        lines.push(format!(
+        // A finding (first in the message); the pg_standby_missing rule raises the status.
+        r.findings.push(format!(
             "standby {name} is not connected (missing since {})",
             format_utc(since)
         ));
@@ -97,7 +98,7 @@ pub async fn inspect(
             let first = *st.short_since.get_or_insert_with(Instant::now);
             obs.samples
                 .push(plain(samples::STANDBY_SHORT_SINCE, wall_of(first)));
-            lines.push(format!(
+            r.findings.push(format!(
                 "only {} of {want} expected standbys connected (since {})",
                 standbys.len(),
                 format_utc(wall_of(first))
@@ -107,7 +108,7 @@ pub async fn inspect(
         }
     }
     if standbys.is_empty() && c.expected_standbys.is_empty() && c.expected_standby_count.is_none() {
-        lines.push("no standbys connected".into());
+        r.lines.push("no standbys connected".into());
     }
 
     // Slots.
@@ -119,9 +120,9 @@ pub async fn inspect(
             n,
             if slot.active { 1.0 } else { 0.0 },
         ));
-        if let Some(r) = slot.retained {
+        if let Some(held) = slot.retained {
             obs.samples
-                .push(labelled(samples::SLOT_RETAINED, "slot", n, r));
+                .push(labelled(samples::SLOT_RETAINED, "slot", n, held));
         }
         if let Some(v) = slot.safe_wal_size {
             obs.samples.push(labelled(samples::SLOT_SAFE, "slot", n, v));
@@ -130,7 +131,7 @@ pub async fn inspect(
             obs.samples
                 .push(labelled(samples::SLOT_WAL_STATUS, "slot", n, w.code()));
         }
-        lines.push(format!(
+        let line = format!(
             "slot {n} ({}): {}, wal_status {}, retains {}, safe_wal_size {}",
             slot.kind,
             if slot.active { "active" } else { "inactive" },
@@ -143,7 +144,14 @@ pub async fn inspect(
             slot.safe_wal_size
                 .map(crate::model::format_bytes)
                 .unwrap_or_else(|| "unlimited".into()),
-        ));
+        );
+        // An inactive or endangered slot is a finding (the pg_slot rule raises the status).
+        let endangered = matches!(slot.wal_status.as_str(), "unreserved" | "lost");
+        if !slot.active || endangered {
+            r.findings.push(line);
+        } else {
+            r.lines.push(line);
+        }
     }
 
     // The WAL directory: a permission problem is a note, not a failure.
@@ -180,10 +188,11 @@ pub async fn inspect(
         Some(Ok(mount)) => {
             obs.samples
                 .push(labelled(samples::WAL_MOUNT, "mount", mount, 1.0));
-            lines.push(format!("WAL directory: {} on {mount}", bytes(wal_dir)));
+            r.lines
+                .push(format!("WAL directory: {} on {mount}", bytes(wal_dir)));
         }
         Some(Err(e)) => {
-            lines.push(format!("WAL directory: {}", bytes(wal_dir)));
+            r.lines.push(format!("WAL directory: {}", bytes(wal_dir)));
             notes.push(format!("pg_wal filesystem unknown: {e}"));
         }
         None => {}
@@ -191,107 +200,10 @@ pub async fn inspect(
 
     // Heartbeat and write check share the one small table.
     if c.heartbeat || c.write_check {
-        if !st.table_ready {
-            match conn::step(
-                deadline,
-                limit,
-                "creating the heartbeat table",
-                conn.client.batch_execute(&queries::create_table(&s.table)),
-            )
-            .await
-            {
-                Ok(()) => st.table_ready = true,
-                Err(f @ Failure::TimedOut { .. }) => return Err(f),
-                Err(f) => {
-                    obs.status = obs.status.max(Status::Warning);
-                    notes.push(format!(
-                        "{}; the heartbeat and write check need CREATE on the database, or \
-                         create {} (id int primary key, ts timestamptz) yourself",
-                        f.message(),
-                        s.table
-                    ));
-                }
-            }
-        }
-        if st.table_ready && c.heartbeat {
-            match conn::step(
-                deadline,
-                limit,
-                "writing the heartbeat",
-                conn.client.query_one(&queries::upsert(&s.table), &[&1i32]),
-            )
-            .await
-            {
-                Ok(_) => lines.push(format!("heartbeat written to {}", s.table)),
-                Err(f @ Failure::TimedOut { .. }) => return Err(f),
-                Err(f) => {
-                    obs.status = obs.status.max(Status::Warning);
-                    notes.push(f.message());
-                }
-            }
-        }
-        if st.table_ready && c.write_check && !write_check(s, conn, deadline, obs, lines).await {
-            // The session may hold a lock or sit mid-transaction: start afresh next run.
-            st.reset = true;
-        }
+        super::table::run(s, conn, st, deadline, obs, r).await?;
     }
-    lines.extend(notes);
+    r.lines.extend(notes);
     Ok(())
-}
-
-/// The tiny write-and-read-back transaction. A failure or a timeout is critical with its own
-/// message (put first); returns whether it passed.
-async fn write_check(
-    s: &Settings,
-    conn: &mut Conn,
-    deadline: Instant,
-    obs: &mut Observation,
-    lines: &mut Vec<String>,
-) -> bool {
-    let started = Instant::now();
-    let table = s.table.clone();
-    let client = &mut conn.client;
-    let result = conn::step(deadline, s.statement_timeout, "write check", async move {
-        let tx = client.transaction().await?;
-        let wrote: f64 = tx
-            .query_one(&queries::upsert(&table), &[&0i32])
-            .await?
-            .try_get(0)?;
-        let read: f64 = tx
-            .query_one(&queries::read_back(&table), &[&0i32])
-            .await?
-            .try_get(0)?;
-        tx.commit().await?;
-        Ok((wrote, read))
-    })
-    .await;
-    match result {
-        Ok((wrote, read)) if wrote == read => {
-            let took = started.elapsed().as_secs_f64();
-            obs.samples.push(plain(samples::WRITE_SECONDS, took));
-            lines.push(format!("write check ok ({})", secs(Some(took))));
-            true
-        }
-        other => {
-            let why = match other {
-                Ok(_) => "the row read back differs from the one written".to_string(),
-                Err(Failure::TimedOut { after, .. }) => format!(
-                    "no commit within {}",
-                    crate::model::format_duration(after.as_secs_f64())
-                ),
-                Err(Failure::Failed { message, .. }) => message,
-            };
-            obs.status = Status::Critical;
-            lines.insert(
-                1.min(lines.len()),
-                format!(
-                    "accepts connections but cannot write: {why} (a full disk, read-only mode, \
-                     stuck locks or a synchronous standby that is gone?)"
-                ),
-            );
-            false
-        }
-    }
 }
 
 /// The `pg_wal` filesystem: the configured `wal_mount`, or `data_directory` resolved here.

@@ -42,10 +42,45 @@ pub struct State {
     pub(super) short_since: Option<Instant>,
     /// The `pg_wal` filesystem, resolved once per session.
     pub(super) wal_mount: Option<Result<String, String>>,
-    /// The heartbeat table exists (checked once per session).
+    /// The heartbeat table exists (checked once per session, and after a failed write).
     pub(super) table_ready: bool,
+    /// Consecutive runs of a standby that found no heartbeat table or row (the first is not a
+    /// warning yet: at start-up the primary's probe may not have written it).
+    pub(super) heartbeat_absent: u32,
+    /// The cluster's system identifier (read once per session; `Some(None)` = unreadable).
+    pub(super) system_id: Option<Option<String>>,
     /// Drop the session after this run (e.g. after a failed write check).
     pub(super) reset: bool,
+}
+
+/// What one run found: the problems (the message's first lines, so a page's summary names
+/// the fault), then the details.
+#[derive(Default)]
+pub struct Report {
+    /// Problems, critical ones first.
+    pub findings: Vec<String>,
+    /// Details, one per item.
+    pub lines: Vec<String>,
+}
+
+impl Report {
+    /// Records a problem and raises the observation's status to at least `status`.
+    pub fn finding(&mut self, obs: &mut Observation, status: Status, text: impl Into<String>) {
+        obs.status = obs.status.max(status);
+        if status >= Status::Critical {
+            self.findings.insert(0, text.into());
+        } else {
+            self.findings.push(text.into());
+        }
+    }
+
+    /// The message: findings, then the context line (role, version, TLS), then the details.
+    pub fn message(self, context: String) -> String {
+        let mut out = self.findings;
+        out.push(context);
+        out.extend(self.lines);
+        out.join("\n")
+    }
 }
 
 /// The `postgres` probe.
@@ -170,19 +205,21 @@ impl PostgresProbe {
         } else {
             tls
         };
-        let mut lines = vec![format!(
-            "{} (PostgreSQL {version}; {session})",
-            role.as_str()
-        )];
+        let context = format!("{} (PostgreSQL {version}; {session})", role.as_str());
+        let mut r = Report::default();
+        // The pg_role_mismatch rule alerts; the message says it first too.
+        if let Some(m) = super::role::mismatch(&self.s.expected, in_recovery) {
+            r.findings.push(m);
+        }
         match role {
             Role::Primary => {
-                primary::inspect(&self.s, conn, st, deadline, &mut obs, &mut lines).await?
+                primary::inspect(&self.s, conn, st, deadline, &mut obs, &mut r).await?
             }
             Role::Standby => {
-                standby::inspect(&self.s, conn, st, deadline, &mut obs, &mut lines).await?
+                standby::inspect(&self.s, conn, st, deadline, &mut obs, &mut r).await?
             }
         }
-        obs.message = lines.join("\n");
+        obs.message = r.message(context);
         Ok(obs)
     }
 
@@ -195,6 +232,7 @@ impl PostgresProbe {
             _ => {
                 st.wal_mount = None;
                 st.table_ready = false;
+                st.system_id = None;
                 match conn::connect(&self.s, deadline).await {
                     Ok(c) => c,
                     Err(f) => return self.failed(f, started),

@@ -76,7 +76,11 @@ pub fn heartbeat_age(table: &str) -> String {
     format!("SELECT extract(epoch from clock_timestamp() - ts)::float8 FROM {table} WHERE id = 1")
 }
 
-/// Whether a relation exists (so a standby can say "no heartbeat table yet").
+/// The cluster's system identifier, shared by a primary and its physical standbys.
+pub const SYSTEM_ID: &str = "SELECT system_identifier::text FROM pg_control_system()";
+
+/// Whether a relation exists (looked up before any CREATE, which needs a privilege the role
+/// may lack).
 pub const TABLE_EXISTS: &str = "SELECT to_regclass($1) IS NOT NULL";
 
 /// A standby as seen on the primary.

@@ -9,6 +9,7 @@
 //! | `pg_wal_receiver_down` | — | a standby has no WAL receiver (critical) or one not streaming (warning) |
 //! | `pg_replay_paused` | — | `pg_is_wal_replay_paused()` (warning) |
 //! | `pg_heartbeat_age` | — | the replicated heartbeat row is older than the thresholds |
+//! | `pg_role_mismatch` | — | the server's role is not the one the probe expects (critical) |
 
 use crate::model::{Labels, Moment, Observation, Sample, Severity, format_bytes, format_duration};
 use crate::rule::{Condition, RuleSet};
@@ -94,6 +95,8 @@ pub mod rule_names {
     pub const PAUSED: &str = "pg_replay_paused";
     /// End-to-end heartbeat age.
     pub const HEARTBEAT: &str = "pg_heartbeat_age";
+    /// The server's role is not the expected one.
+    pub const ROLE_MISMATCH: &str = "pg_role_mismatch";
 }
 
 /// `pg_replication_slots.wal_status`, with the code used in the `pg.slot.wal_status` sample.
@@ -156,12 +159,15 @@ pub struct PgRuleParams {
     pub slot_retained_critical: f64,
     /// A slot whose growth reaches `slot_retained_critical` within this is critical.
     pub slot_growth_horizon: f64,
-    /// History the growth rate is computed over.
+    /// History the growth rate is computed over (default two probe intervals, so a new
+    /// steady rate shows within two runs).
     pub slot_growth_window: f64,
     /// Heartbeat age that warns.
     pub heartbeat_warning: f64,
     /// Heartbeat age that is critical.
     pub heartbeat_critical: f64,
+    /// The role the server must have.
+    pub expected: super::role::Expected,
 }
 
 impl Default for PgRuleParams {
@@ -169,9 +175,10 @@ impl Default for PgRuleParams {
         PgRuleParams {
             slot_retained_critical: 10.0 * 1024.0 * 1024.0 * 1024.0,
             slot_growth_horizon: 4.0 * 3600.0,
-            slot_growth_window: 900.0,
+            slot_growth_window: 60.0,
             heartbeat_warning: 90.0,
             heartbeat_critical: 300.0,
+            expected: super::role::Expected::default(),
         }
     }
 }
@@ -475,8 +482,10 @@ impl RuleSet for PgRules {
                 labels: Labels::new(),
                 severity: sev,
                 message: format!(
-                    "replication heartbeat is {} old (warning at {}, critical at {})",
+                    "replication heartbeat is {} old (written on the primary at {}; warning \
+                     at {}, critical at {})",
                     format_duration(age.round()),
+                    crate::model::format_utc(now.wall - age),
                     format_duration(p.heartbeat_warning),
                     format_duration(p.heartbeat_critical)
                 ),
@@ -490,6 +499,21 @@ impl RuleSet for PgRules {
                 );
             }
             out.push(c);
+        }
+        if let Some(rec) = plain(obs, samples::IN_RECOVERY) {
+            let l = Labels::new();
+            out.push(
+                match super::role::mismatch(&self.params.expected, rec > 0.0) {
+                    Some(m) => {
+                        Condition::active(rule_names::ROLE_MISMATCH, l, Severity::Critical, m)
+                    }
+                    None => Condition::clear(
+                        rule_names::ROLE_MISMATCH,
+                        l,
+                        "the server has the expected role",
+                    ),
+                },
+            );
         }
         for c in &out {
             if let Some(sev) = c.severity {

@@ -217,3 +217,66 @@ fn wal_status_codes_round_trip() {
     }
     assert_eq!(WalStatus::parse("bogus"), None);
 }
+
+#[test]
+fn slot_growth_reacts_to_a_new_steady_rate_within_two_intervals() {
+    // A 30 s probe: 15 minutes flat, then 2.7 GiB/h. The estimate is the new rate after two
+    // intervals (a 15-minute average read +117 MiB/h at this point in the field).
+    let c: crate::probe::postgres::PostgresConfig = toml::from_str("").unwrap();
+    let mut r = PgRules::new(c.rule_params(std::time::Duration::from_secs(30)));
+    let rate = 2.7 * GIB / 3600.0;
+    let mk = |retained: f64| {
+        obs(&[
+            (samples::SLOT_ACTIVE, &[("slot", "node2")], 0.0),
+            (samples::SLOT_RETAINED, &[("slot", "node2")], retained),
+        ])
+    };
+    let mut t = 0.0;
+    while t <= 900.0 {
+        r.evaluate(&mut mk(16.0e6), at(t));
+        t += 30.0;
+    }
+    let growth = |o: &Observation| {
+        o.sample(
+            samples::SLOT_GROWTH,
+            &[("slot".to_string(), "node2".to_string())].into(),
+        )
+    };
+    let mut seen = Vec::new();
+    for k in 1..=3 {
+        let mut o = mk(16.0e6 + rate * 30.0 * k as f64);
+        r.evaluate(&mut o, at(900.0 + 30.0 * k as f64));
+        seen.push(growth(&o).unwrap());
+    }
+    assert!((seen[1] - rate).abs() < 1e-6 * rate, "{seen:?} vs {rate}");
+    assert!((seen[2] - rate).abs() < 1e-6 * rate, "{seen:?} vs {rate}");
+}
+
+#[test]
+fn role_mismatch_names_the_options_and_clears() {
+    let c: crate::probe::postgres::PostgresConfig =
+        toml::from_str("expected_standbys = [\"node2\"]\nwrite_check = true").unwrap();
+    let mut r = PgRules::new(c.rule_params(std::time::Duration::from_secs(30)));
+    let mut o = obs(&[(samples::IN_RECOVERY, &[], 1.0)]);
+    let cs = r.evaluate(&mut o, at(0.0));
+    let m = find(&cs, rule_names::ROLE_MISMATCH);
+    assert_eq!(m.severity, Some(Severity::Critical));
+    assert!(
+        m.message
+            .starts_with("role mismatch: this server is a standby")
+            && m.message
+                .contains("expected_standbys, write_check cannot apply"),
+        "{}",
+        m.message
+    );
+    let mut o = obs(&[(samples::IN_RECOVERY, &[], 0.0)]);
+    let cs = r.evaluate(&mut o, at(1.0));
+    assert_eq!(find(&cs, rule_names::ROLE_MISMATCH).severity, None);
+    // No expectation: never a mismatch.
+    let mut r = PgRules::new(PgRuleParams::default());
+    let mut o = obs(&[(samples::IN_RECOVERY, &[], 1.0)]);
+    assert_eq!(
+        find(&r.evaluate(&mut o, at(0.0)), rule_names::ROLE_MISMATCH).severity,
+        None
+    );
+}

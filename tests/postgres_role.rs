@@ -1,0 +1,277 @@
+//! The postgres probe's role expectation (issue 9, item 5) and a standby's heartbeat findings
+//! (item 2) against a real primary and streaming standby, driven through the library (the
+//! daemon's code path without the daemon); `config check` for the option's values.
+
+mod kit;
+mod pg_common;
+mod pg_kit;
+
+use kit::write_file;
+use lookout::model::{Severity, Status};
+use pg_common::*;
+use pg_kit::{Cluster, PrimaryOpts};
+use std::time::Duration;
+
+#[test]
+fn a_probe_on_the_other_role_raises_pg_role_mismatch_naming_its_options() {
+    let primary = Cluster::primary("db1", None, &PrimaryOpts::default());
+    let standby = primary.standby("node2", "node2");
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pw_file(dir.path());
+    let text = [
+        // After a failover: the old primary's probe now looks at a standby (role inferred).
+        probe_toml(
+            "old-primary",
+            &standby,
+            &pw,
+            "2s",
+            "expected_standbys = [\"node2\"]\nwrite_check = true\nheartbeat = true",
+        ),
+        // A standby's probe that finds a primary (promoted).
+        probe_toml(
+            "promoted",
+            &primary,
+            &pw,
+            "2s",
+            "role = \"standby\"\nheartbeat = true",
+        ),
+        // role = "any" follows the role: no alert; matching roles: no alert.
+        probe_toml(
+            "follower",
+            &standby,
+            &pw,
+            "2s",
+            "role = \"any\"\nwrite_check = true",
+        ),
+        probe_toml("fine", &primary, &pw, "2s", "role = \"primary\""),
+        probe_toml("fine-standby", &standby, &pw, "2s", "role = \"standby\""),
+    ]
+    .concat();
+    let mut h = Harness::new(&text);
+    for id in [
+        "old-primary",
+        "promoted",
+        "follower",
+        "fine",
+        "fine-standby",
+    ] {
+        let (obs, _, _) = h.run(id);
+        eprintln!("{id} ({:?}):\n{}\n", obs.status, obs.message);
+    }
+    let a = h
+        .open("old-primary", "pg_role_mismatch")
+        .expect("a mismatch alert for the old primary's probe");
+    eprintln!("old-primary: {}", a.message);
+    assert_eq!(a.severity, Severity::Critical);
+    assert!(
+        a.message.starts_with(
+            "role mismatch: this server is a standby, but the probe expects a primary \
+             (inferred from expected_standbys, write_check): expected_standbys, write_check, \
+             heartbeat (writing it) cannot apply on a standby"
+        ),
+        "{}",
+        a.message
+    );
+    let (obs, _, _) = h.run("old-primary");
+    assert!(
+        obs.message
+            .starts_with("role mismatch: this server is a standby"),
+        "the probe's message says it first: {}",
+        obs.message
+    );
+    let a = h
+        .open("promoted", "pg_role_mismatch")
+        .expect("a mismatch alert for the promoted standby's probe");
+    eprintln!("promoted: {}", a.message);
+    assert!(
+        a.message.starts_with(
+            "role mismatch: this server is a primary, but the probe expects a standby \
+             (role = \"standby\")"
+        ) && a.message.contains("heartbeat (reading its age)"),
+        "{}",
+        a.message
+    );
+    for id in ["follower", "fine", "fine-standby"] {
+        assert!(
+            h.open(id, "pg_role_mismatch").is_none(),
+            "{id}: no mismatch alert"
+        );
+    }
+}
+
+#[test]
+fn a_standby_without_a_heartbeat_row_says_so_from_its_second_run() {
+    let primary = Cluster::primary("db1", None, &PrimaryOpts::default());
+    let standby = primary.standby("node2", "node2");
+    primary.sql("CREATE TABLE lookout_heartbeat (id int PRIMARY KEY, ts timestamptz NOT NULL)");
+    wait_for(
+        "the table on the standby",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            (standby.sql("SELECT to_regclass('lookout_heartbeat') IS NOT NULL") == "t")
+                .then_some(())
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pw_file(dir.path());
+    let mut h = Harness::new(&probe_toml("db2", &standby, &pw, "2s", "heartbeat = true"));
+    let (first, _, _) = h.run("db2");
+    assert_eq!(first.status, Status::Ok, "{}", first.message);
+    let (second, _, _) = h.run("db2");
+    eprintln!("{}", second.message);
+    assert_eq!(second.status, Status::Warning, "{}", second.message);
+    assert!(
+        second
+            .message
+            .starts_with("no heartbeat row in lookout_heartbeat on this standby yet"),
+        "{}",
+        second.message
+    );
+    assert!(!second.message.contains("set heartbeat = true"));
+    let alert = h.open("db2", "probe_status").expect("a warning");
+    assert!(
+        alert.message.starts_with("no heartbeat row"),
+        "the page's first line: {}",
+        alert.message
+    );
+}
+
+#[test]
+fn config_check_rejects_an_unknown_role_at_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(
+        dir.path(),
+        "lookout.toml",
+        "[[probe]]\nid = \"db1\"\nkind = \"postgres\"\nrole = \"replica\"\n\n\
+         [[probe]]\nid = \"db2\"\nkind = \"postgres\"\nrole = \"standby\"\nwrite_check = true\n",
+    );
+    let out = std::process::Command::new("timeout")
+        .arg("30")
+        .arg(kit::lookout_bin())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("lookout.toml:4:8")
+            && text.contains("role \"replica\" is not one of primary, standby, any")
+            && text.contains("did you mean \"standby\"?"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_documented_schema_variant_works_with_its_grants_only() {
+    let primary = Cluster::primary("db1", None, &PrimaryOpts::default());
+    let standby = primary.standby("node2", "node2");
+    // The recipe's role (its first two statements), then the schema variant, verbatim.
+    let recipe = doc_sql("least-privilege recipe: tests/postgres_grants.rs");
+    let role: String = recipe
+        .lines()
+        .filter(|l| l.starts_with("CREATE ROLE") || l.starts_with("GRANT pg_monitor"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(role.lines().count(), 2, "{recipe}");
+    primary.sql(&role);
+    primary.sql(&doc_sql("schema variant: tests/postgres_role.rs"));
+    wait_for(
+        "the table on the standby",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            (standby.sql("SELECT to_regclass('monitoring.lookout_heartbeat') IS NOT NULL") == "t")
+                .then_some(())
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pw = write_file(dir.path(), "pg-password", "change-me\n");
+    let pw = pw.to_str().unwrap();
+    let extra = "heartbeat = true\nheartbeat_table = \"monitoring.lookout_heartbeat\"";
+    let mut h = Harness::new(
+        &[
+            probe_toml_as(
+                "db1",
+                &primary,
+                "lookout",
+                pw,
+                "2s",
+                &format!("{extra}\nwrite_check = true"),
+            ),
+            probe_toml_as("db2", &standby, "lookout", pw, "2s", extra),
+        ]
+        .concat(),
+    );
+    let (p, _, _) = h.run("db1");
+    eprintln!("{}", p.message);
+    assert_eq!(p.status, Status::Ok, "{}", p.message);
+    assert!(
+        p.message
+            .contains("heartbeat written to monitoring.lookout_heartbeat")
+            && p.message.contains("write check ok"),
+        "{}",
+        p.message
+    );
+    let age = wait_for(
+        "a heartbeat age on the standby",
+        Duration::from_secs(20),
+        Duration::from_millis(300),
+        || {
+            let (s, _, _) = h.run("db2");
+            sample(&s, "pg.heartbeat_age_seconds", &[])
+        },
+    );
+    assert!(age < 10.0, "{age}");
+}
+
+#[test]
+fn a_write_check_that_fails_is_the_first_line_of_the_page() {
+    let primary = Cluster::primary("db1", None, &PrimaryOpts::default());
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pw_file(dir.path());
+    let mut h = Harness::new(&probe_toml(
+        "db1",
+        &primary,
+        &pw,
+        "2s",
+        "heartbeat = true\nwrite_check = true",
+    ));
+    assert_eq!(h.run("db1").0.status, Status::Ok);
+    primary.sql("ALTER SYSTEM SET default_transaction_read_only = on");
+    primary.sql("SELECT pg_reload_conf()");
+    let alert = wait_for(
+        "the write check alert",
+        Duration::from_secs(20),
+        Duration::from_millis(300),
+        || {
+            h.run("db1");
+            h.open("db1", "probe_status")
+                .filter(|a| a.severity == Severity::Critical)
+        },
+    );
+    eprintln!("{}", alert.message);
+    let first = alert.message.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(
+            "accepts connections but cannot write: cannot execute INSERT in a read-only transaction"
+        ),
+        "{}",
+        alert.message
+    );
+    assert!(
+        alert
+            .message
+            .lines()
+            .any(|l| l.starts_with("primary (PostgreSQL ")),
+        "the context follows: {}",
+        alert.message
+    );
+}
