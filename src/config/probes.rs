@@ -120,12 +120,11 @@ macro_rules! probe_kinds {
             /// Every kind name, for messages.
             pub const KINDS: &[&str] = &[$(<crate::probe::$module::$config as KindConfig>::NAME),*];
 
-            /// Deserializes a kind's own fields (everything but [`COMMON_FIELDS`]).
-            pub fn parse(kind: &str, table: Spanned<toml::de::DeValue<'_>>) -> Result<ProbeKindConfig, toml::de::Error> {
-                use serde::de::IntoDeserializer;
+            /// Deserializes a kind's own fields (everything but [`COMMON_FIELDS`]), with every bad field.
+            pub fn parse(kind: &str, table: Spanned<toml::de::DeValue<'_>>) -> Result<ProbeKindConfig, Vec<toml::de::Error>> {
                 $(
                     if kind == <crate::probe::$module::$config as KindConfig>::NAME {
-                        return Ok(ProbeKindConfig::$variant(crate::probe::$module::$config::deserialize(table.into_deserializer())?));
+                        return Ok(ProbeKindConfig::$variant(super::parse::deserialize_all::<crate::probe::$module::$config>(table)?));
                     }
                 )*
                 unreachable!("kind checked by the caller")
