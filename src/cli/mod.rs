@@ -339,11 +339,20 @@ fn config_check(path: Option<&std::path::Path>) -> ExitCode {
     let located = config::locate(path);
     match config::load(located.as_deref()) {
         Ok(c) => {
+            for w in &c.warnings {
+                println!("{}", config::error::AsWarning(w));
+            }
+            let n = c.warnings.len();
             println!(
-                "{}: ok ({} probes, {} notifiers)",
+                "{}: ok ({} probes, {} notifiers{})",
                 c.origin(),
                 c.probes.len(),
-                c.notifiers.len()
+                c.notifiers.len(),
+                match n {
+                    0 => String::new(),
+                    1 => ", 1 warning".into(),
+                    n => format!(", {n} warnings"),
+                }
             );
             ExitCode::SUCCESS
         }

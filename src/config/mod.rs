@@ -60,6 +60,9 @@ pub struct Config {
     pub maintenance: Vec<MaintenanceConfig>,
     /// Where each top-level section starts in the file (for validation messages).
     pub section_spans: std::collections::BTreeMap<String, std::ops::Range<usize>>,
+    /// Problems that do not make the file invalid (e.g. a configured path that does not exist
+    /// on this host), in file order; `config check` prints them.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// `[daemon]`: scheduling.
@@ -166,7 +169,20 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
     })?;
     let mut config = parse_str(path, &src)?;
     config.resolve_secret_files()?;
+    config.warnings.extend(host_warnings(&config, path, &src));
+    config.warnings.sort_by_key(|w| (w.line, w.column));
     Ok(config)
+}
+
+/// Checks of a valid configuration against this host (the only other I/O of [`load`]):
+/// warnings, never errors, since the host may change before the daemon runs.
+fn host_warnings(config: &Config, path: &Path, src: &str) -> Vec<ConfigError> {
+    let mut warnings = error::Collector::new(path, src);
+    for p in &config.probes {
+        p.kind
+            .host_warnings(&format!("probe {:?}", p.id), &mut warnings);
+    }
+    warnings.into_sorted()
 }
 
 /// Parses and validates configuration text (no I/O).
