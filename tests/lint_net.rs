@@ -225,3 +225,38 @@ fn case_patterns_in_a_dhclient_hook_are_not_programs() {
     );
     assert_eq!(code, 1);
 }
+
+#[test]
+fn check_once_says_why_its_net_lint_row_is_there() {
+    // Issue 9 item 18: `check --once` showed a `net_lint` row that nothing in the file
+    // configures. It stays (the daemon lints the host with any configuration and raises
+    // `net_lint`), and says so.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = kit::write_file(
+        tmp.path(),
+        "lookout.toml",
+        "[[probe]]\nid = \"root\"\nkind = \"disk\"\nmounts = [\"/\"]\n",
+    );
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(lookout_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["check", "--once", "--json"])
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let lint = &rows[1];
+    assert_eq!(
+        (&lint["probe"], &lint["kind"]),
+        (&"net_lint".into(), &"lint".into())
+    );
+    let message = lint["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("built in, whatever the configuration: the daemon lints this host's network configuration at start and raises net_lint (details: lookout lint net): "),
+        "{message}"
+    );
+}
