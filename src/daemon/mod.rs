@@ -98,7 +98,6 @@ pub async fn run(opts: RunOptions) -> Result<()> {
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let previous_run = liveness::previous_run(&state_dir);
-    liveness::mark_running(&state_dir, clock.now().wall);
     let (store, restored) = open_store(&state_dir, &config);
     let token = api_token(&config, &state_dir)?;
     let (feedback_tx, feedback_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -132,6 +131,8 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (is another lookout running? use --listen to pick another address)"))?;
     let bound = listener.local_addr()?;
+    // Only a run that got this far can die uncleanly; a failed start leaves no marker.
+    liveness::mark_running(&state_dir, clock.now().wall);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(crate::api::serve(listener, core.clone(), stop_rx.clone()));
     println!(
