@@ -258,3 +258,56 @@ fn sighup_with_a_broken_file_keeps_the_old_config_and_warns() {
     }
     d.terminate(Duration::from_secs(5));
 }
+
+#[test]
+fn a_pending_alert_shows_since_when_in_the_api_and_the_cli() {
+    // Issue 9 item 18: a pending alert has no start yet, and its SINCE column was empty.
+    let work = tempfile::tempdir().unwrap();
+    // A floor of 100 % is always breached; `for = "1h"` keeps the alert pending.
+    let config = write_file(
+        work.path(),
+        "lookout.toml",
+        "[[probe]]\nid = \"root\"\nkind = \"disk\"\nmounts = [\"/\"]\ninterval = \"1s\"\nfor = \"1h\"\nwarning_free = \"100%\"\ncritical_free = \"100%\"\n",
+    );
+    let d = kit::Daemon::start(&config, &work.path().join("state"), work.path());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let pending = loop {
+        let alerts = d.get("/api/v1/alerts");
+        if let Some(a) = alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["rule"] == "disk_full" && a["state"] == "pending")
+        {
+            break a.clone();
+        }
+        assert!(Instant::now() < deadline, "no pending disk_full: {alerts}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(pending["started_at"], Value::Null, "{pending}");
+    let since = pending["since"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no since: {pending}"));
+    assert_eq!(pending["since"], pending["pending_since"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        since <= now && now - since < 30.0,
+        "since {since}, now {now}"
+    );
+
+    let (code, out, err) = cli(&["--api", &d.url(), "alerts"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let id = pending["id"].as_str().unwrap();
+    let row = out
+        .lines()
+        .find(|l| l.starts_with(id))
+        .unwrap_or_else(|| panic!("no row for {id}: {out}"));
+    assert!(row.contains(" pending "), "{row}");
+    assert!(
+        row.contains(&format!(" {} ", lookout::model::format_utc(since))),
+        "SINCE of the pending alert: {out}"
+    );
+}

@@ -116,3 +116,44 @@ fn no_input_panics_the_parser() {
         let _ = lookout::config::parse_str(path, &String::from_utf8_lossy(&b));
     }
 }
+
+#[test]
+fn a_dhcp_lease_path_that_does_not_exist_is_a_warning_at_its_position() {
+    // Issue 9 item 17: a typo in `paths` silently disabled the lease check.
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("dhcp");
+    std::fs::create_dir(&real).unwrap();
+    let typo = tmp.path().join("dhpc");
+    let config = kit::write_file(
+        tmp.path(),
+        "lookout.toml",
+        &format!(
+            "[[probe]]\nid = \"leases\"\nkind = \"dhcp_lease\"\npaths = [\"{}\", \"{}\"]\n",
+            real.display(),
+            typo.display()
+        ),
+    );
+    let (code, stdout, stderr) = check(config.to_str().unwrap());
+    // The second string starts after `paths = ["<real>", ` (columns count from 1).
+    let column = "paths = [\"".len() + real.display().to_string().len() + "\", ".len() + 1;
+    assert_eq!(
+        stdout,
+        format!(
+            "{c}:4:{column}: warning: probe \"leases\": lease path {t} does not exist on this host: the probe will find no lease there and read unknown\n  hint: check the spelling; leave `paths` out to read the usual lease directories\n{c}: ok (1 probes, 0 notifiers, 1 warning)\n",
+            c = config.display(),
+            t = typo.display()
+        )
+    );
+    assert_eq!(code, 0, "a warning does not fail the check: {stderr}");
+
+    // Both paths present: no warning.
+    std::fs::create_dir(&typo).unwrap();
+    let (code, stdout, _) = check(config.to_str().unwrap());
+    assert_eq!(
+        (code, stdout),
+        (
+            0,
+            format!("{}: ok (1 probes, 0 notifiers)\n", config.display())
+        )
+    );
+}

@@ -54,13 +54,15 @@ fn dhclient(iface: &str, addr: &str, renew: i64, expire: i64) -> String {
 
 /// Runs `lookout check --once --json` with one dhcp_lease probe reading `dir`.
 fn check(work: &Path, dir: &Path) -> (i32, Value) {
+    check_with(work, &format!("paths = [\"{}\"]\n", dir.display()))
+}
+
+/// Runs `lookout check --once --json` with one dhcp_lease probe with these options.
+fn check_with(work: &Path, options: &str) -> (i32, Value) {
     let config = write_file(
         work,
         "lookout.toml",
-        &format!(
-            "[[probe]]\nid = \"leases\"\nkind = \"dhcp_lease\"\npaths = [\"{}\"]\n",
-            dir.display()
-        ),
+        &format!("[[probe]]\nid = \"leases\"\nkind = \"dhcp_lease\"\n{options}"),
     );
     let out = Command::new("timeout")
         .arg("30")
@@ -85,7 +87,13 @@ fn lease_files_of_each_client_through_the_real_binary() {
     // (files, exit code, status, message)
     type Case<'a> = (Vec<(&'a str, String)>, i32, &'a str, String);
     let cases: Vec<Case> = vec![
-        (vec![], 0, "ok", "no DHCP leases found".into()),
+        // Issue 9 item 17: a directory named in `paths` that holds no lease is not "ok".
+        (
+            vec![],
+            3,
+            "unknown",
+            "no DHCP leases found in {dir} (named in paths)".into(),
+        ),
         (
             vec![
                 ("dhclient.eth0.leases", dhclient("eth0", "192.168.1.10", 6 * H + 30, 12 * H + 30)),
@@ -126,6 +134,7 @@ fn lease_files_of_each_client_through_the_real_binary() {
         let (got_code, row) = check(work.path(), &dir);
         assert_eq!(row["kind"], "dhcp_lease", "case {i}: {row}");
         let got = row["message"].as_str().unwrap_or_default();
+        let message = message.replace("{dir}", &dir.display().to_string());
         // Every span above is over an hour with a 30 s margin, so the text is stable while
         // the probe runs.
         assert_eq!(
@@ -174,5 +183,64 @@ fn networkd_lease_counts_from_the_time_the_file_was_written() {
     assert!(
         (expires - 23.0 * 3600.0).abs() < 10.0,
         "expires in {expires} s"
+    );
+}
+
+#[test]
+fn a_named_path_or_interface_without_a_lease_reads_unknown_and_says_where_it_looked() {
+    // Issue 9 item 17: a typo in `paths` read "ok: no DHCP leases found" and silently
+    // disabled the check.
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("dhcp");
+    std::fs::create_dir(&dir).unwrap();
+    write_file(
+        &dir,
+        "dhclient.eth0.leases",
+        &dhclient("eth0", "192.168.1.10", 6 * H + 30, 12 * H + 30),
+    );
+    let typo = work.path().join("dhpc");
+    let (code, row) = check(work.path(), &typo);
+    assert_eq!(
+        (code, row["status"].as_str(), row["message"].as_str()),
+        (
+            3,
+            Some("unknown"),
+            Some(format!("{} (named in paths) does not exist", typo.display()).as_str())
+        )
+    );
+
+    // One good path and one typo: the lease is reported, and so is the typo.
+    let (code, row) = check_with(
+        work.path(),
+        &format!("paths = [\"{}\", \"{}\"]\n", dir.display(), typo.display()),
+    );
+    assert_eq!(row["status"], "unknown", "{row}");
+    assert_eq!(
+        row["message"].as_str().unwrap_or_default(),
+        format!(
+            "eth0 uses DHCP (lease 192.168.1.10, renews in 6h00m, expires in 12h00m); {} (named in paths) does not exist",
+            typo.display()
+        )
+    );
+    assert_eq!(code, 3);
+
+    // An interface named in `interfaces` that has no lease there.
+    let (code, row) = check_with(
+        work.path(),
+        &format!("paths = [\"{}\"]\ninterfaces = [\"eth1\"]\n", dir.display()),
+    );
+    assert_eq!(
+        (code, row["status"].as_str(), row["message"].as_str()),
+        (
+            3,
+            Some("unknown"),
+            Some(
+                format!(
+                    "no current DHCP lease for eth1 (named in interfaces) in {}",
+                    dir.display()
+                )
+                .as_str()
+            )
+        )
     );
 }

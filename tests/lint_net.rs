@@ -192,3 +192,71 @@ fn a_script_run_from_post_up_is_linted_with_ifupdowns_path_rules() {
     );
     assert_eq!(code, 1);
 }
+
+#[test]
+fn case_patterns_in_a_dhclient_hook_are_not_programs() {
+    // Issue 9 item 15: `case "$reason" in BOUND|RENEW|REBOOT)` on one line reported "this hook
+    // calls `RENEW`, which is not installed". The arms' commands are still checked.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("dhclient-exit-hooks.d");
+    std::fs::create_dir(&dir).unwrap();
+    let hook = kit::write_file(
+        &dir,
+        "routes",
+        concat!(
+            "# Sourced by dhclient-script after every lease change.\n",
+            "case \"$reason\" in BOUND|RENEW|REBOOT)\n",
+            "    ip route replace 10.8.0.0/16 via 192.168.1.1 ;;\n",
+            "  EXPIRE | \"FAIL\" | 'RELEASE' | STOP*)\n",
+            "    logger -t routes \"lease gone: $reason\"\n",
+            "    ;&\n",
+            "  (PREINIT|PREINIT6)\n",
+            "    restart-vpn-tunnel ;;\n",
+            "esac\n",
+        ),
+    );
+    let (code, lines) = lint(std::slice::from_ref(&dir));
+    assert_eq!(
+        lines,
+        vec![format!(
+            "{}:8: this hook calls `restart-vpn-tunnel`, which is not installed in any of /sbin, /bin, /usr/sbin, /usr/bin, /usr/local/sbin, /usr/local/bin; install it or call it by its absolute path",
+            hook.display()
+        )]
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn check_once_says_why_its_net_lint_row_is_there() {
+    // Issue 9 item 18: `check --once` showed a `net_lint` row that nothing in the file
+    // configures. It stays (the daemon lints the host with any configuration and raises
+    // `net_lint`), and says so.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = kit::write_file(
+        tmp.path(),
+        "lookout.toml",
+        "[[probe]]\nid = \"root\"\nkind = \"disk\"\nmounts = [\"/\"]\n",
+    );
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(lookout_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["check", "--once", "--json"])
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let lint = &rows[1];
+    assert_eq!(
+        (&lint["probe"], &lint["kind"]),
+        (&"net_lint".into(), &"lint".into())
+    );
+    let message = lint["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("built in, whatever the configuration: the daemon lints this host's network configuration at start and raises net_lint (details: lookout lint net): "),
+        "{message}"
+    );
+}

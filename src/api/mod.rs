@@ -93,6 +93,9 @@ async fn alerts(State(core): State<Arc<Core>>, Query(q): Query<AlertsQuery>) -> 
         .map(|a| {
             let muted = a.state.is_open().then(|| core.muted_by(&a, now)).flatten();
             let mut v = serde_json::to_value(&a).unwrap_or_default();
+            // Since when the alert is in its current episode: firing (or suppressed) since
+            // `started_at`; a pending one, which has no start yet, since its condition held.
+            v["since"] = json!(alert_since(&a));
             if let Some(m) = muted {
                 v["silenced_by"] = json!(m);
             }
@@ -100,6 +103,15 @@ async fn alerts(State(core): State<Arc<Core>>, Query(q): Query<AlertsQuery>) -> 
         })
         .collect();
     Json(list)
+}
+
+/// Since when an open alert is in its current episode (`None` once resolved): `started_at`,
+/// or `pending_since` while it is pending.
+pub fn alert_since(a: &crate::alert::Alert) -> Option<f64> {
+    if a.state == AlertState::Resolved {
+        return None;
+    }
+    a.started_at.or(a.pending_since)
 }
 
 #[derive(Deserialize, Default)]

@@ -71,38 +71,39 @@ pub async fn run(config: &Config, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::from(worst.code()))
 }
 
-/// The network-configuration lint as one more row (the daemon raises it as `net_lint`).
+/// Why the `net_lint` row is there although no probe configures it.
+const LINT_ROW_WHY: &str = "built in, whatever the configuration: the daemon lints this host's network configuration at start and raises net_lint (details: lookout lint net)";
+
+/// The network-configuration lint as one more row. Nothing configures it: the daemon runs it
+/// at start with every configuration and raises `net_lint`, so `check --once`, which shows what
+/// the daemon would see, shows it too, and says so.
 async fn lint_row() -> Row {
     let run = tokio::task::spawn_blocking(|| crate::lint::net::lint(&[]));
-    let (status, message) = match tokio::time::timeout(std::time::Duration::from_secs(10), run)
-        .await
-    {
-        Ok(Ok(f)) if f.is_empty() => (Status::Ok, "network configuration: no findings".to_string()),
-        Ok(Ok(f)) => (
-            Status::Warning,
-            format!(
-                "network configuration: {} finding(s)\n{}",
-                f.len(),
-                f.iter()
-                    .map(|x| x.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
+    let (status, message) =
+        match tokio::time::timeout(std::time::Duration::from_secs(10), run).await {
+            Ok(Ok(f)) if f.is_empty() => (Status::Ok, "no findings".to_string()),
+            Ok(Ok(f)) => (
+                Status::Warning,
+                format!(
+                    "{} finding(s)\n{}",
+                    f.len(),
+                    f.iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
             ),
-        ),
-        Ok(Err(e)) => (
-            Status::Unknown,
-            format!("network configuration lint failed: {e}"),
-        ),
-        Err(_) => (
-            Status::Unknown,
-            "network configuration lint did not finish within 10s".to_string(),
-        ),
-    };
+            Ok(Err(e)) => (Status::Unknown, format!("the lint failed: {e}")),
+            Err(_) => (
+                Status::Unknown,
+                "the lint did not finish within 10s".to_string(),
+            ),
+        };
     Row {
         probe: "net_lint".into(),
         kind: "lint",
         status,
-        message,
+        message: format!("{LINT_ROW_WHY}: {message}"),
         samples: Vec::new(),
     }
 }

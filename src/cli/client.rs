@@ -142,7 +142,9 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
                             a.severity.to_string(),
                             a.state.as_str().into(),
                             format!("{} on {}", a.rule, a.probe),
-                            a.started_at.map(format_utc).unwrap_or_default(),
+                            crate::api::alert_since(a)
+                                .map(format_utc)
+                                .unwrap_or_default(),
                             a.message.clone(),
                         ]
                     })

@@ -340,7 +340,7 @@ fn config_check(path: Option<&std::path::Path>) -> ExitCode {
     match config::load(located.as_deref()) {
         Ok(c) => {
             for w in &c.warnings {
-                println!("{}", config::caps::Warning(w));
+                println!("{}", config::error::AsWarning(w));
             }
             let n = c.warnings.len();
             println!(

@@ -10,7 +10,6 @@
 use super::error::Collector;
 use super::values::Dur;
 use super::{Config, ConfigError, ProbeConfig, ProbeKindConfig};
-use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -23,28 +22,6 @@ pub fn warnings(config: &Config, path: &Path, src: &str) -> Vec<ConfigError> {
     }
     store(config, src, &mut out);
     out.into_sorted()
-}
-
-/// Displays a [`ConfigError`] as a warning: `FILE:LINE:COL: warning: COMPONENT: MESSAGE`.
-pub struct Warning<'a>(pub &'a ConfigError);
-
-impl fmt::Display for Warning<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let w = self.0;
-        write!(f, "{}", w.file.display())?;
-        if w.line > 0 {
-            write!(f, ":{}:{}", w.line, w.column)?;
-        }
-        f.write_str(": warning: ")?;
-        if let Some(c) = &w.component {
-            write!(f, "{c}: ")?;
-        }
-        f.write_str(&w.message)?;
-        if let Some(h) = &w.hint {
-            write!(f, "\n  hint: {h}")?;
-        }
-        Ok(())
-    }
 }
 
 fn d(v: Duration) -> Dur {
@@ -301,7 +278,7 @@ mod tests {
         let config = crate::config::parse_str(path, src).unwrap_or_else(|e| panic!("{e}"));
         warnings(&config, path, src)
             .iter()
-            .map(|w| Warning(w).to_string())
+            .map(|w| crate::config::error::AsWarning(w).to_string())
             .collect()
     }
 

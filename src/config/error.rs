@@ -39,6 +39,28 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Displays a [`ConfigError`] as a warning: `FILE:LINE:COL: warning: COMPONENT: MESSAGE`.
+pub struct AsWarning<'a>(pub &'a ConfigError);
+
+impl fmt::Display for AsWarning<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = self.0;
+        write!(f, "{}", w.file.display())?;
+        if w.line > 0 {
+            write!(f, ":{}:{}", w.line, w.column)?;
+        }
+        f.write_str(": warning: ")?;
+        if let Some(c) = &w.component {
+            write!(f, "{c}: ")?;
+        }
+        f.write_str(&w.message)?;
+        if let Some(h) = &w.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Every problem found in one file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);

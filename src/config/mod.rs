@@ -61,8 +61,9 @@ pub struct Config {
     pub maintenance: Vec<MaintenanceConfig>,
     /// Where each top-level section starts in the file (for validation messages).
     pub section_spans: std::collections::BTreeMap<String, std::ops::Range<usize>>,
-    /// Values that are valid but will not be used as written (see [`caps`]); `config check`
-    /// prints them, the daemon logs them.
+    /// Problems that do not make the file invalid: values the daemon caps (see [`caps`]) and
+    /// host checks (a configured path that does not exist); `config check` prints them, the
+    /// daemon logs them.
     pub warnings: Vec<ConfigError>,
 }
 
@@ -170,7 +171,20 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
     })?;
     let mut config = parse_str(path, &src)?;
     config.resolve_secret_files()?;
+    config.warnings.extend(host_warnings(&config, path, &src));
+    config.warnings.sort_by_key(|w| (w.line, w.column));
     Ok(config)
+}
+
+/// Checks of a valid configuration against this host (the only other I/O of [`load`]):
+/// warnings, never errors, since the host may change before the daemon runs.
+fn host_warnings(config: &Config, path: &Path, src: &str) -> Vec<ConfigError> {
+    let mut warnings = error::Collector::new(path, src);
+    for p in &config.probes {
+        p.kind
+            .host_warnings(&format!("probe {:?}", p.id), &mut warnings);
+    }
+    warnings.into_sorted()
 }
 
 /// Parses and validates configuration text (no I/O).

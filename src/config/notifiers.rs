@@ -69,12 +69,11 @@ macro_rules! notifier_kinds {
             /// Every kind name, for messages.
             pub const KINDS: &[&str] = &[$(<crate::notify::$module::$config as NotifierKind>::NAME),*];
 
-            /// Deserializes a kind's own fields.
-            pub fn parse(kind: &str, table: toml::Spanned<toml::de::DeValue<'_>>) -> Result<NotifierKindConfig, toml::de::Error> {
-                use serde::de::IntoDeserializer;
+            /// Deserializes a kind's own fields, with every bad field.
+            pub fn parse(kind: &str, table: toml::Spanned<toml::de::DeValue<'_>>) -> Result<NotifierKindConfig, Vec<toml::de::Error>> {
                 $(
                     if kind == <crate::notify::$module::$config as NotifierKind>::NAME {
-                        return Ok(NotifierKindConfig::$variant(crate::notify::$module::$config::deserialize(table.into_deserializer())?));
+                        return Ok(NotifierKindConfig::$variant(super::parse::deserialize_all::<crate::notify::$module::$config>(table)?));
                     }
                 )*
                 unreachable!("kind checked by the caller")

@@ -83,10 +83,71 @@ fn section<'i, T: Deserialize<'i>>(
     mut set: impl FnMut(T),
 ) {
     let span = value.span();
-    match T::deserialize(value.into_deserializer()) {
+    match deserialize_all(value) {
         Ok(v) => set(v),
-        Err(e) => errors.push_toml(&e, Some(name), span, &[]),
+        Err(all) => {
+            for e in &all {
+                errors.push_toml(e, Some(name), span.clone(), &[]);
+            }
+        }
     }
+}
+
+/// Deserializes a table and reports every bad field, not only the first: serde stops at the
+/// first error, so the field it points at (by span, or by the name in "unknown field `x`") is
+/// set aside and the rest is tried again. A "missing field" error about a field set aside is
+/// a consequence, not a new problem, and ends the search; so does an error that points at no
+/// field. Each round removes a field, so this ends.
+pub(super) fn deserialize_all<'i, T: Deserialize<'i>>(
+    value: Spanned<DeValue<'i>>,
+) -> Result<T, Vec<toml::de::Error>> {
+    let span = value.span();
+    let DeValue::Table(mut table) = value.get_ref().clone() else {
+        return T::deserialize(value.into_deserializer()).map_err(|e| vec![e]);
+    };
+    let mut found = Vec::new();
+    let mut set_aside: Vec<String> = Vec::new();
+    loop {
+        let attempt = Spanned::new(span.clone(), DeValue::Table(table.clone()));
+        let e = match T::deserialize(attempt.into_deserializer()) {
+            Ok(v) if found.is_empty() => return Ok(v),
+            Ok(_) => return Err(found),
+            Err(e) => e,
+        };
+        if quoted_after(e.message(), "missing field `").is_some_and(|f| set_aside.contains(&f)) {
+            return Err(found);
+        }
+        let culprit = culprit(&table, &e);
+        found.push(e);
+        match culprit {
+            Some(key) => {
+                table.remove(key.as_str());
+                set_aside.push(key);
+            }
+            None => return Err(found),
+        }
+    }
+}
+
+/// The field of `table` an error is about: the one whose key or value holds the error's
+/// position, else the one an "unknown field `x`" message names.
+fn culprit(table: &DeTable<'_>, e: &toml::de::Error) -> Option<String> {
+    if let Some(at) = e.span().map(|s| s.start) {
+        let hit = table.iter().find(|(k, v)| {
+            let (ks, vs) = (k.span(), v.span());
+            ks.contains(&at) || vs.contains(&at) || (vs.is_empty() && vs.start == at)
+        });
+        if let Some((k, _)) = hit {
+            return Some(k.get_ref().to_string());
+        }
+    }
+    quoted_after(e.message(), "unknown field `").filter(|f| table.contains_key(f.as_str()))
+}
+
+/// The text between `prefix` and the next backtick, when `message` starts with `prefix`.
+fn quoted_after(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.trim().strip_prefix(prefix)?;
+    rest.split_once('`').map(|(name, _)| name.to_string())
 }
 
 /// Deserializes every table of an array of tables, handing each its span.
@@ -279,19 +340,16 @@ fn parse_probe(
         errors,
     )?;
     let component = format!("probe {:?}", e.id);
-    let common = probes::ProbeCommon::deserialize(e.common.into_deserializer())
-        .map_err(|err| errors.push_toml(&err, Some(&component), e.span.clone(), &[]))
+    let common = deserialize_all::<probes::ProbeCommon>(e.common)
+        .map_err(|all| push_all(errors, &all, &component, &e.span, &[]))
         .ok();
     let kind = probes::ProbeKindConfig::parse(&e.kind, e.own)
-        .map_err(|err| {
-            errors.push_toml(
-                &err,
-                Some(&component),
-                e.span.clone(),
-                probes::COMMON_FIELDS,
-            )
-        })
+        .map_err(|all| push_all(errors, &all, &component, &e.span, probes::COMMON_FIELDS))
         .ok();
+    if let (None, Some(kind)) = (&common, &kind) {
+        // The kind's own checks do not need the common fields: report their problems too.
+        kind.validate(&component, e.span.clone(), errors);
+    }
     Some(probes::ProbeConfig {
         id: e.id,
         span: e.span,
@@ -312,18 +370,11 @@ fn parse_notifier(
         errors,
     )?;
     let component = format!("notifier {:?}", e.id);
-    let common = notifiers::NotifierCommon::deserialize(e.common.into_deserializer())
-        .map_err(|err| errors.push_toml(&err, Some(&component), e.span.clone(), &[]))
+    let common = deserialize_all::<notifiers::NotifierCommon>(e.common)
+        .map_err(|all| push_all(errors, &all, &component, &e.span, &[]))
         .ok();
     let kind = notifiers::NotifierKindConfig::parse(&e.kind, e.own)
-        .map_err(|err| {
-            errors.push_toml(
-                &err,
-                Some(&component),
-                e.span.clone(),
-                notifiers::COMMON_FIELDS,
-            )
-        })
+        .map_err(|all| push_all(errors, &all, &component, &e.span, notifiers::COMMON_FIELDS))
         .ok();
     Some(notifiers::NotifierConfig {
         id: e.id,
@@ -331,4 +382,17 @@ fn parse_notifier(
         common: common?,
         kind: kind?,
     })
+}
+
+/// Records every deserialization error of one entry.
+fn push_all(
+    errors: &mut Collector<'_>,
+    all: &[toml::de::Error],
+    component: &str,
+    span: &Range<usize>,
+    extra_fields: &[&str],
+) {
+    for err in all {
+        errors.push_toml(err, Some(component), span.clone(), extra_fields);
+    }
 }

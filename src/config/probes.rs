@@ -101,6 +101,9 @@ pub trait KindConfig: for<'de> Deserialize<'de> + Clone + std::fmt::Debug {
         _errors: &mut super::error::Collector<'_>,
     ) {
     }
+    /// Checks against this host that are not errors (I/O: e.g. a configured path that does
+    /// not exist); `config check` prints them as warnings.
+    fn host_warnings(&self, _component: &str, _warnings: &mut super::error::Collector<'_>) {}
     /// The runnable probe and its rules.
     fn build(&self, ctx: &crate::probe::BuildContext) -> crate::probe::Built;
 }
@@ -120,12 +123,11 @@ macro_rules! probe_kinds {
             /// Every kind name, for messages.
             pub const KINDS: &[&str] = &[$(<crate::probe::$module::$config as KindConfig>::NAME),*];
 
-            /// Deserializes a kind's own fields (everything but [`COMMON_FIELDS`]).
-            pub fn parse(kind: &str, table: Spanned<toml::de::DeValue<'_>>) -> Result<ProbeKindConfig, toml::de::Error> {
-                use serde::de::IntoDeserializer;
+            /// Deserializes a kind's own fields (everything but [`COMMON_FIELDS`]), with every bad field.
+            pub fn parse(kind: &str, table: Spanned<toml::de::DeValue<'_>>) -> Result<ProbeKindConfig, Vec<toml::de::Error>> {
                 $(
                     if kind == <crate::probe::$module::$config as KindConfig>::NAME {
-                        return Ok(ProbeKindConfig::$variant(crate::probe::$module::$config::deserialize(table.into_deserializer())?));
+                        return Ok(ProbeKindConfig::$variant(super::parse::deserialize_all::<crate::probe::$module::$config>(table)?));
                     }
                 )*
                 unreachable!("kind checked by the caller")
@@ -144,6 +146,11 @@ macro_rules! probe_kinds {
             /// Semantic checks of the kind's fields.
             pub fn validate(&self, component: &str, span: Range<usize>, errors: &mut super::error::Collector<'_>) {
                 match self { $(ProbeKindConfig::$variant(c) => c.validate(component, span, errors)),* }
+            }
+
+            /// The kind's checks against this host (warnings).
+            pub fn host_warnings(&self, component: &str, warnings: &mut super::error::Collector<'_>) {
+                match self { $(ProbeKindConfig::$variant(c) => c.host_warnings(component, warnings)),* }
             }
 
             /// Builds the probe and its rules.

@@ -20,7 +20,7 @@ pub const CONFIG_RULE: &str = "config_invalid";
 /// Warning while `lookout lint net` finds problems in the host's network configuration.
 pub const NET_LINT_RULE: &str = "net_lint";
 
-/// Runs the network-configuration lint once (at start and after a reload), bounded by 10 s, and
+/// Runs the network-configuration lint once (at start), bounded by 10 s, and
 /// raises or clears the `net_lint` warning.
 pub async fn lint_network(core: &Core) {
     let findings = tokio::time::timeout(

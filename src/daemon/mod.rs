@@ -5,6 +5,7 @@ pub mod clock;
 pub mod core;
 mod deadman;
 mod internal;
+pub mod liveness;
 pub mod paging;
 pub mod scheduler;
 
@@ -97,6 +98,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     tracing::info!(config = %config.origin(), state_dir = %state_dir.display(), "starting lookout {}", env!("CARGO_PKG_VERSION"));
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let previous_run = liveness::previous_run(&state_dir);
     let (store, restored) = open_store(&state_dir, &config);
     let token = api_token(&config, &state_dir)?;
     let (feedback_tx, feedback_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -130,6 +132,8 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (is another lookout running? use --listen to pick another address)"))?;
     let bound = listener.local_addr()?;
+    // Only a run that got this far can die uncleanly; a failed start leaves no marker.
+    liveness::mark_running(&state_dir, clock.now().wall);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(crate::api::serve(listener, core.clone(), stop_rx.clone()));
     println!(
@@ -138,35 +142,28 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     );
     let config_path_for_reload = config_path.clone();
     let self_checks = tokio::spawn(internal::run(core.clone(), feedback_rx, stop_rx.clone()));
-    core.note(
-        "daemon_started",
-        format!(
-            "lookout {} started with {} ({} probes)",
-            env!("CARGO_PKG_VERSION"),
-            config.origin(),
-            config.probes.len()
-        ),
-    );
+    let touching = tokio::spawn(liveness::keep_touching(state_dir.clone(), stop_rx.clone()));
+    note_start(&core, &config, previous_run.as_ref());
     internal::announce_notifiers(&core);
     let lint_core = core.clone();
     tokio::spawn(async move { internal::lint_network(&lint_core).await });
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
-    loop {
+    let signal_name = loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
             _ = hup.recv() => {
                 scheduler = reload(&core, config_path_for_reload.as_deref(), scheduler, &feedback_tx);
                 listeners.iter().for_each(|l| l.abort());
                 listeners = start_ack_listeners(&core, &ack_tx);
             }
         }
-    }
+    };
     tracing::info!("stopping");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     scheduler.stop();
-    core.note("daemon_stopped", "lookout stopped (SIGTERM)");
+    core.note("daemon_stopped", format!("lookout stopped ({signal_name})"));
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     self_checks.abort();
@@ -175,7 +172,34 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let store_for_flush = core.store.clone();
     let _ =
         tokio::task::spawn_blocking(move || store_for_flush.shutdown(Duration::from_secs(3))).await;
+    let _ = touching.await;
+    liveness::mark_stopped(&state_dir);
     Ok(())
+}
+
+/// The timeline's start entry: what started with what, whether the last run stopped
+/// uncleanly (see [`liveness`]) and what was taken back from the store.
+fn note_start(core: &Core, config: &Config, previous: Option<&liveness::UncleanStop>) {
+    let head = format!(
+        "lookout {} started with {} ({} probes)",
+        env!("CARGO_PKG_VERSION"),
+        config.origin(),
+        config.probes.len()
+    );
+    let escalations = core.escalations().len();
+    let open_alerts = core.alerts().iter().filter(|a| a.state.is_open()).count();
+    if let Some(p) = previous {
+        tracing::warn!(
+            last_seen_alive = %crate::model::format_utc(p.last_alive),
+            escalations,
+            open_alerts,
+            "the last run of lookout did not stop cleanly"
+        );
+    }
+    core.note(
+        "daemon_started",
+        liveness::started_message(&head, previous, escalations, open_alerts),
+    );
 }
 
 #[derive(Default)]
@@ -417,6 +441,6 @@ fn reload(
 /// Logs the values the daemon will not use as written (what `config check` warns about).
 fn log_config_warnings(config: &config::Config) {
     for w in &config.warnings {
-        tracing::warn!("{}", config::caps::Warning(w));
+        tracing::warn!("{}", config::error::AsWarning(w));
     }
 }

@@ -93,7 +93,17 @@ impl Dispatcher {
         }
         let message = Notification::from_event(event);
         let resolved = matches!(event.kind, crate::alert::AlertEventKind::Resolved);
-        tracing::warn!(alert = %event.alert.id, event = %message.event, severity = %event.alert.severity, "{}", message.summary);
+        // Something went wrong: WARN; it got better or someone answered: INFO. Each delivery's
+        // outcome is logged on its own (INFO delivered, WARN retried, ERROR failed).
+        if matches!(
+            event.kind,
+            crate::alert::AlertEventKind::Firing
+                | crate::alert::AlertEventKind::SeverityChanged { .. }
+        ) {
+            tracing::warn!(alert = %event.alert.id, event = %message.event, severity = %event.alert.severity, "{}", message.summary);
+        } else {
+            tracing::info!(alert = %event.alert.id, event = %message.event, severity = %event.alert.severity, "{}", message.summary);
+        }
         for target in self.targets.iter() {
             if !target.config.wants(event.alert.severity)
                 || (resolved && target.config.common.send_resolved == Some(false))
@@ -183,7 +193,9 @@ impl Dispatcher {
             at: crate::model::format_utc(at),
             alert: a.clone(),
         };
-        tracing::warn!(alert = %a.id, notifier = %page.notifier, key = %page.key, "{}", message.summary);
+        // Sending is routine (the alert itself was logged when it fired); the delivery's
+        // outcome says whether it worked.
+        tracing::info!(alert = %a.id, notifier = %page.notifier, key = %page.key, "sending: {}", message.summary);
         let delivery = Delivery {
             dedup_key: page.key.clone(),
             alert_id: a.id.clone(),

@@ -6,9 +6,12 @@
 //! assignments and redirections are skipped, and so are the prefixes `sudo`, `exec`, `env`,
 //! `nice`, `nohup`, `timeout`, `command` and `builtin` with their options. Not command words:
 //! shell builtins and keywords, functions defined in the script, words with `$` or a glob,
-//! paths (anything with `/`), `for`/`case`/`select` headers, `case` patterns (a segment that
-//! ends in `)` inside `case … esac`), here-document bodies and comments. What it misses
-//! (commands inside `case` subshells, `eval` strings, aliases) it misses quietly: it exists to
+//! paths (anything with `/`), `for`/`select` headers, here-document bodies and comments.
+//! `case` is read by its grammar: `case WORD in`, then pattern lists (`a|b|c)`, `(a)`,
+//! quoted, globbed, on the `in` line or their own) that are skipped up to their closing `)`,
+//! each followed by an arm of commands up to `;;`, `;&`, `;;&` or `esac`; a command
+//! substitution in the subject (`case $(uname) in`) is read as commands. What it misses
+//! (substitutions inside a pattern, `eval` strings, aliases) it misses quietly: it exists to
 //! catch the common `ip route add …` in a hook, not to parse shell.
 
 /// A program called by bare name, with its 1-based line.
@@ -19,6 +22,10 @@ pub struct Word {
     /// Where (1-based line of the script).
     pub line: usize,
 }
+
+#[path = "shell_tokens.rs"]
+mod tokens;
+use tokens::{Sep, Tok, tokenize};
 
 /// Shell builtins (POSIX, dash and bash): never looked up on PATH.
 const BUILTINS: &[&str] = &[
@@ -95,116 +102,6 @@ const CLOSING_KEYWORDS: &[&str] = &["fi", "done", "esac", "}", "in"];
 
 /// Segments that are not commands at all.
 const HEADER_KEYWORDS: &[&str] = &["for", "case", "select", "function"];
-
-#[derive(Clone, Debug, PartialEq)]
-enum Tok {
-    Word(String),
-    /// A separator; `true` when it is a `)` (a `case` pattern ends with one).
-    Sep(bool),
-}
-
-/// Splits one logical line into words and separators.
-fn tokenize(line: &str) -> Vec<Tok> {
-    let chars: Vec<char> = line.chars().collect();
-    let mut toks = Vec::new();
-    let mut word = String::new();
-    let (mut sq, mut dq) = (false, false);
-    let mut subst_in_dq = 0usize;
-    let flush = |word: &mut String, toks: &mut Vec<Tok>| {
-        if !word.is_empty() {
-            toks.push(Tok::Word(std::mem::take(word)));
-        }
-    };
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        if sq {
-            word.push(c);
-            if c == '\'' {
-                sq = false;
-            }
-            i += 1;
-            continue;
-        }
-        match c {
-            '\\' => {
-                word.push(c);
-                if let Some(n) = next {
-                    word.push(n);
-                }
-                i += 2;
-                continue;
-            }
-            '\'' if !dq => {
-                sq = true;
-                word.push(c);
-            }
-            '"' => {
-                dq = !dq;
-                word.push(c);
-            }
-            '$' if next == Some('(') && chars.get(i + 2) == Some(&'(') => {
-                // Arithmetic: part of the word up to the closing `))`.
-                let mut depth = 0i32;
-                while i < chars.len() {
-                    word.push(chars[i]);
-                    match chars[i] {
-                        '(' => depth += 1,
-                        ')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-            }
-            '$' if next == Some('(') => {
-                flush(&mut word, &mut toks);
-                toks.push(Tok::Sep(false));
-                if dq {
-                    subst_in_dq += 1;
-                    dq = false;
-                }
-                i += 2;
-                continue;
-            }
-            '`' => {
-                flush(&mut word, &mut toks);
-                toks.push(Tok::Sep(false));
-            }
-            ')' if subst_in_dq > 0 && !dq => {
-                flush(&mut word, &mut toks);
-                toks.push(Tok::Sep(false));
-                subst_in_dq -= 1;
-                dq = true;
-            }
-            _ if dq => word.push(c),
-            '#' if word.is_empty() => break,
-            ' ' | '\t' => flush(&mut word, &mut toks),
-            ';' | '|' | '(' | '\n' => {
-                flush(&mut word, &mut toks);
-                toks.push(Tok::Sep(false));
-            }
-            ')' => {
-                flush(&mut word, &mut toks);
-                toks.push(Tok::Sep(true));
-            }
-            '&' if word.ends_with('>') || word.ends_with('<') || next == Some('>') => word.push(c),
-            '&' => {
-                flush(&mut word, &mut toks);
-                toks.push(Tok::Sep(false));
-            }
-            _ => word.push(c),
-        }
-        i += 1;
-    }
-    flush(&mut word, &mut toks);
-    toks
-}
 
 fn is_assignment(w: &str) -> bool {
     match w.split_once('=') {
@@ -359,57 +256,184 @@ fn logical_lines(script: &str) -> Vec<(usize, String)> {
     out
 }
 
+/// Where the walker stands in the `case` grammar; the innermost construct is last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ctx {
+    /// After `case`: the subject comes next (`subject_seen` false), then `in`.
+    CaseHeader { subject_seen: bool },
+    /// A pattern list (`a|b*|"c d")`, optionally opened by `(`) up to its closing `)`;
+    /// `depth` counts parentheses inside it (extglobs, substitutions), `started` is set once
+    /// anything of it was seen (so a later `esac` is an alternative, not the end).
+    Pattern { depth: usize, started: bool },
+    /// The commands of a `case` arm, up to `;;`, `;&`, `;;&` or `esac`.
+    Arm,
+    /// A command substitution in a `case` subject, up to its `)` (or backtick, `tick`).
+    Subst { depth: usize, tick: bool },
+}
+
+/// Walks a script's tokens, line after line, and collects the command words.
+struct Walker<'a> {
+    /// Functions the script defines: calling one is not calling a program.
+    funcs: &'a [String],
+    stack: Vec<Ctx>,
+    /// The words of the simple command being read.
+    segment: Vec<String>,
+    /// The current (logical) line.
+    line: usize,
+    out: Vec<Word>,
+}
+
+impl Walker<'_> {
+    fn feed(&mut self, tok: Tok) {
+        match self.stack.last().copied() {
+            Some(Ctx::CaseHeader { subject_seen }) => self.header(tok, subject_seen),
+            Some(Ctx::Pattern { depth, started }) => self.pattern(tok, depth, started),
+            _ => self.command(tok),
+        }
+    }
+
+    fn set_top(&mut self, ctx: Ctx) {
+        if let Some(top) = self.stack.last_mut() {
+            *top = ctx;
+        }
+    }
+
+    /// `case WORD in`: only a substitution in the subject holds commands.
+    fn header(&mut self, tok: Tok, subject_seen: bool) {
+        match tok {
+            Tok::Word(w) if subject_seen && w == "in" => self.set_top(Ctx::Pattern {
+                depth: 0,
+                started: false,
+            }),
+            Tok::Word(_) => self.set_top(Ctx::CaseHeader { subject_seen: true }),
+            Tok::Sep(sep @ (Sep::SubstOpen | Sep::Tick)) => {
+                self.set_top(Ctx::CaseHeader { subject_seen: true });
+                self.stack.push(Ctx::Subst {
+                    depth: 0,
+                    tick: sep == Sep::Tick,
+                });
+            }
+            Tok::Sep(_) => {}
+        }
+    }
+
+    /// A pattern is never a command: skip it, up to the `)` that closes it.
+    fn pattern(&mut self, tok: Tok, depth: usize, started: bool) {
+        let next = match tok {
+            Tok::Word(w) if !started && depth == 0 && w == "esac" => {
+                self.stack.pop();
+                return;
+            }
+            Tok::Word(_) => Ctx::Pattern {
+                depth,
+                started: true,
+            },
+            // The optional `(` before a pattern (POSIX).
+            Tok::Sep(Sep::Open) if !started && depth == 0 => Ctx::Pattern {
+                depth,
+                started: true,
+            },
+            Tok::Sep(Sep::Open | Sep::SubstOpen) => Ctx::Pattern {
+                depth: depth + 1,
+                started: true,
+            },
+            Tok::Sep(Sep::Close) if depth == 0 => Ctx::Arm,
+            Tok::Sep(Sep::Close) => Ctx::Pattern {
+                depth: depth - 1,
+                started,
+            },
+            // `|` between alternatives, line ends between arms.
+            Tok::Sep(_) => return,
+        };
+        self.set_top(next);
+    }
+
+    /// Ordinary commands (at the top level, in a `case` arm or in a subject's substitution).
+    fn command(&mut self, tok: Tok) {
+        let sep = match tok {
+            Tok::Word(w) => {
+                let at_command = self
+                    .segment
+                    .iter()
+                    .all(|s| LEADING_KEYWORDS.contains(&s.as_str()));
+                if at_command && w == "case" {
+                    self.segment.clear();
+                    self.stack.push(Ctx::CaseHeader {
+                        subject_seen: false,
+                    });
+                } else if at_command && w == "esac" && self.stack.last() == Some(&Ctx::Arm) {
+                    self.segment.clear();
+                    self.stack.pop();
+                } else {
+                    self.segment.push(w);
+                }
+                return;
+            }
+            Tok::Sep(sep) => sep,
+        };
+        self.finish();
+        let next = match (sep, self.stack.last().copied()) {
+            (Sep::ArmEnd, Some(Ctx::Arm)) => Ctx::Pattern {
+                depth: 0,
+                started: false,
+            },
+            (Sep::Open | Sep::SubstOpen, Some(Ctx::Subst { depth, tick })) => Ctx::Subst {
+                depth: depth + 1,
+                tick,
+            },
+            (
+                Sep::Close,
+                Some(Ctx::Subst {
+                    depth: 0,
+                    tick: false,
+                }),
+            )
+            | (Sep::Tick, Some(Ctx::Subst { tick: true, .. })) => {
+                self.stack.pop();
+                return;
+            }
+            (Sep::Close, Some(Ctx::Subst { depth, tick })) if depth > 0 => Ctx::Subst {
+                depth: depth - 1,
+                tick,
+            },
+            _ => return,
+        };
+        self.set_top(next);
+    }
+
+    /// Ends the simple command being read and records its command word.
+    fn finish(&mut self) {
+        let words = std::mem::take(&mut self.segment);
+        if let Some(name) = command_of(&words)
+            && !self.funcs.contains(&name)
+        {
+            self.out.push(Word {
+                name,
+                line: self.line,
+            });
+        }
+    }
+}
+
 /// The programs a script calls by bare name, in order, with their lines.
 pub fn command_words(script: &str) -> Vec<Word> {
     let lines = logical_lines(script);
     let funcs = functions(&lines);
-    let mut out = Vec::new();
-    let mut case_depth = 0usize;
+    let mut walker = Walker {
+        funcs: &funcs,
+        stack: Vec::new(),
+        segment: Vec::new(),
+        line: 0,
+        out: Vec::new(),
+    };
     for (n, line) in &lines {
-        // Inside `case … esac`, a line that starts with a pattern (`up)`, `down|pre-down)`):
-        // drop the pattern.
-        let mut line = line.as_str();
-        if case_depth > 0 {
-            let t = line.trim_start();
-            if let Some(p) = t.find(')') {
-                let pre = &t[..p];
-                if !pre.contains("$(") && !pre.contains('`') && !pre.contains(char::is_whitespace) {
-                    line = &t[p + 1..];
-                }
-            }
+        walker.line = *n;
+        for tok in tokenize(line) {
+            walker.feed(tok);
         }
-        let toks = tokenize(line);
-        let mut segment: Vec<String> = Vec::new();
-        let mut finish =
-            |segment: &mut Vec<String>, ends_with_paren: bool, case_depth: &mut usize| {
-                let words = std::mem::take(segment);
-                let first = words.iter().find(|w| !is_assignment(w)).map(String::as_str);
-                match first {
-                    Some("case") => *case_depth += 1,
-                    Some("esac") => *case_depth = case_depth.saturating_sub(1),
-                    _ => {}
-                }
-                if words.iter().any(|w| w == "esac") && first != Some("esac") {
-                    *case_depth = case_depth.saturating_sub(1);
-                }
-                if ends_with_paren && *case_depth > 0 {
-                    return; // a case pattern
-                }
-                if let Some(name) = command_of(&words)
-                    && !funcs.contains(&name)
-                {
-                    out.push(Word { name, line: *n });
-                }
-            };
-        for t in toks {
-            match t {
-                Tok::Word(w) => segment.push(w),
-                Tok::Sep(paren) => finish(&mut segment, paren, &mut case_depth),
-            }
-        }
-        finish(&mut segment, false, &mut case_depth);
+        walker.feed(Tok::Sep(Sep::Plain));
     }
-    out
+    walker.out
 }
 
 /// Whether the script reads other files into itself (`. file`, `source file`): names it calls

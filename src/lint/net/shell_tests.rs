@@ -85,3 +85,61 @@ fn own_path_and_sourcing_are_noticed() {
     ));
     assert!(!sources_other_files("echo .\n"));
 }
+
+/// Issue 9 item 15: `case` patterns are patterns, wherever they stand and however they are
+/// written; the arms' commands are still commands.
+#[test]
+fn case_patterns_are_never_command_words() {
+    let cases: &[(&str, &[(&str, usize)])] = &[
+        // The reported shape: three alternatives on the `case … in` line.
+        (
+            "case \"$reason\" in BOUND|RENEW|REBOOT)\n  ip route add x ;;\nesac",
+            &[("ip", 2)],
+        ),
+        (
+            "case \"$reason\" in BOUND|RENEW|REBIND|REBOOT) ip a ;; EXPIRE|FAIL) logger gone ;; esac",
+            &[("ip", 1), ("logger", 1)],
+        ),
+        // Spaces around `|`, quoted and globbed alternatives, the optional `(`.
+        (
+            "case $1 in\n  \"up\" | 'down' )\n    ip a\n    ;;\n  (pre-*|post-[a-z]*) logger p ;;\n  *) true ;;\nesac",
+            &[("ip", 3), ("logger", 5)],
+        ),
+        // Fall-through arms (`;&`, bash's `;;&`) and a last arm without `;;`.
+        (
+            "case x in\n a) ifup a ;&\n b) ifdown b ;;&\n c) ifquery c\nesac\nlogger end",
+            &[("ifup", 2), ("ifdown", 3), ("ifquery", 4), ("logger", 6)],
+        ),
+        // A pattern on the line after `in`, an arm body spanning lines, `;;` on its own line.
+        (
+            "case \"$IFACE\" in\n  eth0|\\\n  eth1|eth2)\n    ip link set up\n    wg-quick up wg0\n  ;;\nesac",
+            &[("ip", 4), ("wg-quick", 5)],
+        ),
+        // A subshell and a substitution inside an arm: their `)` does not end the arm.
+        (
+            "case $r in\n  BOUND) GW=$(ip route | awk '{print $3}'); (cd /tmp && make) ; ping -c1 \"$GW\" ;;\n  RENEW|REBIND) arp -n ;;\nesac",
+            &[("ip", 2), ("awk", 2), ("make", 2), ("ping", 2), ("arp", 3)],
+        ),
+        // Nested case; a substitution in the subject is read as commands.
+        (
+            "case $(uname -s) in\n  Linux) case $reason in A|B|C) ip a ;; esac ;;\n  *BSD) ifconfig ;;\nesac",
+            &[("uname", 1), ("ip", 2), ("ifconfig", 3)],
+        ),
+        ("case `hostname` in a|b|c) true ;; esac", &[("hostname", 1)]),
+        // `case` after a keyword, and `esac` followed by more commands.
+        (
+            "if true; then case $x in a|b|c) logger in ;; esac; fi; ip r",
+            &[("logger", 1), ("ip", 1)],
+        ),
+        // An extglob with `|` inside parentheses.
+        ("case $x in @(a|b|c)) ip a ;; esac", &[("ip", 1)]),
+        // `esac` as an argument, or as a later alternative, closes nothing.
+        (
+            "case $x in\n a|esac|b) echo esac ;;\n c|d|e) ip a ;;\nesac",
+            &[("ip", 3)],
+        ),
+    ];
+    for (script, expected) in cases {
+        assert_eq!(names(script), w(expected), "{script:?}");
+    }
+}

@@ -195,3 +195,58 @@ fn dhcpv6_blocks_are_skipped() {
     let text = "default-duid \"\\000\\001\";\nlease6 {\n  interface \"eth0\";\n  ia-na 1a2b3c4d {\n    starts 1700000000;\n    iaaddr 2001:db8::5 {\n      max-life 7200;\n    }\n  }\n}\n";
     assert_eq!(parse_dhclient(text, None).unwrap(), vec![]);
 }
+
+#[test]
+fn finding_nothing_is_ok_only_under_the_default_paths_and_says_where_it_looked() {
+    use crate::model::Status;
+    use crate::probe::dhcp_lease::{DhcpLeaseConfig, Scan, evaluate};
+    let names = BTreeMap::new();
+    let defaults = DhcpLeaseConfig::default();
+    let all_missing = Scan {
+        missing: defaults.paths(),
+        ..Scan::default()
+    };
+    let obs = evaluate(&defaults, &all_missing, &names, 0.0);
+    assert_eq!(obs.status, Status::Ok);
+    assert_eq!(
+        obs.message,
+        "no DHCP leases found (none of /var/lib/dhcp, /var/lib/dhclient, /run/systemd/netif/leases, /var/lib/NetworkManager exists)"
+    );
+    let some = Scan {
+        missing: defaults.paths()[1..].to_vec(),
+        ..Scan::default()
+    };
+    let obs = evaluate(&defaults, &some, &names, 0.0);
+    assert_eq!(
+        (obs.status, obs.message.as_str()),
+        (Status::Ok, "no DHCP leases found in /var/lib/dhcp")
+    );
+
+    // Named paths: the same emptiness is unknown.
+    let named: DhcpLeaseConfig =
+        toml::from_str("paths = [\"/var/lib/dhcp\", \"/srv/leases\"]").unwrap();
+    let obs = evaluate(
+        &named,
+        &Scan {
+            missing: vec![PathBuf::from("/srv/leases")],
+            ..Scan::default()
+        },
+        &names,
+        0.0,
+    );
+    assert_eq!(
+        (obs.status, obs.message.as_str()),
+        (
+            Status::Unknown,
+            "/srv/leases (named in paths) does not exist"
+        )
+    );
+    let obs = evaluate(&named, &Scan::default(), &names, 0.0);
+    assert_eq!(
+        (obs.status, obs.message.as_str()),
+        (
+            Status::Unknown,
+            "no DHCP leases found in /var/lib/dhcp, /srv/leases (named in paths)"
+        )
+    );
+}

@@ -15,6 +15,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use toml::Spanned;
 
 /// Where the clients keep their leases.
 pub const DEFAULT_PATHS: &[&str] = &[
@@ -35,8 +36,9 @@ pub struct DhcpLeaseConfig {
     /// Lease files or directories (each file directly in a directory whose name ends in
     /// `.lease` or `.leases`, and every file in a directory named `leases`). Default
     /// `/var/lib/dhcp`, `/var/lib/dhclient`, `/run/systemd/netif/leases`,
-    /// `/var/lib/NetworkManager`.
-    pub paths: Option<Vec<String>>,
+    /// `/var/lib/NetworkManager`. Paths named here must exist and hold leases: `config check`
+    /// warns about one that does not exist, and the probe reads `unknown` while it finds none.
+    pub paths: Option<Vec<Spanned<String>>>,
     /// Critical when a lease expires sooner than this (or has expired). Default 30m.
     pub critical_before: Option<Dur>,
     /// Watch only these interfaces. Default: every interface with a lease.
@@ -56,11 +58,17 @@ impl DhcpLeaseConfig {
         self.forget_after.map(Dur::secs).unwrap_or(7.0 * 86_400.0)
     }
 
-    fn paths(&self) -> Vec<PathBuf> {
+    /// The paths read: the configured ones, else [`DEFAULT_PATHS`].
+    pub fn paths(&self) -> Vec<PathBuf> {
         match &self.paths {
-            Some(p) => p.iter().map(PathBuf::from).collect(),
+            Some(p) => p.iter().map(|p| PathBuf::from(p.get_ref())).collect(),
             None => DEFAULT_PATHS.iter().map(PathBuf::from).collect(),
         }
+    }
+
+    /// Whether the user named the paths (then finding nothing there is not good news).
+    fn paths_named(&self) -> bool {
+        self.paths.is_some()
     }
 }
 
@@ -78,11 +86,11 @@ impl KindConfig for DhcpLeaseConfig {
         errors: &mut crate::config::error::Collector<'_>,
     ) {
         for p in self.paths.iter().flatten() {
-            if !p.starts_with('/') {
+            if !p.get_ref().starts_with('/') {
                 errors.push(
-                    Some(span.clone()),
+                    Some(p.span()),
                     Some(component),
-                    format!("path {p:?} is not absolute"),
+                    format!("path {:?} is not absolute", p.get_ref()),
                     None,
                 );
             }
@@ -94,6 +102,34 @@ impl KindConfig for DhcpLeaseConfig {
                 "paths is an empty list: this probe would read nothing",
                 Some("leave paths out to read the usual lease directories".into()),
             );
+        }
+    }
+
+    fn host_warnings(&self, component: &str, warnings: &mut crate::config::error::Collector<'_>) {
+        for p in self.paths.iter().flatten() {
+            let path = Path::new(p.get_ref());
+            if !path.is_absolute() {
+                continue; // an error already
+            }
+            if let Err(e) = std::fs::metadata(path) {
+                let what = if e.kind() == std::io::ErrorKind::NotFound {
+                    "does not exist".to_string()
+                } else {
+                    format!("cannot be read ({e})")
+                };
+                warnings.push(
+                    Some(p.span()),
+                    Some(component),
+                    format!(
+                        "lease path {} {what} on this host: the probe will find no lease there and read unknown",
+                        path.display()
+                    ),
+                    Some(
+                        "check the spelling; leave `paths` out to read the usual lease directories"
+                            .into(),
+                    ),
+                );
+            }
         }
     }
 
@@ -172,16 +208,37 @@ pub fn leases_of(
     )
 }
 
-/// Judges every lease found in `files` at `now` (pure).
+/// What one run found under the configured paths.
+#[derive(Clone, Debug, Default)]
+pub struct Scan {
+    /// The lease files read.
+    pub files: Vec<LeaseFile>,
+    /// Files or directories that could not be read.
+    pub errors: Vec<String>,
+    /// Configured paths that do not exist.
+    pub missing: Vec<PathBuf>,
+}
+
+/// Judges every lease found in `scan` at `now` (pure).
+///
+/// Finding no lease is `ok` only when the paths are the defaults (a host without DHCP). When
+/// the user named the paths (or the interfaces), a path that does not exist, or no lease
+/// where they said there would be one, reads `unknown`: the probe cannot tell whether the
+/// lease is healthy, and a typo must not pass for "no DHCP here".
 pub fn evaluate(
     config: &DhcpLeaseConfig,
-    files: &[LeaseFile],
+    scan: &Scan,
     ifindex_names: &BTreeMap<u32, String>,
     now: f64,
 ) -> Observation {
     let mut leases: Vec<Lease> = Vec::new();
     let mut problems = Vec::new();
-    for f in files {
+    if config.paths_named() {
+        for m in &scan.missing {
+            problems.push(format!("{} (named in paths) does not exist", m.display()));
+        }
+    }
+    for f in &scan.files {
         match leases_of(f, ifindex_names) {
             Ok(found) => {
                 for l in found {
@@ -203,9 +260,21 @@ pub fn evaluate(
             )),
         }
     }
+    problems.extend(scan.errors.iter().cloned());
     leases.retain(|l| config.interfaces.is_empty() || config.interfaces.contains(&l.interface));
     leases.retain(|l| l.expire.is_none_or(|e| now - e <= config.forget_after()));
     leases.sort_by(|a, b| a.interface.cmp(&b.interface));
+    let looked = looked_in(config, scan);
+    for i in &config.interfaces {
+        if !leases.iter().any(|l| &l.interface == i) {
+            problems.push(format!(
+                "no current DHCP lease for {i} (named in interfaces) {looked}"
+            ));
+        }
+    }
+    if leases.is_empty() && problems.is_empty() && config.paths_named() {
+        problems.push(format!("no DHCP leases found {looked} (named in paths)"));
+    }
 
     let mut status = if problems.is_empty() {
         Status::Ok
@@ -232,7 +301,7 @@ pub fn evaluate(
     }
     lines.extend(problems);
     let message = if lines.is_empty() {
-        "no DHCP leases found".to_string()
+        format!("no DHCP leases found {looked}")
     } else {
         lines.join("; ")
     };
@@ -241,15 +310,37 @@ pub fn evaluate(
     obs
 }
 
+/// Where the probe looked, for messages: `in /a, /b` (the paths that exist), or
+/// `(none of /a, /b exists)`.
+fn looked_in(config: &DhcpLeaseConfig, scan: &Scan) -> String {
+    let paths = config.paths();
+    let existing: Vec<String> = paths
+        .iter()
+        .filter(|p| !scan.missing.contains(p))
+        .map(|p| p.display().to_string())
+        .collect();
+    if existing.is_empty() {
+        let all: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return format!("(none of {} exists)", all.join(", "));
+    }
+    format!("in {}", existing.join(", "))
+}
+
 /// The lease files under `paths` (bounded in number and size).
-pub fn read_lease_files(paths: &[PathBuf]) -> (Vec<LeaseFile>, Vec<String>) {
+pub fn read_lease_files(paths: &[PathBuf]) -> Scan {
     let mut candidates = Vec::new();
+    let mut scan = Scan::default();
     for p in paths {
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => {
                 let in_leases_dir = p.file_name().is_some_and(|n| n == "leases");
-                let Ok(entries) = std::fs::read_dir(p) else {
-                    continue;
+                let entries = match std::fs::read_dir(p) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        scan.errors
+                            .push(format!("cannot list {}: {e}", p.display()));
+                        continue;
+                    }
                 };
                 let mut names: Vec<PathBuf> =
                     entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
@@ -264,11 +355,13 @@ pub fn read_lease_files(paths: &[PathBuf]) -> (Vec<LeaseFile>, Vec<String>) {
                 }
             }
             Ok(_) => candidates.push(p.clone()),
-            Err(_) => {} // a client that is not installed has no directory
+            // A client that is not installed has no directory.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => scan.missing.push(p.clone()),
+            Err(e) => scan
+                .errors
+                .push(format!("cannot read {}: {e}", p.display())),
         }
     }
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
     for path in candidates.into_iter().take(MAX_FILES) {
         let read = || -> std::io::Result<LeaseFile> {
             use std::io::Read;
@@ -288,11 +381,13 @@ pub fn read_lease_files(paths: &[PathBuf]) -> (Vec<LeaseFile>, Vec<String>) {
             })
         };
         match read() {
-            Ok(f) => files.push(f),
-            Err(e) => errors.push(format!("cannot read {}: {e}", path.display())),
+            Ok(f) => scan.files.push(f),
+            Err(e) => scan
+                .errors
+                .push(format!("cannot read {}: {e}", path.display())),
         }
     }
-    (files, errors)
+    scan
 }
 
 /// Interface names by index, from `/sys/class/net/*/ifindex` (for networkd's lease names).
@@ -323,17 +418,12 @@ impl Probe for DhcpLeaseProbe {
         let started = Instant::now();
         let config = self.config.clone();
         let mut obs = tokio::task::spawn_blocking(move || {
-            let (files, errors) = read_lease_files(&config.paths());
+            let scan = read_lease_files(&config.paths());
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0);
-            let mut obs = evaluate(&config, &files, &ifindex_names(), now);
-            if !errors.is_empty() {
-                obs.status = obs.status.max(Status::Unknown);
-                obs.message = format!("{}; {}", obs.message, errors.join("; "));
-            }
-            obs
+            evaluate(&config, &scan, &ifindex_names(), now)
         })
         .await
         .unwrap_or_else(|e| {
