@@ -154,16 +154,11 @@ impl Dispatcher {
             PageKind::Trigger => (
                 "firing",
                 format!(
-                    "[{}] {} on {}: {first_line} (escalation step {}{}{who})",
+                    "[{}] {} on {}: {first_line} (escalation {}{who})",
                     a.severity.as_str().to_uppercase(),
                     a.rule,
                     a.probe,
-                    page.step + 1,
-                    if page.round > 0 {
-                        format!(", repeat {}", page.round)
-                    } else {
-                        String::new()
-                    }
+                    crate::escalation::step_words(page.step, page.repeat),
                 ),
             ),
             PageKind::Acknowledged(by) => (
@@ -201,8 +196,13 @@ impl Dispatcher {
     }
 
     /// Marks dedup keys as already sent (escalation deliveries recorded by an earlier run).
+    /// Keys written by an older version are read in today's form
+    /// ([`crate::escalation::canonical_key`]), so an upgrade does not page a step twice.
     pub fn seed_sent(&self, keys: impl IntoIterator<Item = String>) {
-        self.sent.lock().expect("sent lock").extend(keys);
+        self.sent.lock().expect("sent lock").extend(
+            keys.into_iter()
+                .map(|k| crate::escalation::canonical_key(&k).into_owned()),
+        );
     }
 
     /// Retries deliveries that were pending when the daemon last stopped.
@@ -224,12 +224,8 @@ impl Dispatcher {
     }
 
     fn start(&self, target: Target, message: Notification, delivery: Delivery) {
-        if !self
-            .sent
-            .lock()
-            .expect("sent lock")
-            .insert(delivery.dedup_key.clone())
-        {
+        let key = crate::escalation::canonical_key(&delivery.dedup_key).into_owned();
+        if !self.sent.lock().expect("sent lock").insert(key) {
             return; // already delivered or under way in this process
         }
         self.store.send(StoreOp::Delivery(delivery.clone()));
