@@ -124,3 +124,101 @@ policy = "critical"
     assert!(esc[0]["repeat"].as_u64().unwrap() >= 12, "{esc:#}");
     assert!(esc[0].get("round").is_none(), "{esc:#}");
 }
+
+#[test]
+fn a_failing_channel_is_told_to_the_people_being_paged_not_to_the_next_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flag = dir.path().join("disk-full");
+    let pd = kit::fake::Fake::start(kit::fake::Contract::PagerDuty);
+    pd.respond_with(500);
+    let (phone, chat, bob) = (Sink::start(), Sink::start(), Sink::start());
+    // As docs/paging.md sets it up; `[paging] meta_route` left at its default ("paged").
+    let config = write_file(
+        dir.path(),
+        "lookout.toml",
+        &format!(
+            r#"
+[api]
+token = "{TOKEN}"
+{probe}
+[[notifier]]
+id = "pd-alice"
+kind = "pagerduty"
+routing_key = "R0UT1NGKEY000000000000000000000A"
+url = "{pd}"
+max_attempts = 2
+[[notifier]]
+id = "phone-alice"
+kind = "webhook"
+url = "{phone}"
+[[notifier]]
+id = "ops-chat"
+kind = "webhook"
+url = "{chat}"
+[[notifier]]
+id = "bob-hook"
+kind = "webhook"
+url = "{bob}"
+[[person]]
+id = "alice"
+contacts = [{{ notifier = "pd-alice" }}, {{ notifier = "phone-alice", delay = "60s" }}]
+[[person]]
+id = "bob"
+contacts = [{{ notifier = "bob-hook" }}]
+[[policy]]
+id = "critical"
+[[policy.step]]
+targets = ["alice", "ops-chat"]
+ack_timeout = "8s"
+[[policy.step]]
+targets = ["bob"]
+ack_timeout = "8s"
+[[route]]
+matchers = ["probe=db-disk"]
+policy = "critical"
+"#,
+            probe = flag_probe(dir.path(), "db-disk", &flag),
+            pd = pd.url(),
+            phone = phone.url,
+            chat = chat.url,
+            bob = bob.url,
+        ),
+    );
+    let d = Daemon::start(&config, &state, dir.path());
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(&flag, "").unwrap();
+    let first = pd.wait_for("alice's PagerDuty", 1, Duration::from_secs(5), |r| {
+        r.json["event_action"] == "trigger"
+    })[0]
+        .at;
+    // PagerDuty answers 500 twice: alice's phone is used at once, and notifier_failing reaches
+    // alice through the phone and the step's chat, not pd-alice itself.
+    let meta = |b: &serde_json::Value| {
+        firing_for(b, "notifier_failing") && b["alert"]["labels"]["notifier"] == "pd-alice"
+    };
+    let on_phone = phone.wait_for("notifier_failing on alice's phone", Duration::from_secs(6), meta);
+    chat.wait_for("notifier_failing in the step's chat", Duration::from_secs(2), meta);
+    phone.wait_for("the fallback page", Duration::from_secs(2), |b| {
+        firing_for(b, "probe_status")
+    });
+    assert!(secs(first, on_phone.at) < 5.0);
+    // Nothing for bob (step 2) before step 2's time: 8 s after the first page.
+    while secs(first, std::time::Instant::now()) < 7.5 {
+        assert!(bob.all().is_empty(), "bob paged early: {:#?}", bob.all());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let b = bob.wait_for("step 2", Duration::from_secs(3), |b| firing_for(b, "probe_status"));
+    let at = secs(first, b.at);
+    assert!((7.9..8.5).contains(&at), "step 2 after {at:.2}s");
+    assert!(
+        bob.all().iter().all(|r| r.body["alert"]["rule"] == "probe_status"),
+        "{:#?}",
+        bob.all()
+    );
+    let tl = d.get("/api/v1/timeline?since=10m").to_string();
+    assert!(
+        tl.contains("notifier_failing pd-alice: told the people being paged through it, by ops-chat, phone-alice"),
+        "{tl}"
+    );
+}

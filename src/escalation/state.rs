@@ -227,6 +227,20 @@ impl Escalations {
         self.by_alert.get(alert).map(String::as_str)
     }
 
+    /// Who hears that `notifier` cannot deliver: for every escalation that paged through it
+    /// and is not acknowledged, the contacts of its current step (the people being paged, by
+    /// their other contacts, and the step's channels) except the failing one. Never a later
+    /// step: those people are not being paged yet. Empty when no such escalation runs.
+    pub fn channel_failure_recipients(&self, notifier: &str) -> BTreeSet<String> {
+        self.groups
+            .values()
+            .filter(|e| e.phase != Phase::Acknowledged && e.paged.contains(notifier))
+            .flat_map(|e| e.contacts.iter())
+            .map(|c| c.notifier.clone())
+            .filter(|n| n != notifier)
+            .collect()
+    }
+
     /// Running escalations.
     pub fn list(&self) -> impl Iterator<Item = &Escalation> {
         self.groups.values()

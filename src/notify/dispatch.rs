@@ -88,6 +88,19 @@ impl Dispatcher {
 
     /// Starts delivering an event to every target that wants it; returns at once.
     pub fn dispatch(&self, event: &AlertEvent) {
+        self.dispatch_filtered(event, None);
+    }
+
+    /// Starts delivering an event to these notifiers only (whatever their `min_severity`).
+    pub fn dispatch_to(&self, event: &AlertEvent, only: &std::collections::BTreeSet<String>) {
+        self.dispatch_filtered(event, Some(only));
+    }
+
+    fn dispatch_filtered(
+        &self,
+        event: &AlertEvent,
+        only: Option<&std::collections::BTreeSet<String>>,
+    ) {
         if !event.kind.notifies() {
             return;
         }
@@ -95,7 +108,11 @@ impl Dispatcher {
         let resolved = matches!(event.kind, crate::alert::AlertEventKind::Resolved);
         tracing::warn!(alert = %event.alert.id, event = %message.event, severity = %event.alert.severity, "{}", message.summary);
         for target in self.targets.iter() {
-            if !target.config.wants(event.alert.severity)
+            let chosen = match only {
+                Some(only) => only.contains(&target.config.id),
+                None => target.config.wants(event.alert.severity),
+            };
+            if !chosen
                 || (resolved && target.config.common.send_resolved == Some(false))
             {
                 continue;
