@@ -182,6 +182,10 @@ fn captured_payloads_bad_payloads_and_tokens() {
             r#"{"version":"4","status":"firing","alerts":[{"status":"burning","labels":{}}]}"#,
             "alerts[0].status",
         ),
+        (
+            r#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"A"}},{"status":"firing","labels":{}}]}"#,
+            "alerts[1] has no labels",
+        ),
     ] {
         let a = request("POST", &url, Some(body), Some(TOKEN));
         assert_eq!(a.status, 400, "{body}: {}", a.body);
@@ -214,5 +218,36 @@ fn captured_payloads_bad_payloads_and_tokens() {
         .unwrap();
     assert_eq!(warned.body["alert"]["severity"], "warning");
     assert!(!d.log_text().contains(TOKEN));
+    d.terminate(Duration::from_secs(5));
+}
+
+/// Every error of the API answers `{"error": "…", "status": N}` with the right status, also
+/// those axum itself produces (a body that is not JSON, a body over the limit, a bad query
+/// parameter, an unknown path, a method the path does not take).
+#[test]
+fn api_errors_are_json_in_one_shape() {
+    let sink = Sink::start();
+    let work = tempfile::tempdir().unwrap();
+    let d = lookout(&sink, work.path());
+    let big = format!("{{\"by\": \"{}\"}}", "x".repeat(3 << 20));
+    let cases: [(&str, String, Option<&str>, u16, &str); 6] = [
+        ("POST", "/api/v1/alerts/0123/ack".into(), Some("{\"by\":"), 400, "JSON"),
+        ("POST", "/api/v1/alerts/0123/ack".into(), Some(&big), 413, "length limit"),
+        ("GET", "/api/v1/timeline?limit=-1".into(), None, 400, "limit"),
+        ("GET", "/api/v1/timeline?since=yesterday".into(), None, 400, "since"),
+        ("GET", "/api/v1/no-such-thing".into(), None, 404, "/api/v1/no-such-thing"),
+        ("GET", "/api/v1/alertmanager".into(), None, 405, "Method Not Allowed"),
+    ];
+    for (method, path, body, status, says) in cases {
+        let a = request(method, &format!("{}{path}", d.url()), body, None);
+        assert_eq!(a.status, status, "{method} {path}: {}", a.body);
+        let v = a.json();
+        assert_eq!(v["status"], status, "{method} {path}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains(says)),
+            "{method} {path}: {v}"
+        );
+        assert_eq!(v.as_object().unwrap().len(), 2, "one shape: {v}");
+    }
     d.terminate(Duration::from_secs(5));
 }

@@ -100,6 +100,11 @@ pub fn decode(body: &[u8]) -> Result<Payload, String> {
                 return Err(format!("alerts[{i}].{field} {v:?} is not an RFC 3339 time"));
             }
         }
+        if a.labels.is_empty() {
+            return Err(format!(
+                "alerts[{i}] has no labels: an alert is identified by its labels (at least alertname)"
+            ));
+        }
     }
     Ok(payload)
 }
@@ -305,6 +310,8 @@ mod tests {
         let labels =
             br#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"a":1}}]}"#;
         assert!(decode(labels).is_err());
+        let none = br#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"A"}},{"status":"firing","labels":{}}]}"#;
+        assert!(decode(none).unwrap_err().starts_with("alerts[1] has no labels"));
     }
 
     #[test]
