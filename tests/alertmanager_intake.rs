@@ -251,3 +251,88 @@ fn api_errors_are_json_in_one_shape() {
     }
     d.terminate(Duration::from_secs(5));
 }
+
+/// `severity: page` (and the other usual names) through the real Alertmanager: mapped by the
+/// built-in conventions or `[intake.alertmanager_severities]`, paged at once when critical (no
+/// 30 s `group_wait`), and shown with the label it came from in `lookout alerts` and the API.
+#[test]
+fn usual_severity_names_map_and_show_where_they_came_from() {
+    let sink = Sink::start();
+    let work = tempfile::tempdir().unwrap();
+    // As docs/paging.md sets it up: a route with the default group_wait (0 s for critical,
+    // 30 s otherwise).
+    let config = write_file(
+        work.path(),
+        "lookout.toml",
+        &format!(
+            r#"
+[intake]
+alertmanager_token = "{TOKEN}"
+[intake.alertmanager_severities]
+high = "warning"
+"*" = "critical"
+
+[[notifier]]
+id = "hook"
+kind = "webhook"
+url = "{}"
+[[policy]]
+id = "page"
+[[policy.step]]
+targets = ["hook"]
+[[route]]
+policy = "page"
+"#,
+            sink.url
+        ),
+    );
+    let state = work.path().join("state");
+    let d = Daemon::start(&config, &state, work.path());
+    let am = Alertmanager::start(&format!("{}/api/v1/alertmanager", d.url()), TOKEN);
+    let posted = Instant::now();
+    am.post_alerts(&json!([
+        disk_full("db1", "page", None),
+        disk_full("db2", "P1", None),
+        disk_full("db3", "high", None),
+        disk_full("db4", "purple", None),
+    ]));
+    // Critical: paged at once, not after the 30 s group_wait of a warning.
+    for db in ["db1", "db2", "db4"] {
+        let page = sink.wait_for(db, Duration::from_secs(10), |b| is(b, "firing", db));
+        assert_eq!(page.body["alert"]["severity"], "critical", "{db}");
+        assert!(page.at - posted < Duration::from_secs(10));
+    }
+    let shown = |db: &str| open_alert(&d, db).unwrap();
+    assert_eq!(shown("db1")["severity"], "critical");
+    assert_eq!(shown("db1")["severity_source"], "severity=page");
+    assert_eq!(shown("db2")["severity_source"], "severity=P1");
+    assert_eq!(shown("db3")["severity"], "warning", "the table wins");
+    assert_eq!(shown("db3")["severity_source"], "severity=high");
+    assert_eq!(shown("db4")["severity"], "critical", "\"*\" is the fallback");
+    assert!(
+        shown("db4")["message"]
+            .as_str()
+            .unwrap()
+            .contains("severity label \"purple\" is not one lookout knows: paged as critical"),
+        "{}",
+        shown("db4")
+    );
+    assert_eq!(count(&sink, "firing", "db3"), 0, "a warning waits group_wait");
+    let out = std::process::Command::new(kit::lookout_bin())
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--state-dir", state.to_str().unwrap()])
+        .args(["--api", &d.url(), "alerts"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    for want in [
+        "critical (severity=page)",
+        "critical (severity=P1)",
+        "warning (severity=high)",
+        "critical (severity=purple)",
+    ] {
+        assert!(table.contains(want), "{want} missing:\n{table}");
+    }
+    d.terminate(Duration::from_secs(5));
+}

@@ -143,6 +143,9 @@ async fn alerts(State(core): State<Arc<Core>>, Query(q): Query<AlertsQuery>) -> 
             if let Some(m) = muted {
                 v["silenced_by"] = json!(m);
             }
+            if let Some(s) = crate::rule::alertmanager::severity_source(&a) {
+                v["severity_source"] = json!(s);
+            }
             v
         })
         .collect();
