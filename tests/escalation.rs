@@ -153,7 +153,7 @@ group_wait = "0s"
         &hs,
         &owner,
         &room,
-        "[CRITICAL] probe_status on db-disk",
+        "[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk",
         Duration::from_secs(5),
     );
     let p1 = phone.wait_for("alice's delayed phone", Duration::from_secs(8), |b| {
@@ -250,7 +250,7 @@ group_wait = "0s"
         &hs,
         &owner,
         &room,
-        "[ACK by @alice:localhost] probe_status on db-disk",
+        "[ACK by @alice:localhost] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk",
         Duration::from_secs(5),
     );
     assert!(
@@ -296,7 +296,7 @@ group_wait = "0s"
         &hs,
         &owner,
         &room,
-        "[RESOLVED] probe_status on db-disk",
+        "[RESOLVED] ",
         Duration::from_secs(8),
     );
     std::thread::sleep(Duration::from_secs(1));
@@ -325,9 +325,9 @@ group_wait = "0s"
         dave.all()
     );
     for (prefix, n) in [
-        ("[CRITICAL] probe_status on db-disk", 1),
-        ("[ACK by @alice:localhost] probe_status", 1),
-        ("[RESOLVED] probe_status on db-disk", 1),
+        ("[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk", 1),
+        ("[ACK by @alice:localhost] CRITICAL: /var/lib/postgresql is full | probe_status", 1),
+        ("[RESOLVED] ", 1),
     ] {
         let got = bot_events(&hs, &owner, &room, prefix);
         assert_eq!(got.len(), n, "{prefix}: {got:#?}");
@@ -337,7 +337,7 @@ group_wait = "0s"
     let ntfy_triggers = ntfy
         .matching(|r| {
             r.header("title")
-                .is_some_and(|t| t.contains("[CRITICAL] probe_status"))
+                .is_some_and(|t| t.starts_with("[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status"))
         })
         .len();
     assert_eq!(ntfy_triggers, 1);
@@ -456,7 +456,7 @@ group_wait = "0s"
         &hs,
         &owner,
         &room,
-        "[CRITICAL] probe_status on db-disk",
+        "[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk",
         Duration::from_secs(5),
     );
     let paged = Instant::now();
@@ -536,7 +536,7 @@ group_wait = "0s"
         &hs,
         &owner,
         &room,
-        "[RESOLVED] probe_status",
+        "[RESOLVED] ",
         Duration::from_secs(8),
     );
     chat.wait_for("web resolved to the chat", Duration::from_secs(8), |b| {
@@ -552,9 +552,9 @@ group_wait = "0s"
         3,
         "page, one ack, one resolution: {bodies:#?}"
     );
-    assert!(bodies[0].starts_with("[CRITICAL] probe_status on db-disk"));
+    assert!(bodies[0].starts_with("[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk"));
     assert!(bodies[1].starts_with("[ACK by @alice:localhost]"));
-    assert!(bodies[2].starts_with("[RESOLVED] probe_status"));
+    assert!(bodies[2].starts_with("[RESOLVED] "));
     assert!(bodies.iter().all(|b| !b.contains(" on web")), "{bodies:#?}");
     assert!(second.all().is_empty());
     let tl = d.get("/api/v1/timeline?since=10m");

@@ -161,7 +161,6 @@ impl Dispatcher {
         if resolved && target.config.common.send_resolved == Some(false) {
             return;
         }
-        let first_line = a.message.lines().next().unwrap_or("");
         let who = page
             .person
             .as_deref()
@@ -170,22 +169,20 @@ impl Dispatcher {
         let (event, summary) = match &page.kind {
             PageKind::Trigger => (
                 "firing",
-                format!(
-                    "[{}] {} on {}: {first_line} (escalation {}{who})",
-                    a.severity.as_str().to_uppercase(),
-                    a.rule,
-                    a.probe,
-                    crate::escalation::step_words(page.step, page.repeat),
+                super::summary_line(
+                    &a.severity.as_str().to_uppercase(),
+                    a,
+                    &format!(
+                        " (escalation {}{who})",
+                        crate::escalation::step_words(page.step, page.repeat)
+                    ),
                 ),
             ),
             PageKind::Acknowledged(by) => (
                 "acknowledged",
-                format!("[ACK by {by}] {} on {}: {first_line}", a.rule, a.probe),
+                super::summary_line(&format!("ACK by {by}"), a, ""),
             ),
-            PageKind::Resolved => (
-                "resolved",
-                format!("[RESOLVED] {} on {}: {first_line}", a.rule, a.probe),
-            ),
+            PageKind::Resolved => ("resolved", super::summary_line("RESOLVED", a, "")),
         };
         let message = Notification {
             version: 1,

@@ -331,7 +331,8 @@ impl Probe for DhcpLeaseProbe {
             let mut obs = evaluate(&config, &files, &ifindex_names(), now);
             if !errors.is_empty() {
                 obs.status = obs.status.max(Status::Unknown);
-                obs.message = format!("{}; {}", obs.message, errors.join("; "));
+                // What went wrong first: it is what a page's first line shows.
+                obs.message = format!("{}; {}", errors.join("; "), obs.message);
             }
             obs
         })
