@@ -195,3 +195,28 @@ fn dhcpv6_blocks_are_skipped() {
     let text = "default-duid \"\\000\\001\";\nlease6 {\n  interface \"eth0\";\n  ia-na 1a2b3c4d {\n    starts 1700000000;\n    iaaddr 2001:db8::5 {\n      max-life 7200;\n    }\n  }\n}\n";
     assert_eq!(parse_dhclient(text, None).unwrap(), vec![]);
 }
+
+#[test]
+fn the_worst_lease_comes_first_in_the_message() {
+    let now = 1_900_000_000_i64;
+    let files: Vec<super::super::LeaseFile> = [
+        ("dhclient.eth0.leases", dhclient_block("eth0", "10.0.0.2", now, 6 * H, 10 * H, 12 * H)),
+        ("dhclient.wlan0.leases", dhclient_block("wlan0", "10.0.1.2", now, -6 * H, -2 * H, 10 * M)),
+    ]
+    .into_iter()
+    .map(|(name, text)| super::super::LeaseFile {
+        path: PathBuf::from(name),
+        text,
+        written: now as f64,
+    })
+    .collect();
+    let obs = super::super::evaluate(
+        &super::super::DhcpLeaseConfig::default(),
+        &files,
+        &BTreeMap::new(),
+        now as f64,
+    );
+    assert_eq!(obs.status, crate::model::Status::Critical);
+    assert!(obs.message.starts_with("wlan0: DHCP lease 10.0.1.2 expires in"), "{}", obs.message);
+    assert!(obs.message.contains("; eth0 uses DHCP"), "{}", obs.message);
+}

@@ -221,7 +221,7 @@ pub fn evaluate(
             1 => Status::Warning,
             _ => Status::Critical,
         });
-        lines.push(v.message);
+        lines.push((v.level, v.message));
         let lab = labels([("interface", l.interface.as_str())]);
         if let Some(r) = l.renew {
             samples.push(Sample::new("dhcp.renew_in_seconds", &lab, r - now));
@@ -230,6 +230,9 @@ pub fn evaluate(
             samples.push(Sample::new("dhcp.expires_in_seconds", &lab, e - now));
         }
     }
+    // The worst lease first: a message's first line is what a page shows.
+    lines.sort_by_key(|(level, _)| std::cmp::Reverse(*level));
+    let mut lines: Vec<String> = lines.into_iter().map(|(_, m)| m).collect();
     lines.extend(problems);
     let message = if lines.is_empty() {
         "no DHCP leases found".to_string()
