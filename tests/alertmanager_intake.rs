@@ -231,12 +231,48 @@ fn api_errors_are_json_in_one_shape() {
     let d = lookout(&sink, work.path());
     let big = format!("{{\"by\": \"{}\"}}", "x".repeat(3 << 20));
     let cases: [(&str, String, Option<&str>, u16, &str); 6] = [
-        ("POST", "/api/v1/alerts/0123/ack".into(), Some("{\"by\":"), 400, "JSON"),
-        ("POST", "/api/v1/alerts/0123/ack".into(), Some(&big), 413, "length limit"),
-        ("GET", "/api/v1/timeline?limit=-1".into(), None, 400, "limit"),
-        ("GET", "/api/v1/timeline?since=yesterday".into(), None, 400, "since"),
-        ("GET", "/api/v1/no-such-thing".into(), None, 404, "/api/v1/no-such-thing"),
-        ("GET", "/api/v1/alertmanager".into(), None, 405, "Method Not Allowed"),
+        (
+            "POST",
+            "/api/v1/alerts/0123/ack".into(),
+            Some("{\"by\":"),
+            400,
+            "JSON",
+        ),
+        (
+            "POST",
+            "/api/v1/alerts/0123/ack".into(),
+            Some(&big),
+            413,
+            "length limit",
+        ),
+        (
+            "GET",
+            "/api/v1/timeline?limit=-1".into(),
+            None,
+            400,
+            "limit",
+        ),
+        (
+            "GET",
+            "/api/v1/timeline?since=yesterday".into(),
+            None,
+            400,
+            "since",
+        ),
+        (
+            "GET",
+            "/api/v1/no-such-thing".into(),
+            None,
+            404,
+            "/api/v1/no-such-thing",
+        ),
+        (
+            "GET",
+            "/api/v1/alertmanager".into(),
+            None,
+            405,
+            "Method Not Allowed",
+        ),
     ];
     for (method, path, body, status, says) in cases {
         let a = request(method, &format!("{}{path}", d.url()), body, None);
@@ -308,7 +344,11 @@ policy = "page"
     assert_eq!(shown("db2")["severity_source"], "severity=P1");
     assert_eq!(shown("db3")["severity"], "warning", "the table wins");
     assert_eq!(shown("db3")["severity_source"], "severity=high");
-    assert_eq!(shown("db4")["severity"], "critical", "\"*\" is the fallback");
+    assert_eq!(
+        shown("db4")["severity"],
+        "critical",
+        "\"*\" is the fallback"
+    );
     assert!(
         shown("db4")["message"]
             .as_str()
@@ -317,7 +357,11 @@ policy = "page"
         "{}",
         shown("db4")
     );
-    assert_eq!(count(&sink, "firing", "db3"), 0, "a warning waits group_wait");
+    assert_eq!(
+        count(&sink, "firing", "db3"),
+        0,
+        "a warning waits group_wait"
+    );
     let out = std::process::Command::new(kit::lookout_bin())
         .args(["--config", config.to_str().unwrap()])
         .args(["--state-dir", state.to_str().unwrap()])

@@ -292,13 +292,7 @@ group_wait = "0s"
     pd.wait_for("resolve to pagerduty", 1, Duration::from_secs(8), |r| {
         r.json["event_action"] == "resolve"
     });
-    wait_bot_event(
-        &hs,
-        &owner,
-        &room,
-        "[RESOLVED] ",
-        Duration::from_secs(8),
-    );
+    wait_bot_event(&hs, &owner, &room, "[RESOLVED] ", Duration::from_secs(8));
     std::thread::sleep(Duration::from_secs(1));
 
     // Exact deliveries: one trigger per target across the kill, nothing for dave; the chat
@@ -325,8 +319,14 @@ group_wait = "0s"
         dave.all()
     );
     for (prefix, n) in [
-        ("[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk", 1),
-        ("[ACK by @alice:localhost] CRITICAL: /var/lib/postgresql is full | probe_status", 1),
+        (
+            "[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk",
+            1,
+        ),
+        (
+            "[ACK by @alice:localhost] CRITICAL: /var/lib/postgresql is full | probe_status",
+            1,
+        ),
         ("[RESOLVED] ", 1),
     ] {
         let got = bot_events(&hs, &owner, &room, prefix);
@@ -336,8 +336,9 @@ group_wait = "0s"
     assert_eq!(bot_total, 3, "{:#?}", hs.messages(&owner, &room, 30));
     let ntfy_triggers = ntfy
         .matching(|r| {
-            r.header("title")
-                .is_some_and(|t| t.starts_with("[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status"))
+            r.header("title").is_some_and(|t| {
+                t.starts_with("[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status")
+            })
         })
         .len();
     assert_eq!(ntfy_triggers, 1);
@@ -532,13 +533,7 @@ group_wait = "0s"
     // Everything resolves: the room hears the group's resolution once, and nothing about web.
     std::fs::remove_file(&wal_flag).unwrap();
     std::fs::remove_file(&web_flag).unwrap();
-    wait_bot_event(
-        &hs,
-        &owner,
-        &room,
-        "[RESOLVED] ",
-        Duration::from_secs(8),
-    );
+    wait_bot_event(&hs, &owner, &room, "[RESOLVED] ", Duration::from_secs(8));
     chat.wait_for("web resolved to the chat", Duration::from_secs(8), |b| {
         b["event"] == "resolved" && b["alert"]["probe"] == "web"
     });
@@ -552,7 +547,11 @@ group_wait = "0s"
         3,
         "page, one ack, one resolution: {bodies:#?}"
     );
-    assert!(bodies[0].starts_with("[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk"));
+    assert!(
+        bodies[0].starts_with(
+            "[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk"
+        )
+    );
     assert!(bodies[1].starts_with("[ACK by @alice:localhost]"));
     assert!(bodies[2].starts_with("[RESOLVED] "));
     assert!(bodies.iter().all(|b| !b.contains(" on web")), "{bodies:#?}");

@@ -76,11 +76,19 @@ policy = "critical"
     let mut t = 4.8;
     for r in 3..=12 {
         t += 1.1;
-        want.push((t, "bob-hook", Box::leak(format!("step 2, repeat {r} for bob").into_boxed_str())));
+        want.push((
+            t,
+            "bob-hook",
+            Box::leak(format!("step 2, repeat {r} for bob").into_boxed_str()),
+        ));
     }
     let n = want.len();
     wait_until("every page", Duration::from_secs(30), || {
-        sink.all().iter().filter(|r| firing_for(&r.body, "probe_status")).count() >= n
+        sink.all()
+            .iter()
+            .filter(|r| firing_for(&r.body, "probe_status"))
+            .count()
+            >= n
     });
     let pages: Vec<_> = sink
         .all()
@@ -92,7 +100,10 @@ policy = "critical"
     for (p, (nominal, notifier, words)) in pages.iter().zip(&want) {
         let key = p.body["dedup_key"].as_str().unwrap();
         let summary = p.body["summary"].as_str().unwrap();
-        assert!(key.ends_with(&format!(":{notifier}")), "{key} for {summary}");
+        assert!(
+            key.ends_with(&format!(":{notifier}")),
+            "{key} for {summary}"
+        );
         assert!(
             summary.ends_with(&format!("(escalation {words})")),
             "{summary}"
@@ -110,14 +121,23 @@ policy = "critical"
     // It does not grow: the last pages are no later than the first ones allow.
     let early = lateness[1..4].iter().cloned().fold(f64::MIN, f64::max);
     let late = lateness[n - 4..].iter().cloned().fold(f64::MIN, f64::max);
-    assert!(late <= early.max(0.0) + TICK, "lateness grows: {lateness:?}");
+    assert!(
+        late <= early.max(0.0) + TICK,
+        "lateness grows: {lateness:?}"
+    );
 
     // The dedup keys and the timeline use the same words.
-    let keys: Vec<&str> = pages.iter().map(|p| p.body["dedup_key"].as_str().unwrap()).collect();
+    let keys: Vec<&str> = pages
+        .iter()
+        .map(|p| p.body["dedup_key"].as_str().unwrap())
+        .collect();
     assert!(keys[0].contains(":e0:step1:repeat0:alice-hook"), "{keys:?}");
     assert!(keys[2].contains(":e0:step1:repeat1:alice-hook"), "{keys:?}");
     let tl = d.get("/api/v1/timeline?since=10m").to_string();
-    assert!(tl.contains("step 1, repeat 1: paging alice via alice-hook"), "{tl}");
+    assert!(
+        tl.contains("step 1, repeat 1: paging alice via alice-hook"),
+        "{tl}"
+    );
     assert!(tl.contains("step 2: paging bob via bob-hook"), "{tl}");
     assert!(!tl.contains("round"), "{tl}");
     let esc = d.get("/api/v1/escalations");
@@ -197,8 +217,16 @@ policy = "critical"
     let meta = |b: &serde_json::Value| {
         firing_for(b, "notifier_failing") && b["alert"]["labels"]["notifier"] == "pd-alice"
     };
-    let on_phone = phone.wait_for("notifier_failing on alice's phone", Duration::from_secs(6), meta);
-    chat.wait_for("notifier_failing in the step's chat", Duration::from_secs(2), meta);
+    let on_phone = phone.wait_for(
+        "notifier_failing on alice's phone",
+        Duration::from_secs(6),
+        meta,
+    );
+    chat.wait_for(
+        "notifier_failing in the step's chat",
+        Duration::from_secs(2),
+        meta,
+    );
     phone.wait_for("the fallback page", Duration::from_secs(2), |b| {
         firing_for(b, "probe_status")
     });
@@ -208,11 +236,15 @@ policy = "critical"
         assert!(bob.all().is_empty(), "bob paged early: {:#?}", bob.all());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let b = bob.wait_for("step 2", Duration::from_secs(3), |b| firing_for(b, "probe_status"));
+    let b = bob.wait_for("step 2", Duration::from_secs(3), |b| {
+        firing_for(b, "probe_status")
+    });
     let at = secs(first, b.at);
     assert!((7.9..8.5).contains(&at), "step 2 after {at:.2}s");
     assert!(
-        bob.all().iter().all(|r| r.body["alert"]["rule"] == "probe_status"),
+        bob.all()
+            .iter()
+            .all(|r| r.body["alert"]["rule"] == "probe_status"),
         "{:#?}",
         bob.all()
     );

@@ -193,7 +193,11 @@ async fn errors_slowness_and_body_conditions_set_the_status() {
         } else {
             obs.message.starts_with(want)
         };
-        assert!(placed, "{config}: {:?} lacks {want:?} or not first", obs.message);
+        assert!(
+            placed,
+            "{config}: {:?} lacks {want:?} or not first",
+            obs.message
+        );
     }
 }
 

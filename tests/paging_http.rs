@@ -145,13 +145,7 @@ fn a_critical_alert_reaches_each_service_in_its_shape_and_an_ack_follows() {
     assert_eq!(p["source"], "test-host");
     assert_eq!(p["component"], "root");
     assert_eq!(p["group"], "disk_full");
-    assert!(
-        p["summary"]
-            .as_str()
-            .unwrap()
-            .starts_with(&title),
-        "{p}"
-    );
+    assert!(p["summary"].as_str().unwrap().starts_with(&title), "{p}");
     assert!(p["timestamp"].as_str().unwrap().ends_with('Z'), "{p}");
     assert_eq!(p["custom_details"]["labels"]["mount"], "/");
     assert_eq!(p["custom_details"]["message"], message.as_str());
@@ -163,12 +157,7 @@ fn a_critical_alert_reaches_each_service_in_its_shape_and_an_ack_follows() {
         .wait_for("publish", 1, Duration::from_secs(15), |r| mentions(r, &id))[0];
     assert_eq!(n.path, "/lookout-ops");
     assert_eq!(n.header("priority"), Some("5"));
-    assert!(
-        n.header("title")
-            .unwrap()
-            .starts_with(&title),
-        "{n:?}"
-    );
+    assert!(n.header("title").unwrap().starts_with(&title), "{n:?}");
     assert_eq!(n.header("tags"), Some("rotating_light,disk"));
     assert_eq!(
         n.header("click"),
@@ -426,8 +415,14 @@ interval = "1s"
     let d = Daemon::start(&config, &work.path().join("state"), work.path());
     let web_target = format!("POST {}", web.url);
     for (probe, finding) in [
-        ("shop", "HTTP 500 Internal Server Error, expected 2xx".to_string()),
-        ("queue", format!("cannot connect to 127.0.0.1:{refused}: Connection refused")),
+        (
+            "shop",
+            "HTTP 500 Internal Server Error, expected 2xx".to_string(),
+        ),
+        (
+            "queue",
+            format!("cannot connect to 127.0.0.1:{refused}: Connection refused"),
+        ),
         ("mailer", "no-such-mailerd is not running".to_string()),
     ] {
         let first = format!("[CRITICAL] {finding}");
@@ -436,11 +431,17 @@ interval = "1s"
             b["event"] == "firing" && b["alert"]["probe"] == probe
         });
         let summary = page.body["summary"].as_str().unwrap();
-        assert!(summary.starts_with(&first) && summary.contains(&named), "{summary}");
+        assert!(
+            summary.starts_with(&first) && summary.contains(&named),
+            "{summary}"
+        );
         let title = &s.ntfy.wait_for(probe, 1, Duration::from_secs(5), |r| {
             r.header("title").is_some_and(|t| t.contains(&named))
         })[0];
-        assert!(title.header("title").unwrap().starts_with(&first), "{title:?}");
+        assert!(
+            title.header("title").unwrap().starts_with(&first),
+            "{title:?}"
+        );
         let pd = &s.pd.wait_for(probe, 1, Duration::from_secs(5), |r| {
             r.json["payload"]["component"] == probe
         })[0];

@@ -3,17 +3,17 @@
 //! maintenance windows. Nothing here waits on the store.
 
 use super::core::Core;
+use crate::alert::INTERNAL_PROBE;
 use crate::alert::{Alert, AlertEvent, AlertEventKind};
 use crate::config::Config;
+use crate::config::paging::MetaRoute;
 use crate::escalation::silence::{Maintenance, Silence};
 use crate::escalation::{Escalation, Escalations, Paging, Tick};
 use crate::model::{Moment, format_duration};
 use crate::notify::dispatch::Dispatcher;
+use crate::notify::dispatch::NOTIFIER_FAILING_RULE;
 use crate::store::TimelineEntry;
 use crate::store::writer::StoreOp;
-use crate::alert::INTERNAL_PROBE;
-use crate::config::paging::MetaRoute;
-use crate::notify::dispatch::NOTIFIER_FAILING_RULE;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -206,7 +206,11 @@ impl Core {
                 format!(
                     "{} {}: told the people being paged through it, by {}",
                     ev.alert.rule,
-                    ev.alert.labels.get("notifier").map(String::as_str).unwrap_or("?"),
+                    ev.alert
+                        .labels
+                        .get("notifier")
+                        .map(String::as_str)
+                        .unwrap_or("?"),
                     to.iter().cloned().collect::<Vec<_>>().join(", ")
                 ),
             );

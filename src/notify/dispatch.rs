@@ -112,9 +112,7 @@ impl Dispatcher {
                 Some(only) => only.contains(&target.config.id),
                 None => target.config.wants(event.alert.severity),
             };
-            if !chosen
-                || (resolved && target.config.common.send_resolved == Some(false))
-            {
+            if !chosen || (resolved && target.config.common.send_resolved == Some(false)) {
                 continue;
             }
             // A channel's own failure alert goes out through the other channels only.

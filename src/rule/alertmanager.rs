@@ -160,7 +160,12 @@ impl SeverityMap {
             return Mapped::Fallback(fallback);
         };
         let v = value.trim().to_ascii_lowercase();
-        match self.custom.get(&v).copied().or_else(|| default_severity(&v)) {
+        match self
+            .custom
+            .get(&v)
+            .copied()
+            .or_else(|| default_severity(&v))
+        {
             Some(s) => Mapped::Known(s),
             None => Mapped::Fallback(fallback),
         }
@@ -370,7 +375,10 @@ mod tests {
         ] {
             let c = condition(&alert("firing", sev, zero), 1e9);
             assert_eq!(c.severity, Some(want), "{sev:?}");
-            assert_eq!(c.message.contains("not one lookout knows"), sev == Some("purple"));
+            assert_eq!(
+                c.message.contains("not one lookout knows"),
+                sev == Some("purple")
+            );
         }
         // The table wins over the conventions; "*" names the fallback.
         let custom = SeverityMap::new(&BTreeMap::from([
@@ -420,7 +428,11 @@ mod tests {
             br#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"a":1}}]}"#;
         assert!(decode(labels).is_err());
         let none = br#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"A"}},{"status":"firing","labels":{}}]}"#;
-        assert!(decode(none).unwrap_err().starts_with("alerts[1] has no labels"));
+        assert!(
+            decode(none)
+                .unwrap_err()
+                .starts_with("alerts[1] has no labels")
+        );
     }
 
     #[test]

@@ -580,15 +580,28 @@ fn one_vocabulary_for_repeats_on_pages_timeline_and_keys() {
     let mut e = Escalations::default();
     let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
     let t = fire(&mut e, &p, &a, 0.0);
-    assert!(t.notes.iter().any(|(_, n)| n.ends_with("step 1: paging a")), "{t:?}");
-    assert!(t.pages[0].key.ends_with(":e0:step1:repeat0:a"), "{}", t.pages[0].key);
+    assert!(
+        t.notes.iter().any(|(_, n)| n.ends_with("step 1: paging a")),
+        "{t:?}"
+    );
+    assert!(
+        t.pages[0].key.ends_with(":e0:step1:repeat0:a"),
+        "{}",
+        t.pages[0].key
+    );
     e.tick(&p, at(1.1));
     let t = e.tick(&p, at(3.81));
     assert!(
-        t.notes.iter().any(|(_, n)| n.ends_with("step 1, repeat 1: paging a")),
+        t.notes
+            .iter()
+            .any(|(_, n)| n.ends_with("step 1, repeat 1: paging a")),
         "{t:?}"
     );
-    assert!(t.pages[0].key.ends_with(":e0:step1:repeat1:a"), "{}", t.pages[0].key);
+    assert!(
+        t.pages[0].key.ends_with(":e0:step1:repeat1:a"),
+        "{}",
+        t.pages[0].key
+    );
     assert_eq!(step_words(1, 0), "step 2");
     assert_eq!(step_words(1, 3), "step 2, repeat 3");
     // Keys an older version wrote (0-based step, "round") read as today's.

@@ -200,8 +200,14 @@ fn dhcpv6_blocks_are_skipped() {
 fn the_worst_lease_comes_first_in_the_message() {
     let now = 1_900_000_000_i64;
     let files: Vec<super::super::LeaseFile> = [
-        ("dhclient.eth0.leases", dhclient_block("eth0", "10.0.0.2", now, 6 * H, 10 * H, 12 * H)),
-        ("dhclient.wlan0.leases", dhclient_block("wlan0", "10.0.1.2", now, -6 * H, -2 * H, 10 * M)),
+        (
+            "dhclient.eth0.leases",
+            dhclient_block("eth0", "10.0.0.2", now, 6 * H, 10 * H, 12 * H),
+        ),
+        (
+            "dhclient.wlan0.leases",
+            dhclient_block("wlan0", "10.0.1.2", now, -6 * H, -2 * H, 10 * M),
+        ),
     ]
     .into_iter()
     .map(|(name, text)| super::super::LeaseFile {
@@ -217,6 +223,11 @@ fn the_worst_lease_comes_first_in_the_message() {
         now as f64,
     );
     assert_eq!(obs.status, crate::model::Status::Critical);
-    assert!(obs.message.starts_with("wlan0: DHCP lease 10.0.1.2 expires in"), "{}", obs.message);
+    assert!(
+        obs.message
+            .starts_with("wlan0: DHCP lease 10.0.1.2 expires in"),
+        "{}",
+        obs.message
+    );
     assert!(obs.message.contains("; eth0 uses DHCP"), "{}", obs.message);
 }

@@ -491,7 +491,11 @@ mod tests {
             assert_eq!(s, status, "{t}");
             assert!(t.contains(text), "{t:?} lacks {text:?}");
             // A problem is the first thing the message says.
-            assert_eq!(s == Status::Ok, t.starts_with("GET http://h/: HTTP 200 OK"), "{t}");
+            assert_eq!(
+                s == Status::Ok,
+                t.starts_with("GET http://h/: HTTP 200 OK"),
+                "{t}"
+            );
         }
     }
 
