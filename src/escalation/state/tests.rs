@@ -624,3 +624,26 @@ fn one_vocabulary_for_repeats_on_pages_timeline_and_keys() {
     let old: Escalation = serde_json::from_value(v).unwrap();
     assert_eq!(old.repeat, 1);
 }
+
+#[test]
+fn a_failing_channel_is_told_to_the_current_step_only() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    fire(&mut e, &p, &a, 0.0);
+    // Step 1 paged alice's ntfy and the chat: alice's phone (not yet due) and the chat hear
+    // that ntfy fails; bob (step 2) does not.
+    let to: Vec<String> = e
+        .channel_failure_recipients("ntfy-alice")
+        .into_iter()
+        .collect();
+    assert_eq!(to, ["chat", "phone-alice"]);
+    assert!(
+        e.channel_failure_recipients("pd-bob").is_empty(),
+        "not paged yet"
+    );
+    // In step 2, a failing pd-bob is told to bob's sms only.
+    e.tick(&p, at(300.0));
+    let to: Vec<String> = e.channel_failure_recipients("pd-bob").into_iter().collect();
+    assert_eq!(to, ["sms-bob"]);
+}
