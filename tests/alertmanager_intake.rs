@@ -182,6 +182,10 @@ fn captured_payloads_bad_payloads_and_tokens() {
             r#"{"version":"4","status":"firing","alerts":[{"status":"burning","labels":{}}]}"#,
             "alerts[0].status",
         ),
+        (
+            r#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"A"}},{"status":"firing","labels":{}}]}"#,
+            "alerts[1] has no labels",
+        ),
     ] {
         let a = request("POST", &url, Some(body), Some(TOKEN));
         assert_eq!(a.status, 400, "{body}: {}", a.body);
@@ -214,5 +218,165 @@ fn captured_payloads_bad_payloads_and_tokens() {
         .unwrap();
     assert_eq!(warned.body["alert"]["severity"], "warning");
     assert!(!d.log_text().contains(TOKEN));
+    d.terminate(Duration::from_secs(5));
+}
+
+/// Every error of the API answers `{"error": "…", "status": N}` with the right status, also
+/// those axum itself produces (a body that is not JSON, a body over the limit, a bad query
+/// parameter, an unknown path, a method the path does not take).
+#[test]
+fn api_errors_are_json_in_one_shape() {
+    let sink = Sink::start();
+    let work = tempfile::tempdir().unwrap();
+    let d = lookout(&sink, work.path());
+    let big = format!("{{\"by\": \"{}\"}}", "x".repeat(3 << 20));
+    let cases: [(&str, String, Option<&str>, u16, &str); 6] = [
+        (
+            "POST",
+            "/api/v1/alerts/0123/ack".into(),
+            Some("{\"by\":"),
+            400,
+            "JSON",
+        ),
+        (
+            "POST",
+            "/api/v1/alerts/0123/ack".into(),
+            Some(&big),
+            413,
+            "length limit",
+        ),
+        (
+            "GET",
+            "/api/v1/timeline?limit=-1".into(),
+            None,
+            400,
+            "limit",
+        ),
+        (
+            "GET",
+            "/api/v1/timeline?since=yesterday".into(),
+            None,
+            400,
+            "since",
+        ),
+        (
+            "GET",
+            "/api/v1/no-such-thing".into(),
+            None,
+            404,
+            "/api/v1/no-such-thing",
+        ),
+        (
+            "GET",
+            "/api/v1/alertmanager".into(),
+            None,
+            405,
+            "Method Not Allowed",
+        ),
+    ];
+    for (method, path, body, status, says) in cases {
+        let a = request(method, &format!("{}{path}", d.url()), body, None);
+        assert_eq!(a.status, status, "{method} {path}: {}", a.body);
+        let v = a.json();
+        assert_eq!(v["status"], status, "{method} {path}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains(says)),
+            "{method} {path}: {v}"
+        );
+        assert_eq!(v.as_object().unwrap().len(), 2, "one shape: {v}");
+    }
+    d.terminate(Duration::from_secs(5));
+}
+
+/// `severity: page` (and the other usual names) through the real Alertmanager: mapped by the
+/// built-in conventions or `[intake.alertmanager_severities]`, paged at once when critical (no
+/// 30 s `group_wait`), and shown with the label it came from in `lookout alerts` and the API.
+#[test]
+fn usual_severity_names_map_and_show_where_they_came_from() {
+    let sink = Sink::start();
+    let work = tempfile::tempdir().unwrap();
+    // As docs/paging.md sets it up: a route with the default group_wait (0 s for critical,
+    // 30 s otherwise).
+    let config = write_file(
+        work.path(),
+        "lookout.toml",
+        &format!(
+            r#"
+[intake]
+alertmanager_token = "{TOKEN}"
+[intake.alertmanager_severities]
+high = "warning"
+"*" = "critical"
+
+[[notifier]]
+id = "hook"
+kind = "webhook"
+url = "{}"
+[[policy]]
+id = "page"
+[[policy.step]]
+targets = ["hook"]
+[[route]]
+policy = "page"
+"#,
+            sink.url
+        ),
+    );
+    let state = work.path().join("state");
+    let d = Daemon::start(&config, &state, work.path());
+    let am = Alertmanager::start(&format!("{}/api/v1/alertmanager", d.url()), TOKEN);
+    let posted = Instant::now();
+    am.post_alerts(&json!([
+        disk_full("db1", "page", None),
+        disk_full("db2", "P1", None),
+        disk_full("db3", "high", None),
+        disk_full("db4", "purple", None),
+    ]));
+    // Critical: paged at once, not after the 30 s group_wait of a warning.
+    for db in ["db1", "db2", "db4"] {
+        let page = sink.wait_for(db, Duration::from_secs(10), |b| is(b, "firing", db));
+        assert_eq!(page.body["alert"]["severity"], "critical", "{db}");
+        assert!(page.at - posted < Duration::from_secs(10));
+    }
+    let shown = |db: &str| open_alert(&d, db).unwrap();
+    assert_eq!(shown("db1")["severity"], "critical");
+    assert_eq!(shown("db1")["severity_source"], "severity=page");
+    assert_eq!(shown("db2")["severity_source"], "severity=P1");
+    assert_eq!(shown("db3")["severity"], "warning", "the table wins");
+    assert_eq!(shown("db3")["severity_source"], "severity=high");
+    assert_eq!(
+        shown("db4")["severity"],
+        "critical",
+        "\"*\" is the fallback"
+    );
+    assert!(
+        shown("db4")["message"]
+            .as_str()
+            .unwrap()
+            .contains("severity label \"purple\" is not one lookout knows: paged as critical"),
+        "{}",
+        shown("db4")
+    );
+    assert_eq!(
+        count(&sink, "firing", "db3"),
+        0,
+        "a warning waits group_wait"
+    );
+    let out = std::process::Command::new(kit::lookout_bin())
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--state-dir", state.to_str().unwrap()])
+        .args(["--api", &d.url(), "alerts"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    for want in [
+        "critical (severity=page)",
+        "critical (severity=P1)",
+        "warning (severity=high)",
+        "critical (severity=purple)",
+    ] {
+        assert!(table.contains(want), "{want} missing:\n{table}");
+    }
     d.terminate(Duration::from_secs(5));
 }

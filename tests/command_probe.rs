@@ -321,7 +321,7 @@ url = "{}"
     assert_eq!(page.body["alert"]["probe"], "queue");
     assert_eq!(
         page.body["summary"],
-        "[CRITICAL] probe_status on queue: QUEUE CRITICAL - 512 messages waiting"
+        "[CRITICAL] QUEUE CRITICAL - 512 messages waiting | probe_status on queue"
     );
     let metrics = http_get(&format!("{}/metrics", daemon.url()));
     for line in [

@@ -54,7 +54,7 @@ timeout = "5s"
     });
     let subject = mail["subject"].as_str().unwrap();
     assert!(
-        subject.starts_with("[CRITICAL] disk_full on root"),
+        subject.starts_with("[CRITICAL] ") && subject.ends_with(" | disk_full on root"),
         "{mail:#}"
     );
     assert_eq!(mail["mail_from"], "lookout@example.org");

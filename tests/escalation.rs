@@ -153,7 +153,7 @@ group_wait = "0s"
         &hs,
         &owner,
         &room,
-        "[CRITICAL] probe_status on db-disk",
+        "[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk",
         Duration::from_secs(5),
     );
     let p1 = phone.wait_for("alice's delayed phone", Duration::from_secs(8), |b| {
@@ -195,8 +195,9 @@ group_wait = "0s"
     });
     let fallback = secs(pd1[0].at, s1.at);
     assert!((0.8..4.0).contains(&fallback), "fallback after {fallback}");
-    // The meta-alert about the broken channel goes out through the chat (its own route).
-    chat.wait_for("notifier_failing", Duration::from_secs(5), |b| {
+    // The meta-alert about the broken channel goes to the person being paged through it, by
+    // his other contact ([paging] meta_route = "paged", the default), not to the chat route.
+    sms.wait_for("notifier_failing", Duration::from_secs(5), |b| {
         firing_for(b, "notifier_failing") && b["alert"]["labels"]["notifier"] == "pd-bob"
     });
 
@@ -249,7 +250,7 @@ group_wait = "0s"
         &hs,
         &owner,
         &room,
-        "[ACK by @alice:localhost] probe_status on db-disk",
+        "[ACK by @alice:localhost] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk",
         Duration::from_secs(5),
     );
     assert!(
@@ -291,17 +292,11 @@ group_wait = "0s"
     pd.wait_for("resolve to pagerduty", 1, Duration::from_secs(8), |r| {
         r.json["event_action"] == "resolve"
     });
-    wait_bot_event(
-        &hs,
-        &owner,
-        &room,
-        "[RESOLVED] probe_status on db-disk",
-        Duration::from_secs(8),
-    );
+    wait_bot_event(&hs, &owner, &room, "[RESOLVED] ", Duration::from_secs(8));
     std::thread::sleep(Duration::from_secs(1));
 
     // Exact deliveries: one trigger per target across the kill, nothing for dave; the chat
-    // (not in the policy) got only the meta-alert, never this alert.
+    // (not in the policy) got nothing.
     let count = |s: &Sink, event: &str| {
         s.all()
             .iter()
@@ -314,10 +309,8 @@ group_wait = "0s"
         assert_eq!(count(s, "resolved"), 1, "{name}");
     }
     assert!(
-        chat.all()
-            .iter()
-            .all(|r| r.body["alert"]["rule"] == "notifier_failing"),
-        "the chat was never paged for the disk: {:#?}",
+        chat.all().is_empty(),
+        "the chat was never paged: {:#?}",
         chat.all()
     );
     assert!(
@@ -326,9 +319,15 @@ group_wait = "0s"
         dave.all()
     );
     for (prefix, n) in [
-        ("[CRITICAL] probe_status on db-disk", 1),
-        ("[ACK by @alice:localhost] probe_status", 1),
-        ("[RESOLVED] probe_status on db-disk", 1),
+        (
+            "[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk",
+            1,
+        ),
+        (
+            "[ACK by @alice:localhost] CRITICAL: /var/lib/postgresql is full | probe_status",
+            1,
+        ),
+        ("[RESOLVED] ", 1),
     ] {
         let got = bot_events(&hs, &owner, &room, prefix);
         assert_eq!(got.len(), n, "{prefix}: {got:#?}");
@@ -337,8 +336,9 @@ group_wait = "0s"
     assert_eq!(bot_total, 3, "{:#?}", hs.messages(&owner, &room, 30));
     let ntfy_triggers = ntfy
         .matching(|r| {
-            r.header("title")
-                .is_some_and(|t| t.contains("[CRITICAL] probe_status"))
+            r.header("title").is_some_and(|t| {
+                t.starts_with("[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status")
+            })
         })
         .len();
     assert_eq!(ntfy_triggers, 1);
@@ -351,10 +351,10 @@ group_wait = "0s"
     let tl = d.get("/api/v1/timeline?since=10m");
     let text = tl.to_string();
     for needle in [
-        "step 1 (round 1): paging alice via ntfy-alice, alice via phone-alice, ops-room",
-        "step 2 (round 1): paging bob via pd-bob",
+        "step 1: paging alice via ntfy-alice, alice via phone-alice, ops-room",
+        "step 2: paging bob via pd-bob",
         "pd-bob failed for bob; falling back to sms-bob at once",
-        "step 3 (round 1): paging carol via carol-hook",
+        "step 3: paging carol via carol-hook",
         "@alice:localhost acknowledged probe_status on db-disk",
         "@alice:localhost acknowledged: escalation",
     ] {
@@ -457,7 +457,7 @@ group_wait = "0s"
         &hs,
         &owner,
         &room,
-        "[CRITICAL] probe_status on db-disk",
+        "[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk",
         Duration::from_secs(5),
     );
     let paged = Instant::now();
@@ -533,13 +533,7 @@ group_wait = "0s"
     // Everything resolves: the room hears the group's resolution once, and nothing about web.
     std::fs::remove_file(&wal_flag).unwrap();
     std::fs::remove_file(&web_flag).unwrap();
-    wait_bot_event(
-        &hs,
-        &owner,
-        &room,
-        "[RESOLVED] probe_status",
-        Duration::from_secs(8),
-    );
+    wait_bot_event(&hs, &owner, &room, "[RESOLVED] ", Duration::from_secs(8));
     chat.wait_for("web resolved to the chat", Duration::from_secs(8), |b| {
         b["event"] == "resolved" && b["alert"]["probe"] == "web"
     });
@@ -553,9 +547,13 @@ group_wait = "0s"
         3,
         "page, one ack, one resolution: {bodies:#?}"
     );
-    assert!(bodies[0].starts_with("[CRITICAL] probe_status on db-disk"));
+    assert!(
+        bodies[0].starts_with(
+            "[CRITICAL] CRITICAL: /var/lib/postgresql is full | probe_status on db-disk"
+        )
+    );
     assert!(bodies[1].starts_with("[ACK by @alice:localhost]"));
-    assert!(bodies[2].starts_with("[RESOLVED] probe_status"));
+    assert!(bodies[2].starts_with("[RESOLVED] "));
     assert!(bodies.iter().all(|b| !b.contains(" on web")), "{bodies:#?}");
     assert!(second.all().is_empty());
     let tl = d.get("/api/v1/timeline?since=10m");

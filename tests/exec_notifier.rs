@@ -120,7 +120,7 @@ max_attempts = 1
         got["summary"]
             .as_str()
             .unwrap()
-            .starts_with("[CRITICAL] disk_full")
+            .contains(" | disk_full on ")
     );
 
     // A non-zero exit other than 75 fails for good with stderr's first line, and the

@@ -128,6 +128,12 @@ fn a_critical_alert_reaches_each_service_in_its_shape_and_an_ack_follows() {
     });
     let id = alert["id"].as_str().unwrap().to_string();
     let message = alert["message"].as_str().unwrap().to_string();
+    // Every channel's title/summary starts with the finding (the message's first line), then
+    // names the alert: the problem is what a phone's lock screen shows.
+    let title = format!(
+        "[CRITICAL] {} | disk_full on root",
+        message.lines().next().unwrap()
+    );
 
     // PagerDuty: one trigger, deduplicated on the alert id, with the documented payload.
     let pd = &s.pd.wait_for("trigger", 1, Duration::from_secs(15), |r| {
@@ -139,13 +145,7 @@ fn a_critical_alert_reaches_each_service_in_its_shape_and_an_ack_follows() {
     assert_eq!(p["source"], "test-host");
     assert_eq!(p["component"], "root");
     assert_eq!(p["group"], "disk_full");
-    assert!(
-        p["summary"]
-            .as_str()
-            .unwrap()
-            .starts_with("[CRITICAL] disk_full on root"),
-        "{p}"
-    );
+    assert!(p["summary"].as_str().unwrap().starts_with(&title), "{p}");
     assert!(p["timestamp"].as_str().unwrap().ends_with('Z'), "{p}");
     assert_eq!(p["custom_details"]["labels"]["mount"], "/");
     assert_eq!(p["custom_details"]["message"], message.as_str());
@@ -157,12 +157,7 @@ fn a_critical_alert_reaches_each_service_in_its_shape_and_an_ack_follows() {
         .wait_for("publish", 1, Duration::from_secs(15), |r| mentions(r, &id))[0];
     assert_eq!(n.path, "/lookout-ops");
     assert_eq!(n.header("priority"), Some("5"));
-    assert!(
-        n.header("title")
-            .unwrap()
-            .starts_with("[CRITICAL] disk_full on root"),
-        "{n:?}"
-    );
+    assert!(n.header("title").unwrap().starts_with(&title), "{n:?}");
     assert_eq!(n.header("tags"), Some("rotating_light,disk"));
     assert_eq!(
         n.header("click"),
@@ -180,7 +175,7 @@ fn a_critical_alert_reaches_each_service_in_its_shape_and_an_ack_follows() {
         .slack
         .wait_for("message", 1, Duration::from_secs(15), |r| mentions(r, &id))[0];
     let text = sl.json["text"].as_str().unwrap();
-    assert!(text.starts_with("*[CRITICAL] disk_full on root"), "{text}");
+    assert!(text.starts_with(&format!("*{title}")), "{text}");
     assert!(text.contains(&format!("lookout ack {id}")), "{text}");
 
     // An acknowledgement acknowledges the same PagerDuty incident and tells the others.
@@ -370,4 +365,97 @@ fn a_hanging_service_costs_one_timeout_per_attempt() {
     }
     s.assert_contracts_kept();
     d.terminate(Duration::from_secs(5));
+}
+
+/// The page's first line is the problem: for an http probe answered 500, a tcp probe refused
+/// and a process that is not running, the ntfy Title, the PagerDuty summary, the Slack text and
+/// the webhook summary start with the finding, and name the alert after it.
+#[test]
+fn every_page_starts_with_the_finding() {
+    let s = Services::start();
+    let hook = kit::Sink::start();
+    hook.respond_with(200);
+    let web = kit::Sink::start();
+    web.respond_with(500);
+    let refused = kit::free_port();
+    let work = tempfile::tempdir().unwrap();
+    let probes = format!(
+        r#"
+[[notifier]]
+id = "hook"
+kind = "webhook"
+url = "{hook}"
+
+[[probe]]
+id = "shop"
+kind = "http"
+url = "{web}"
+method = "POST"
+interval = "1s"
+
+[[probe]]
+id = "queue"
+kind = "tcp"
+host = "127.0.0.1"
+port = {refused}
+interval = "1s"
+
+[[probe]]
+id = "mailer"
+kind = "process"
+name = "no-such-mailerd"
+interval = "1s"
+"#,
+        hook = hook.url,
+        web = web.url,
+    );
+    let config = s.config(work.path(), "");
+    let text = std::fs::read_to_string(&config).unwrap() + &probes;
+    std::fs::write(&config, text).unwrap();
+    let d = Daemon::start(&config, &work.path().join("state"), work.path());
+    let web_target = format!("POST {}", web.url);
+    for (probe, finding) in [
+        (
+            "shop",
+            "HTTP 500 Internal Server Error, expected 2xx".to_string(),
+        ),
+        (
+            "queue",
+            format!("cannot connect to 127.0.0.1:{refused}: Connection refused"),
+        ),
+        ("mailer", "no-such-mailerd is not running".to_string()),
+    ] {
+        let first = format!("[CRITICAL] {finding}");
+        let named = format!("| probe_status on {probe}");
+        let page = hook.wait_for(probe, Duration::from_secs(15), |b| {
+            b["event"] == "firing" && b["alert"]["probe"] == probe
+        });
+        let summary = page.body["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with(&first) && summary.contains(&named),
+            "{summary}"
+        );
+        let title = &s.ntfy.wait_for(probe, 1, Duration::from_secs(5), |r| {
+            r.header("title").is_some_and(|t| t.contains(&named))
+        })[0];
+        assert!(
+            title.header("title").unwrap().starts_with(&first),
+            "{title:?}"
+        );
+        let pd = &s.pd.wait_for(probe, 1, Duration::from_secs(5), |r| {
+            r.json["payload"]["component"] == probe
+        })[0];
+        let pd_summary = pd.json["payload"]["summary"].as_str().unwrap();
+        assert!(pd_summary.starts_with(&first), "{pd_summary}");
+        let sl = &s.slack.wait_for(probe, 1, Duration::from_secs(5), |r| {
+            r.json["text"].as_str().is_some_and(|t| t.contains(&named))
+        })[0];
+        let text = sl.json["text"].as_str().unwrap();
+        assert!(text.starts_with(&format!("*{first}")), "{text}");
+        // The context follows the finding (the request, for the http probe).
+        if probe == "shop" {
+            assert!(summary.contains(&web_target), "{summary}");
+        }
+    }
+    drop(d);
 }

@@ -34,7 +34,8 @@ pub fn routes() -> Router<Arc<Core>> {
 }
 
 async fn alertmanager(State(core): State<Arc<Core>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(token) = core.intake_tokens().alertmanager
+    let intake = core.intake_tokens();
+    if let Some(token) = intake.alertmanager
         && !bearer_matches(&headers, &token)
     {
         return error(
@@ -53,7 +54,11 @@ async fn alertmanager(State(core): State<Arc<Core>>, headers: HeaderMap, body: B
             "Alertmanager left alerts out of a notification (max_alerts)"
         );
     }
-    let conds = alertmanager::conditions(&payload, core.clock.now().wall);
+    let conds = alertmanager::conditions(
+        &payload,
+        core.clock.now().wall,
+        &intake.alertmanager_severities,
+    );
     let events = core.set_external(alertmanager::SOURCE, conds);
     let count = |f: fn(&AlertEventKind) -> bool| events.iter().filter(|e| f(&e.kind)).count();
     Json(json!({

@@ -49,7 +49,54 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/api/v1/forecast", get(forecast))
         .merge(intake::routes())
         .merge(paging::routes())
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(core)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {}", uri.path()),
+    )
+}
+
+/// The most of a non-JSON error body (axum's rejections are one line) kept as the message.
+const MAX_ERROR_TEXT: usize = 16 * 1024;
+
+/// Every error answers in JSON, in one shape (`{"error": "…", "status": N}`): axum's own
+/// rejections (a body that is not JSON, a body over the limit, a bad query parameter, a
+/// method the path does not take) come as plain text, and are rewritten here with their status
+/// and headers kept.
+async fn json_errors(res: Response) -> Response {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, MAX_ERROR_TEXT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let json = error(status, message);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let (jparts, jbody) = json.into_parts();
+    parts.headers.extend(jparts.headers);
+    Response::from_parts(parts, jbody)
 }
 
 async fn healthz(State(core): State<Arc<Core>>) -> impl IntoResponse {
@@ -99,6 +146,9 @@ async fn alerts(State(core): State<Arc<Core>>, Query(q): Query<AlertsQuery>) -> 
             if let Some(m) = muted {
                 v["silenced_by"] = json!(m);
             }
+            if let Some(s) = crate::rule::alertmanager::severity_source(&a) {
+                v["severity_source"] = json!(s);
+            }
             v
         })
         .collect();
@@ -146,8 +196,13 @@ async fn committed(core: &Core) {
         tokio::task::spawn_blocking(move || store.flush(std::time::Duration::from_secs(2))).await;
 }
 
+/// An error answer: `{"error": "what went wrong", "status": N}` (docs/api.md).
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
+    (
+        status,
+        Json(json!({"error": message.into(), "status": status.as_u16()})),
+    )
+        .into_response()
 }
 
 async fn ack(

@@ -139,7 +139,7 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
                     .map(|a| {
                         vec![
                             a.id.clone(),
-                            a.severity.to_string(),
+                            severity_cell(a),
                             a.state.as_str().into(),
                             format!("{} on {}", a.rule, a.probe),
                             crate::api::alert_since(a)
@@ -246,4 +246,13 @@ fn str_of(v: &Value) -> String {
     v.as_str()
         .map(str::to_string)
         .unwrap_or_else(|| v.to_string())
+}
+
+/// An alert's severity, with where an Alertmanager alert's came from:
+/// `critical (severity=page)`.
+fn severity_cell(a: &Alert) -> String {
+    match crate::rule::alertmanager::severity_source(a) {
+        Some(from) => format!("{} ({from})", a.severity),
+        None => a.severity.to_string(),
+    }
 }

@@ -18,6 +18,11 @@ pub struct IntakeConfig {
     pub alertmanager_token: Option<Secret>,
     /// Read the Alertmanager token from this file instead. Default: none.
     pub alertmanager_token_file: Option<PathBuf>,
+    /// `severity` label value (any case) → lookout severity, over the built-in conventions
+    /// (`page`, `P1` … critical; `warn`, `P3` … warning; `low`, `none` … info); the key `"*"`
+    /// is the severity of unknown values and of alerts without the label. Default: none
+    /// (conventions, else warning).
+    pub alertmanager_severities: std::collections::BTreeMap<String, Severity>,
 }
 
 impl IntakeConfig {
@@ -37,10 +42,22 @@ impl IntakeConfig {
             .is_some_and(|t| t.expose().is_empty())
         {
             errors.push(
-                span,
+                span.clone(),
                 Some("[intake]"),
                 "alertmanager_token is empty",
                 Some("remove it to accept unauthenticated requests, or set a value".into()),
+            );
+        }
+        if self
+            .alertmanager_severities
+            .keys()
+            .any(|k| k.trim().is_empty())
+        {
+            errors.push(
+                span,
+                Some("[intake.alertmanager_severities]"),
+                "a severity label value is empty",
+                Some("name the value Alertmanager sends, e.g. page = \"critical\"".into()),
             );
         }
     }

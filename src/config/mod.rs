@@ -49,6 +49,8 @@ pub struct Config {
     pub heartbeats: Vec<HeartbeatConfig>,
     /// `[deadman]`: the outbound dead-man's switch, if configured.
     pub deadman: Option<DeadmanConfig>,
+    /// `[paging]`: escalation-wide settings.
+    pub paging: paging::PagingConfig,
     /// `[[route]]`: which alerts go to which policy, first match wins.
     pub routes: Vec<RouteConfig>,
     /// `[[policy]]`: escalation policies.

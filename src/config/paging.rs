@@ -14,6 +14,27 @@ pub const DEFAULT_STEP_TIMEOUT: Dur = Dur(std::time::Duration::from_secs(300));
 /// The default time after which an acknowledgement of a still-firing alert expires.
 pub const DEFAULT_ACK_EXPIRY: Dur = Dur(std::time::Duration::from_secs(1800));
 
+/// `[paging]`: settings of escalation as a whole.
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagingConfig {
+    /// Where `notifier_failing` (a channel cannot deliver) goes. Default `"paged"`.
+    pub meta_route: MetaRoute,
+}
+
+/// Where lookout's alert about a failing channel (`notifier_failing`) goes.
+#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MetaRoute {
+    /// To the people being paged through the failing channel, through their other contacts,
+    /// and to the other channels of their escalation's current step; never to a later step.
+    /// When no running escalation uses the channel: as `routes`.
+    #[default]
+    Paged,
+    /// Like any alert: the first matching `[[route]]`, else every notifier by `min_severity`.
+    Routes,
+}
+
 /// One `[[route]]`: which alerts go to which policy. The first matching route wins.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]

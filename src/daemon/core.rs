@@ -64,11 +64,13 @@ pub struct Core {
     pub(super) paging: super::paging::PagingState,
 }
 
-/// The bearer tokens of the intake endpoints, replaced on reload.
+/// The bearer tokens and settings of the intake endpoints, replaced on reload.
 #[derive(Clone, Debug, Default)]
 pub struct IntakeTokens {
     /// `[intake] alertmanager_token`.
     pub alertmanager: Option<Secret>,
+    /// `[intake.alertmanager_severities]` over the built-in conventions.
+    pub alertmanager_severities: crate::rule::alertmanager::SeverityMap,
     /// `[[heartbeat]] token`, by heartbeat name.
     pub heartbeats: BTreeMap<String, Secret>,
 }
@@ -115,6 +117,9 @@ impl Core {
             .collect();
         *self.intake_tokens.write().expect("intake lock") = IntakeTokens {
             alertmanager: intake.alertmanager_token.clone(),
+            alertmanager_severities: crate::rule::alertmanager::SeverityMap::new(
+                &intake.alertmanager_severities,
+            ),
             heartbeats: heartbeats
                 .iter()
                 .filter_map(|h| h.token.clone().map(|t| (h.name.clone(), t)))

@@ -3,15 +3,18 @@
 //! maintenance windows. Nothing here waits on the store.
 
 use super::core::Core;
+use crate::alert::INTERNAL_PROBE;
 use crate::alert::{Alert, AlertEvent, AlertEventKind};
 use crate::config::Config;
+use crate::config::paging::MetaRoute;
 use crate::escalation::silence::{Maintenance, Silence};
 use crate::escalation::{Escalation, Escalations, Paging, Tick};
 use crate::model::{Moment, format_duration};
 use crate::notify::dispatch::Dispatcher;
+use crate::notify::dispatch::NOTIFIER_FAILING_RULE;
 use crate::store::TimelineEntry;
 use crate::store::writer::StoreOp;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Escalation, silences and maintenance state of the running daemon.
@@ -25,6 +28,11 @@ pub struct PagingState {
     open_windows: Mutex<(BTreeSet<String>, BTreeSet<String>)>,
     /// Alerts whose firing was not paged because a silence or window covered it.
     muted: Mutex<BTreeSet<String>>,
+    /// `[paging] meta_route`.
+    meta_route: RwLock<MetaRoute>,
+    /// Open `notifier_failing` alerts sent to the people being paged: alert id → the notifiers
+    /// told, which also hear its acknowledgement and resolution.
+    meta_told: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl Core {
@@ -33,6 +41,7 @@ impl Core {
     pub fn set_paging(&self, config: &Config) {
         let p = Paging::from_config(config).map(Arc::new);
         *self.paging.paging.write().expect("paging lock") = p;
+        *self.paging.meta_route.write().expect("meta route lock") = config.paging.meta_route;
         *self.paging.maintenance.write().expect("maintenance lock") = config
             .maintenance
             .iter()
@@ -189,6 +198,25 @@ impl Core {
     }
 
     fn route(&self, ev: &AlertEvent, now: Moment, dispatcher: &Dispatcher) {
+        if let Some(to) = self.meta_recipients(ev) {
+            self.escalation_note(
+                now,
+                &ev.alert.id,
+                "escalation",
+                format!(
+                    "{} {}: told the people being paged through it, by {}",
+                    ev.alert.rule,
+                    ev.alert
+                        .labels
+                        .get("notifier")
+                        .map(String::as_str)
+                        .unwrap_or("?"),
+                    to.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+            dispatcher.dispatch_to(ev, &to);
+            return;
+        }
         let paging = self.paging.paging.read().expect("paging lock").clone();
         if let Some(p) = paging {
             let tick = self
@@ -206,6 +234,40 @@ impl Core {
             }
         }
         dispatcher.dispatch(ev);
+    }
+
+    /// Where a `notifier_failing` event goes under `[paging] meta_route = "paged"`: the contacts
+    /// of the current steps that paged through the failing channel (remembered for its
+    /// acknowledgement and resolution). `None`: route it like any alert.
+    fn meta_recipients(&self, ev: &AlertEvent) -> Option<BTreeSet<String>> {
+        let a = &ev.alert;
+        if a.probe != INTERNAL_PROBE || a.rule != NOTIFIER_FAILING_RULE {
+            return None;
+        }
+        let mut told = self.paging.meta_told.lock().expect("meta lock");
+        if *self.paging.meta_route.read().expect("meta route lock") != MetaRoute::Paged {
+            told.remove(&a.id);
+            return None;
+        }
+        match ev.kind {
+            AlertEventKind::Firing | AlertEventKind::SeverityChanged { .. } => {
+                let failing = a.labels.get("notifier")?;
+                let to = self
+                    .paging
+                    .escalations
+                    .lock()
+                    .expect("escalations lock")
+                    .channel_failure_recipients(failing);
+                if to.is_empty() {
+                    told.remove(&a.id);
+                    return None;
+                }
+                told.insert(a.id.clone(), to.clone());
+                Some(to)
+            }
+            AlertEventKind::Resolved => told.remove(&a.id),
+            _ => told.get(&a.id).cloned(),
+        }
     }
 
     /// A delivery failed for good: an escalation uses the person's next contact at once.

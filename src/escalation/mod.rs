@@ -10,4 +10,6 @@ pub mod state;
 
 pub use matcher::Matcher;
 pub use policy::{Paging, match_labels};
-pub use state::{Escalation, Escalations, Page, PageKind, Tick, group_of_key};
+pub use state::{
+    Escalation, Escalations, Page, PageKind, Tick, canonical_key, group_of_key, step_words,
+};

@@ -37,7 +37,7 @@ pub enum Phase {
     Waiting,
     /// Paging the current step.
     Paging,
-    /// All rounds done and no `repeat_interval`: nothing more is sent until acknowledged.
+    /// Every step and repeat done and no `repeat_interval`: nothing more is sent until acknowledged.
     Exhausted,
     /// Acknowledged; the acknowledgement may expire.
     Acknowledged,
@@ -62,11 +62,16 @@ pub struct Escalation {
     pub phase: Phase,
     /// Current step (0-based).
     pub step: usize,
-    /// Current round (0-based; rounds beyond `repeat` page the last step only).
-    pub round: u32,
+    /// Current repeat: 0 on the first pass through the steps, 1 … `repeat` on the passes that
+    /// run every step again, and beyond `repeat` for the last step paged every
+    /// `repeat_interval`. (Persisted as `repeat`; state written before the rename says `round`.)
+    #[serde(alias = "round")]
+    pub repeat: u32,
     /// Restarts after expired acknowledgements.
     pub epoch: u32,
-    /// Unix seconds when the phase (or step) began: what a restart counts the remaining wait from.
+    /// Unix seconds when the phase (or step) nominally began: the previous phase's nominal
+    /// start plus its wait, not the tick that noticed it, so lateness never adds up. What a
+    /// restart counts the remaining wait from.
     pub since_wall: f64,
     /// Monotonic seconds of the same instant (not persisted: rebuilt from `since_wall`).
     #[serde(skip)]
@@ -101,14 +106,14 @@ pub struct Page {
     pub person: Option<String>,
     /// What it says.
     pub kind: PageKind,
-    /// Dedup key: unique per (escalation, epoch, step, round, notifier).
+    /// Dedup key: unique per (escalation, epoch, step, repeat, notifier).
     pub key: String,
     /// The alert it is about.
     pub alert: Alert,
-    /// Step (0-based; messages show it 1-based).
+    /// Step (0-based; messages and keys show it 1-based).
     pub step: usize,
-    /// Round (0-based).
-    pub round: u32,
+    /// Repeat (0 on the first pass).
+    pub repeat: u32,
 }
 
 /// What a tick or an event produced.
@@ -144,11 +149,11 @@ impl Escalation {
 
     fn trigger_key(&self, notifier: &str) -> String {
         format!(
-            "{}:e{}:s{}:r{}:{notifier}",
+            "{}:e{}:step{}:repeat{}:{notifier}",
             self.base(),
             self.epoch,
-            self.step,
-            self.round
+            self.step + 1,
+            self.repeat
         )
     }
 
@@ -161,8 +166,44 @@ impl Escalation {
             key,
             alert: self.lead.clone(),
             step: self.step,
-            round: self.round,
+            repeat: self.repeat,
         }
+    }
+}
+
+/// Where a step stands in words, the same on pages, the timeline and the CLI: `step 2`, or
+/// `step 2, repeat 1` once the policy repeats (`step` 0-based as stored).
+pub fn step_words(step: usize, repeat: u32) -> String {
+    if repeat == 0 {
+        format!("step {}", step + 1)
+    } else {
+        format!("step {}, repeat {repeat}", step + 1)
+    }
+}
+
+/// A page's dedup key in today's form. Keys written before lookout said "repeat" everywhere
+/// read `…:e<epoch>:s<step, 0-based>:r<round>:<notifier>`; the notification log of an older
+/// version still holds them, so they are read through this to keep at-least-once dedup across
+/// the upgrade (`…:e<epoch>:step<step, 1-based>:repeat<repeat>:<notifier>`).
+pub fn canonical_key(key: &str) -> std::borrow::Cow<'_, str> {
+    let legacy = (|| {
+        let rest = key.strip_prefix("esc:")?;
+        let at = rest.find('@')?;
+        let (head, tail) = rest.split_at(at);
+        let mut parts = tail.splitn(5, ':');
+        let start = parts.next()?;
+        let epoch = parts.next().filter(|p| p.starts_with('e'))?;
+        let step: usize = parts.next()?.strip_prefix('s')?.parse().ok()?;
+        let repeat: u32 = parts.next()?.strip_prefix('r')?.parse().ok()?;
+        let notifier = parts.next()?;
+        Some(format!(
+            "esc:{head}{start}:{epoch}:step{}:repeat{repeat}:{notifier}",
+            step + 1
+        ))
+    })();
+    match legacy {
+        Some(k) => std::borrow::Cow::Owned(k),
+        None => std::borrow::Cow::Borrowed(key),
     }
 }
 
@@ -184,6 +225,20 @@ impl Escalations {
     /// The escalation an open alert belongs to.
     pub fn group_of(&self, alert: &str) -> Option<&str> {
         self.by_alert.get(alert).map(String::as_str)
+    }
+
+    /// Who hears that `notifier` cannot deliver: for every escalation that paged through it
+    /// and is not acknowledged, the contacts of its current step (the people being paged, by
+    /// their other contacts, and the step's channels) except the failing one. Never a later
+    /// step: those people are not being paged yet. Empty when no such escalation runs.
+    pub fn channel_failure_recipients(&self, notifier: &str) -> BTreeSet<String> {
+        self.groups
+            .values()
+            .filter(|e| e.phase != Phase::Acknowledged && e.paged.contains(notifier))
+            .flat_map(|e| e.contacts.iter())
+            .map(|c| c.notifier.clone())
+            .filter(|n| n != notifier)
+            .collect()
     }
 
     /// Running escalations.
@@ -284,7 +339,7 @@ impl Escalations {
             started_wall: now.wall,
             phase: Phase::Waiting,
             step: 0,
-            round: 0,
+            repeat: 0,
             epoch: 0,
             since_wall: now.wall,
             since_mono: now.mono,
@@ -394,7 +449,7 @@ impl Escalations {
             let i = e
                 .contacts
                 .iter()
-                .position(|c| c.sent && e.trigger_key(&c.notifier) == key)?;
+                .position(|c| c.sent && e.trigger_key(&c.notifier) == canonical_key(key))?;
             Some((gid.clone(), e, i))
         });
         let Some((gid, e, i)) = hit else {
@@ -481,7 +536,8 @@ impl Escalations {
                     if elapsed < wait {
                         break;
                     }
-                    start_step(paging, policy, e, 0, 0, now, out);
+                    let at = nominal(e, wait, now);
+                    start_step(paging, policy, e, 0, 0, at, out);
                 }
                 Phase::Paging => {
                     let due: Vec<usize> = e
@@ -499,7 +555,7 @@ impl Escalations {
                         let person = e.contacts[i].person.clone();
                         out.pages.push(e.page(&n, person, PageKind::Trigger, key));
                     }
-                    let tail = e.round > policy.repeat;
+                    let tail = e.repeat > policy.repeat;
                     let timeout = if tail {
                         policy.repeat_interval.unwrap_or(f64::INFINITY)
                     } else {
@@ -509,15 +565,19 @@ impl Escalations {
                         break;
                     }
                     let last = policy.steps.len() - 1;
+                    let at = nominal(e, timeout, now);
                     if e.step < last && !tail {
-                        let (s, r) = (e.step + 1, e.round);
-                        start_step(paging, policy, e, s, r, now, out);
-                    } else if e.round < policy.repeat {
-                        let r = e.round + 1;
-                        start_step(paging, policy, e, 0, r, now, out);
+                        let (s, r) = (e.step + 1, e.repeat);
+                        start_step(paging, policy, e, s, r, at, out);
+                    } else if e.repeat < policy.repeat {
+                        let r = e.repeat + 1;
+                        start_step(paging, policy, e, 0, r, at, out);
                     } else if policy.repeat_interval.is_some() {
-                        let r = e.round + 1;
-                        start_step(paging, policy, e, last, r, now, out);
+                        // The first repeat of the last step (after the passes) comes the step's
+                        // `ack_timeout` after it was paged; the next ones every
+                        // `repeat_interval`.
+                        let r = e.repeat + 1;
+                        start_step(paging, policy, e, last, r, at, out);
                     } else {
                         e.phase = Phase::Exhausted;
                         out.notes.push((
@@ -548,7 +608,8 @@ impl Escalations {
                             e.id
                         ),
                     ));
-                    start_step(paging, policy, e, 0, 0, now, out);
+                    let at = nominal(e, expiry, now);
+                    start_step(paging, policy, e, 0, 0, at, out);
                 }
             }
         }
@@ -558,19 +619,39 @@ impl Escalations {
     }
 }
 
+/// How late a transition may be noticed and still count from its nominal time. Ticks come four
+/// times a second, so a running daemon notices every transition well within this; a transition
+/// found later than this (the process was stopped, paused or starved) counts from when it was
+/// noticed instead, so a restart never fires several steps in one burst.
+pub const MAX_CATCH_UP: f64 = 1.0;
+
+/// When the next phase begins: nominally `wait` after the current one began (so the few
+/// milliseconds by which a tick notices it late never add up over the steps), or now when that
+/// is more than [`MAX_CATCH_UP`] ago.
+fn nominal(e: &Escalation, wait: f64, now: Moment) -> Moment {
+    let mono = e.since_mono + wait;
+    if now.mono - mono > MAX_CATCH_UP || !mono.is_finite() {
+        return now;
+    }
+    Moment {
+        mono,
+        wall: now.wall - (now.mono - mono),
+    }
+}
+
 fn start_step(
     paging: &Paging,
     policy: &Policy,
     e: &mut Escalation,
     step: usize,
-    round: u32,
+    repeat: u32,
     now: Moment,
     out: &mut Tick,
 ) {
     let step = step.min(policy.steps.len() - 1);
     e.phase = Phase::Paging;
     e.step = step;
-    e.round = round;
+    e.repeat = repeat;
     e.since_wall = now.wall;
     e.since_mono = now.mono;
     let mut notes = Vec::new();
@@ -588,10 +669,9 @@ fn start_step(
     out.notes.push((
         e.lead.id.clone(),
         format!(
-            "escalation {} step {} (round {}): paging {}",
+            "escalation {} {}: paging {}",
             e.id,
-            step + 1,
-            round + 1,
+            step_words(step, repeat),
             if who.is_empty() { "nobody" } else { &who }
         ),
     ));

@@ -88,6 +88,19 @@ impl Dispatcher {
 
     /// Starts delivering an event to every target that wants it; returns at once.
     pub fn dispatch(&self, event: &AlertEvent) {
+        self.dispatch_filtered(event, None);
+    }
+
+    /// Starts delivering an event to these notifiers only (whatever their `min_severity`).
+    pub fn dispatch_to(&self, event: &AlertEvent, only: &std::collections::BTreeSet<String>) {
+        self.dispatch_filtered(event, Some(only));
+    }
+
+    fn dispatch_filtered(
+        &self,
+        event: &AlertEvent,
+        only: Option<&std::collections::BTreeSet<String>>,
+    ) {
         if !event.kind.notifies() {
             return;
         }
@@ -105,9 +118,11 @@ impl Dispatcher {
             tracing::info!(alert = %event.alert.id, event = %message.event, severity = %event.alert.severity, "{}", message.summary);
         }
         for target in self.targets.iter() {
-            if !target.config.wants(event.alert.severity)
-                || (resolved && target.config.common.send_resolved == Some(false))
-            {
+            let chosen = match only {
+                Some(only) => only.contains(&target.config.id),
+                None => target.config.wants(event.alert.severity),
+            };
+            if !chosen || (resolved && target.config.common.send_resolved == Some(false)) {
                 continue;
             }
             // A channel's own failure alert goes out through the other channels only.
@@ -154,7 +169,6 @@ impl Dispatcher {
         if resolved && target.config.common.send_resolved == Some(false) {
             return;
         }
-        let first_line = a.message.lines().next().unwrap_or("");
         let who = page
             .person
             .as_deref()
@@ -163,27 +177,20 @@ impl Dispatcher {
         let (event, summary) = match &page.kind {
             PageKind::Trigger => (
                 "firing",
-                format!(
-                    "[{}] {} on {}: {first_line} (escalation step {}{}{who})",
-                    a.severity.as_str().to_uppercase(),
-                    a.rule,
-                    a.probe,
-                    page.step + 1,
-                    if page.round > 0 {
-                        format!(", repeat {}", page.round)
-                    } else {
-                        String::new()
-                    }
+                super::summary_line(
+                    &a.severity.as_str().to_uppercase(),
+                    a,
+                    &format!(
+                        " (escalation {}{who})",
+                        crate::escalation::step_words(page.step, page.repeat)
+                    ),
                 ),
             ),
             PageKind::Acknowledged(by) => (
                 "acknowledged",
-                format!("[ACK by {by}] {} on {}: {first_line}", a.rule, a.probe),
+                super::summary_line(&format!("ACK by {by}"), a, ""),
             ),
-            PageKind::Resolved => (
-                "resolved",
-                format!("[RESOLVED] {} on {}: {first_line}", a.rule, a.probe),
-            ),
+            PageKind::Resolved => ("resolved", super::summary_line("RESOLVED", a, "")),
         };
         let message = Notification {
             version: 1,
@@ -213,8 +220,13 @@ impl Dispatcher {
     }
 
     /// Marks dedup keys as already sent (escalation deliveries recorded by an earlier run).
+    /// Keys written by an older version are read in today's form
+    /// ([`crate::escalation::canonical_key`]), so an upgrade does not page a step twice.
     pub fn seed_sent(&self, keys: impl IntoIterator<Item = String>) {
-        self.sent.lock().expect("sent lock").extend(keys);
+        self.sent.lock().expect("sent lock").extend(
+            keys.into_iter()
+                .map(|k| crate::escalation::canonical_key(&k).into_owned()),
+        );
     }
 
     /// Retries deliveries that were pending when the daemon last stopped.
@@ -236,12 +248,8 @@ impl Dispatcher {
     }
 
     fn start(&self, target: Target, message: Notification, delivery: Delivery) {
-        if !self
-            .sent
-            .lock()
-            .expect("sent lock")
-            .insert(delivery.dedup_key.clone())
-        {
+        let key = crate::escalation::canonical_key(&delivery.dedup_key).into_owned();
+        if !self.sent.lock().expect("sent lock").insert(key) {
             return; // already delivered or under way in this process
         }
         self.store.send(StoreOp::Delivery(delivery.clone()));

@@ -245,7 +245,7 @@ mod tests {
         let e = Email::new(config("tls = \"none\"")).unwrap();
         let raw = String::from_utf8(e.message(&sample("firing")).unwrap().formatted()).unwrap();
         assert!(
-            raw.contains("Subject: [CRITICAL] disk_full on root: / is full in 2h"),
+            raw.contains("Subject: [CRITICAL] / is full in 2h | disk_full on root"),
             "{raw}"
         );
         assert!(raw.contains("To: ops@example.org, b@example.org"), "{raw}");

@@ -55,21 +55,12 @@ impl Notification {
             AlertEventKind::Suppressed => "suppressed",
         };
         let a = &event.alert;
-        let first_line = a.message.lines().next().unwrap_or("");
-        let summary = match &event.kind {
-            AlertEventKind::Acknowledged { by } => {
-                format!("[ACK by {by}] {} on {}: {first_line}", a.rule, a.probe)
-            }
-            AlertEventKind::Resolved => {
-                format!("[RESOLVED] {} on {}: {first_line}", a.rule, a.probe)
-            }
-            _ => format!(
-                "[{}] {} on {}: {first_line}",
-                a.severity.as_str().to_uppercase(),
-                a.rule,
-                a.probe
-            ),
+        let tag = match &event.kind {
+            AlertEventKind::Acknowledged { by } => format!("ACK by {by}"),
+            AlertEventKind::Resolved => "RESOLVED".into(),
+            _ => a.severity.as_str().to_uppercase(),
         };
+        let summary = summary_line(&tag, a, "");
         Notification {
             version: 1,
             event: name.into(),
@@ -78,6 +69,18 @@ impl Notification {
             at: format_utc(event.at),
             alert: a.clone(),
         }
+    }
+}
+
+/// The first line of every page, for a phone's lock screen: the finding first (the first line
+/// of the alert's message), then which alert it is, then the escalation's words:
+/// `[CRITICAL] HTTP 500 Internal Server Error from GET https://shop/ | probe_status on shop
+/// (escalation step 1 for alice)`. `tag` is the severity in capitals, `RESOLVED` or `ACK by …`.
+pub fn summary_line(tag: &str, a: &Alert, suffix: &str) -> String {
+    let finding = a.message.lines().map(str::trim).find(|l| !l.is_empty());
+    match finding {
+        Some(f) => format!("[{tag}] {f} | {} on {}{suffix}", a.rule, a.probe),
+        None => format!("[{tag}] {} on {}{suffix}", a.rule, a.probe),
     }
 }
 

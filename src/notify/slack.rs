@@ -129,7 +129,7 @@ mod tests {
     fn the_text_has_the_summary_and_details() {
         let t = message_text(&sample("firing"));
         assert!(
-            t.starts_with("*[CRITICAL] disk_full on root: / is full in 2h*\n```\n"),
+            t.starts_with("*[CRITICAL] / is full in 2h | disk_full on root*\n```\n"),
             "{t}"
         );
         assert!(t.contains("lookout ack 0123456789abcdef"), "{t}");

@@ -113,7 +113,7 @@ pub(crate) mod tests {
             version: 1,
             event: event.into(),
             dedup_key: "0123456789abcdef:1".into(),
-            summary: "[CRITICAL] disk_full on root: / is full in 2h".into(),
+            summary: "[CRITICAL] / is full in 2h | disk_full on root".into(),
             at: "2023-11-14T22:13:20Z".into(),
             alert,
         }

@@ -170,7 +170,7 @@ impl TcpProbe {
             Observation::new(
                 Status::Unknown,
                 format!(
-                    "{target}: timed out after {} ({phase})",
+                    "timed out after {} ({phase}) ({target})",
                     format_duration(self.timeout.as_secs_f64())
                 ),
             )
@@ -210,7 +210,7 @@ impl TcpProbe {
                     return fail(obs, t.status, t.message);
                 }
                 Ok(Err(e)) => {
-                    let m = format!("{target}: the connection broke while sending: {e}");
+                    let m = format!("the connection to {target} broke while sending: {e}");
                     return fail(obs, Status::Critical, m);
                 }
                 Ok(Ok(())) => {}
@@ -240,7 +240,7 @@ impl TcpProbe {
                     Ok(Ok(0)) => break Some("then the server closed the connection".into()),
                     Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
                     Ok(Err(e)) => {
-                        let m = format!("{target}: the connection broke while reading: {e}");
+                        let m = format!("the connection to {target} broke while reading: {e}");
                         return fail(obs, Status::Critical, m);
                     }
                 }
@@ -251,14 +251,14 @@ impl TcpProbe {
                     .push_str(&format!("; the answer contains {}", snippet(want, 60))),
                 Some(how) if got.is_empty() => {
                     let m = format!(
-                        "{target}: expected {}, but the server sent nothing ({how})",
+                        "expected {}, but the server sent nothing ({how}) ({target})",
                         snippet(want, 60)
                     );
                     return fail(obs, Status::Critical, m);
                 }
                 Some(how) => {
                     let m = format!(
-                        "{target}: expected {}, got {} ({how})",
+                        "expected {}, got {} ({how}) ({target})",
                         snippet(want, 60),
                         snippet(&got, 120)
                     );

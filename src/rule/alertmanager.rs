@@ -100,22 +100,99 @@ pub fn decode(body: &[u8]) -> Result<Payload, String> {
                 return Err(format!("alerts[{i}].{field} {v:?} is not an RFC 3339 time"));
             }
         }
+        if a.labels.is_empty() {
+            return Err(format!(
+                "alerts[{i}] has no labels: an alert is identified by its labels (at least alertname)"
+            ));
+        }
     }
     Ok(payload)
 }
 
-/// Severity from the `severity` label: `critical`, `warning`, `info` (any case); anything
-/// else or nothing is a warning.
-pub fn severity_of(labels: &Labels) -> Severity {
-    labels
-        .get("severity")
-        .and_then(|s| Severity::parse(&s.trim().to_ascii_lowercase()))
-        .unwrap_or(Severity::Warning)
+/// The severity of a `severity` label value in the usual conventions (Prometheus rule sets,
+/// PagerDuty, Opsgenie's P1–P5, syslog, Zabbix), lowercase; `None` for a value none of them uses.
+pub fn default_severity(value: &str) -> Option<Severity> {
+    Some(match value {
+        "critical" | "crit" | "page" | "pager" | "paging" | "emergency" | "emerg" | "alert"
+        | "fatal" | "disaster" | "error" | "err" | "high" | "major" | "urgent" | "p0" | "p1"
+        | "p2" | "sev0" | "sev1" | "sev2" => Severity::Critical,
+        "warning" | "warn" | "medium" | "moderate" | "average" | "minor" | "p3" | "sev3" => {
+            Severity::Warning
+        }
+        "info" | "information" | "informational" | "notice" | "low" | "none" | "debug" | "p4"
+        | "p5" | "sev4" | "sev5" => Severity::Info,
+        _ => return None,
+    })
+}
+
+/// How `severity` label values become lookout severities: `[intake.alertmanager_severities]`
+/// over [`default_severity`]; the key `"*"` names the severity of unknown values and of alerts
+/// without the label (default warning).
+#[derive(Clone, Debug, Default)]
+pub struct SeverityMap {
+    custom: BTreeMap<String, Severity>,
+}
+
+/// How a label value was mapped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mapped {
+    /// A known value (configured or conventional).
+    Known(Severity),
+    /// No `severity` label, or one no table names: the fallback.
+    Fallback(Severity),
+}
+
+impl SeverityMap {
+    /// The map of a configuration's `[intake.alertmanager_severities]` (keys any case).
+    pub fn new(custom: &BTreeMap<String, Severity>) -> SeverityMap {
+        SeverityMap {
+            custom: custom
+                .iter()
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), *v))
+                .collect(),
+        }
+    }
+
+    /// The severity of an alert with these labels.
+    pub fn map(&self, labels: &Labels) -> Mapped {
+        let fallback = self.custom.get("*").copied().unwrap_or(Severity::Warning);
+        let Some(value) = labels.get("severity") else {
+            return Mapped::Fallback(fallback);
+        };
+        let v = value.trim().to_ascii_lowercase();
+        match self
+            .custom
+            .get(&v)
+            .copied()
+            .or_else(|| default_severity(&v))
+        {
+            Some(s) => Mapped::Known(s),
+            None => Mapped::Fallback(fallback),
+        }
+    }
+}
+
+impl Mapped {
+    /// The severity either way.
+    pub fn severity(&self) -> Severity {
+        match self {
+            Mapped::Known(s) | Mapped::Fallback(s) => *s,
+        }
+    }
+}
+
+/// Where an Alertmanager alert's severity came from, for `lookout alerts` and the API:
+/// `severity=page` (the label as Alertmanager sent it), or `no severity label`.
+pub fn severity_source(alert: &crate::alert::Alert) -> Option<String> {
+    (alert.probe == SOURCE).then(|| match alert.labels.get("severity") {
+        Some(v) => format!("severity={v}"),
+        None => "no severity label".to_string(),
+    })
 }
 
 /// The condition of one alert at wall time `now` (unix seconds): resolved when Alertmanager
 /// says so or when its `endsAt` has passed.
-pub fn condition(alert: &AmAlert, now: f64) -> Condition {
+pub fn condition(alert: &AmAlert, now: f64, severities: &SeverityMap) -> Condition {
     let mut labels = alert.labels.clone();
     let rule = labels
         .remove("alertname")
@@ -133,6 +210,12 @@ pub fn condition(alert: &AmAlert, now: f64) -> Condition {
         (Some(s), _) | (None, Some(s)) => s.to_string(),
         (None, None) => format!("{rule} is firing in Alertmanager"),
     };
+    let mapped = severities.map(&alert.labels);
+    if let (Mapped::Fallback(s), Some(v)) = (&mapped, alert.labels.get("severity")) {
+        message.push_str(&format!(
+            "\nseverity label {v:?} is not one lookout knows: paged as {s} (map it in [intake.alertmanager_severities])"
+        ));
+    }
     if !alert.generator_url.is_empty() {
         message.push_str(&format!("\nsource: {}", alert.generator_url));
     }
@@ -144,13 +227,17 @@ pub fn condition(alert: &AmAlert, now: f64) -> Condition {
     if alert.status == "resolved" || ended {
         Condition::clear(&rule, labels, message)
     } else {
-        Condition::active(&rule, labels, severity_of(&alert.labels), message)
+        Condition::active(&rule, labels, mapped.severity(), message)
     }
 }
 
 /// Every alert's condition.
-pub fn conditions(payload: &Payload, now: f64) -> Vec<Condition> {
-    payload.alerts.iter().map(|a| condition(a, now)).collect()
+pub fn conditions(payload: &Payload, now: f64, severities: &SeverityMap) -> Vec<Condition> {
+    payload
+        .alerts
+        .iter()
+        .map(|a| condition(a, now, severities))
+        .collect()
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` to unix seconds (negative before 1970, as
@@ -225,7 +312,7 @@ mod tests {
         let p = decode(FIRING.as_bytes()).unwrap();
         assert_eq!(p.version.as_deref(), Some("4"));
         assert_eq!(p.status, "firing");
-        let c = conditions(&p, 1.9e9);
+        let c = conditions(&p, 1.9e9, &SeverityMap::default());
         assert_eq!(c.len(), p.alerts.len());
         let disk = c.iter().find(|c| c.rule == "DiskFull").unwrap();
         assert_eq!(disk.severity, Some(Severity::Critical));
@@ -241,7 +328,7 @@ mod tests {
     #[test]
     fn a_captured_resolved_payload_maps_to_clear_conditions() {
         let p = decode(RESOLVED.as_bytes()).unwrap();
-        let c = conditions(&p, 0.0);
+        let c = conditions(&p, 0.0, &SeverityMap::default());
         assert!(c.iter().all(|c| c.severity.is_none()), "{c:?}");
     }
 
@@ -260,20 +347,55 @@ mod tests {
             fingerprint: String::new(),
         };
         let zero = "0001-01-01T00:00:00Z";
+        let m = SeverityMap::default();
+        let condition = |a: &AmAlert, now: f64| condition(a, now, &m);
         let c = condition(&alert("firing", Some("CRITICAL"), zero), 1e9);
         assert_eq!(
             (c.rule.as_str(), c.severity),
             ("Up", Some(Severity::Critical))
         );
         assert_eq!(c.message, "Up is firing in Alertmanager");
+        // The usual names map by default; an unknown one is a warning and the message says so.
         for (sev, want) in [
             (Some("info"), Severity::Info),
-            (Some("page"), Severity::Warning),
+            (Some("page"), Severity::Critical),
+            (Some(" P1 "), Severity::Critical),
+            (Some("P2"), Severity::Critical),
+            (Some("crit"), Severity::Critical),
+            (Some("error"), Severity::Critical),
+            (Some("high"), Severity::Critical),
+            (Some("P3"), Severity::Warning),
+            (Some("warn"), Severity::Warning),
+            (Some("medium"), Severity::Warning),
+            (Some("low"), Severity::Info),
+            (Some("none"), Severity::Info),
+            (Some("P4"), Severity::Info),
+            (Some("purple"), Severity::Warning),
             (None, Severity::Warning),
         ] {
+            let c = condition(&alert("firing", sev, zero), 1e9);
+            assert_eq!(c.severity, Some(want), "{sev:?}");
             assert_eq!(
-                condition(&alert("firing", sev, zero), 1e9).severity,
-                Some(want)
+                c.message.contains("not one lookout knows"),
+                sev == Some("purple")
+            );
+        }
+        // The table wins over the conventions; "*" names the fallback.
+        let custom = SeverityMap::new(&BTreeMap::from([
+            ("High".to_string(), Severity::Warning),
+            ("*".to_string(), Severity::Critical),
+        ]));
+        for (sev, want) in [
+            (Some("high"), Severity::Warning),
+            (Some("purple"), Severity::Critical),
+            (None, Severity::Critical),
+            (Some("page"), Severity::Critical),
+            (Some("low"), Severity::Info),
+        ] {
+            assert_eq!(
+                custom.map(&alert("firing", sev, zero).labels).severity(),
+                want,
+                "{sev:?}"
             );
         }
         // endsAt in the past resolves even while the status still says firing.
@@ -305,6 +427,12 @@ mod tests {
         let labels =
             br#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"a":1}}]}"#;
         assert!(decode(labels).is_err());
+        let none = br#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"A"}},{"status":"firing","labels":{}}]}"#;
+        assert!(
+            decode(none)
+                .unwrap_err()
+                .starts_with("alerts[1] has no labels")
+        );
     }
 
     #[test]

@@ -122,7 +122,7 @@ fn steps_delays_rounds_and_the_tail() {
     // bob's sms would come after 10m, but the step ends after 5m: round 2 starts at step 1.
     let t = e.tick(&p, at(600.0));
     assert_eq!(sent(&t), ["ntfy-alice", "chat"]);
-    assert_eq!(t.pages[0].round, 1);
+    assert_eq!(t.pages[0].repeat, 1);
     assert_eq!(sent(&e.tick(&p, at(720.0))), ["phone-alice"]);
     let t = e.tick(&p, at(900.0));
     assert_eq!(sent(&t), ["pd-bob"]);
@@ -130,7 +130,7 @@ fn steps_delays_rounds_and_the_tail() {
     assert!(e.tick(&p, at(1199.0)).pages.is_empty());
     let t = e.tick(&p, at(1200.0));
     assert_eq!(sent(&t), ["pd-bob"]);
-    assert_eq!(t.pages[0].round, 2);
+    assert_eq!(t.pages[0].repeat, 2);
     let t = e.tick(&p, at(1260.0));
     assert_eq!(sent(&t), ["pd-bob"]);
     // Every key is unique.
@@ -455,4 +455,195 @@ fn a_policy_removed_by_a_reload_hands_over_to_the_alerts_route() {
         t.pages[0].key
     );
     assert_eq!(e.list().next().unwrap().policy, "critical2");
+}
+
+const TIMING: &str = r#"
+[[notifier]]
+id = "a"
+kind = "webhook"
+url = "http://127.0.0.1:1/a"
+[[notifier]]
+id = "b"
+kind = "webhook"
+url = "http://127.0.0.1:1/b"
+[[policy]]
+id = "p"
+repeat = 1
+repeat_interval = "1300ms"
+[[policy.step]]
+targets = ["a"]
+ack_timeout = "1100ms"
+[[policy.step]]
+targets = ["b"]
+ack_timeout = "2700ms"
+[[route]]
+policy = "p"
+"#;
+
+fn timing() -> Paging {
+    let c = crate::config::parse_str(std::path::Path::new("t.toml"), TIMING).unwrap();
+    Paging::from_config(&c).unwrap()
+}
+
+/// (nominal second, notifier, step, repeat) of the first pages of TIMING's policy.
+fn nominal_pages(n: usize) -> Vec<(f64, &'static str, usize, u32)> {
+    let mut out = vec![
+        (0.0, "a", 0, 0),
+        (1.1, "b", 1, 0),
+        (3.8, "a", 0, 1),
+        (4.9, "b", 1, 1),
+        // The first repeat of the last step after the passes waits the step's ack_timeout...
+        (7.6, "b", 1, 2),
+    ];
+    // ... the next ones repeat_interval each.
+    let mut t = 7.6;
+    let mut r = 2;
+    while out.len() < n {
+        t += 1.3;
+        r += 1;
+        out.push((t, "b", 1, r));
+    }
+    out
+}
+
+#[test]
+fn steps_are_scheduled_from_their_nominal_time_so_lateness_never_adds_up() {
+    let p = timing();
+    let mut e = Escalations::default();
+    let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    // The alert fires between two ticks; ticks come every 250 ms, a little late each.
+    let mut pages = Vec::new();
+    for pg in fire(&mut e, &p, &a, 0.0).pages {
+        pages.push((0.0, pg));
+    }
+    let mut t = 0.13;
+    while t < 120.0 {
+        for pg in e.tick(&p, at(t)).pages {
+            pages.push((t, pg));
+        }
+        t += 0.25 + 0.003;
+    }
+    let want = nominal_pages(pages.len());
+    assert!(pages.len() > 80, "{} pages", pages.len());
+    for ((sent, pg), (nominal, notifier, step, repeat)) in pages.iter().zip(&want) {
+        assert_eq!(
+            (pg.notifier.as_str(), pg.step, pg.repeat),
+            (*notifier, *step, *repeat)
+        );
+        let late = sent - nominal;
+        assert!(
+            (0.0..=0.253 + 1e-9).contains(&late),
+            "step {} repeat {} due at {nominal:.2}s went out at {sent:.2}s ({late:.3}s late)",
+            step + 1,
+            repeat
+        );
+    }
+}
+
+#[test]
+fn a_restart_keeps_nominal_times_and_a_long_stop_restarts_the_count() {
+    let p = timing();
+    let mut e = Escalations::default();
+    let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    fire(&mut e, &p, &a, 0.0);
+    // Step 2 is noticed 0.15 s late; its start stays at its nominal 1.1 s.
+    assert_eq!(sent(&e.tick(&p, at(1.25))), ["b"]);
+    let saved: Vec<Escalation> = e
+        .list()
+        .map(|x| serde_json::from_str(&serde_json::to_string(x).unwrap()).unwrap())
+        .collect();
+    assert!((saved[0].since_wall - at(1.1).wall).abs() < 1e-6);
+    // A new process (monotonic clock at 7) 0.4 s later: the next step is due at 3.8 s.
+    let mut r = Escalations::default();
+    let base = 7.0 - 1.65;
+    let m = |t: f64| Moment {
+        mono: base + t,
+        wall: at(t).wall,
+    };
+    r.restore(saved.clone(), &[], m(1.65));
+    assert!(r.tick(&p, m(3.79)).pages.is_empty());
+    assert_eq!(sent(&r.tick(&p, m(3.81))), ["a"]);
+    // Stopped for a minute instead: the overdue step pages at once and counts from then,
+    // rather than firing the steps it slept through in one burst.
+    let mut r = Escalations::default();
+    r.restore(saved, &[], m(61.0));
+    let t = r.tick(&p, m(61.0));
+    assert_eq!(sent(&t), ["a"]);
+    assert_eq!((t.pages[0].step, t.pages[0].repeat), (0, 1));
+    assert!(r.tick(&p, m(62.09)).pages.is_empty());
+    assert_eq!(sent(&r.tick(&p, m(62.11))), ["b"]);
+}
+
+#[test]
+fn one_vocabulary_for_repeats_on_pages_timeline_and_keys() {
+    let p = timing();
+    let mut e = Escalations::default();
+    let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    let t = fire(&mut e, &p, &a, 0.0);
+    assert!(
+        t.notes.iter().any(|(_, n)| n.ends_with("step 1: paging a")),
+        "{t:?}"
+    );
+    assert!(
+        t.pages[0].key.ends_with(":e0:step1:repeat0:a"),
+        "{}",
+        t.pages[0].key
+    );
+    e.tick(&p, at(1.1));
+    let t = e.tick(&p, at(3.81));
+    assert!(
+        t.notes
+            .iter()
+            .any(|(_, n)| n.ends_with("step 1, repeat 1: paging a")),
+        "{t:?}"
+    );
+    assert!(
+        t.pages[0].key.ends_with(":e0:step1:repeat1:a"),
+        "{}",
+        t.pages[0].key
+    );
+    assert_eq!(step_words(1, 0), "step 2");
+    assert_eq!(step_words(1, 3), "step 2, repeat 3");
+    // Keys an older version wrote (0-based step, "round") read as today's.
+    assert_eq!(
+        canonical_key("esc:g0123@1800000000000:e2:s1:r3:pd-bob"),
+        "esc:g0123@1800000000000:e2:step2:repeat3:pd-bob"
+    );
+    for same in [
+        "esc:g0123@1800000000000:e2:step2:repeat3:pd-bob",
+        "esc:g0123@1800000000000:ack2:pd-bob",
+        "esc:g0123@1800000000000:resolved:pd-bob",
+        "0123456789abcdef:4:hook",
+    ] {
+        assert_eq!(canonical_key(same), same);
+    }
+    // Escalation state persisted before the rename (`round`) still loads.
+    let mut v = serde_json::to_value(e.list().next().unwrap()).unwrap();
+    let r = v.as_object_mut().unwrap().remove("repeat").unwrap();
+    v["round"] = r;
+    let old: Escalation = serde_json::from_value(v).unwrap();
+    assert_eq!(old.repeat, 1);
+}
+
+#[test]
+fn a_failing_channel_is_told_to_the_current_step_only() {
+    let p = paging();
+    let mut e = Escalations::default();
+    let a = alert("disk_full", "db1", Severity::Critical, AlertState::Firing);
+    fire(&mut e, &p, &a, 0.0);
+    // Step 1 paged alice's ntfy and the chat: alice's phone (not yet due) and the chat hear
+    // that ntfy fails; bob (step 2) does not.
+    let to: Vec<String> = e
+        .channel_failure_recipients("ntfy-alice")
+        .into_iter()
+        .collect();
+    assert_eq!(to, ["chat", "phone-alice"]);
+    assert!(
+        e.channel_failure_recipients("pd-bob").is_empty(),
+        "not paged yet"
+    );
+    // In step 2, a failing pd-bob is told to bob's sms only.
+    e.tick(&p, at(300.0));
+    let to: Vec<String> = e.channel_failure_recipients("pd-bob").into_iter().collect();
+    assert_eq!(to, ["sms-bob"]);
 }

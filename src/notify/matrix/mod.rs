@@ -347,7 +347,8 @@ mod tests {
         assert!(c.problems().is_empty(), "{:?}", c.problems());
         let m = render(&sample("firing"), &c);
         assert!(
-            m.body.starts_with("[CRITICAL] disk_full on root"),
+            m.body
+                .starts_with("[CRITICAL] / is full in 2h | disk_full on root"),
             "{}",
             m.body
         );

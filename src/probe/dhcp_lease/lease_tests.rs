@@ -250,3 +250,43 @@ fn finding_nothing_is_ok_only_under_the_default_paths_and_says_where_it_looked()
         )
     );
 }
+
+#[test]
+fn the_worst_lease_comes_first_in_the_message() {
+    let now = 1_900_000_000_i64;
+    let files: Vec<super::super::LeaseFile> = [
+        (
+            "dhclient.eth0.leases",
+            dhclient_block("eth0", "10.0.0.2", now, 6 * H, 10 * H, 12 * H),
+        ),
+        (
+            "dhclient.wlan0.leases",
+            dhclient_block("wlan0", "10.0.1.2", now, -6 * H, -2 * H, 10 * M),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, text)| super::super::LeaseFile {
+        path: PathBuf::from(name),
+        text,
+        written: now as f64,
+    })
+    .collect();
+    let scan = super::super::Scan {
+        files,
+        ..Default::default()
+    };
+    let obs = super::super::evaluate(
+        &super::super::DhcpLeaseConfig::default(),
+        &scan,
+        &BTreeMap::new(),
+        now as f64,
+    );
+    assert_eq!(obs.status, crate::model::Status::Critical);
+    assert!(
+        obs.message
+            .starts_with("wlan0: DHCP lease 10.0.1.2 expires in"),
+        "{}",
+        obs.message
+    );
+    assert!(obs.message.contains("; eth0 uses DHCP"), "{}", obs.message);
+}

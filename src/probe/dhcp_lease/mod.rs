@@ -290,7 +290,7 @@ pub fn evaluate(
             1 => Status::Warning,
             _ => Status::Critical,
         });
-        lines.push(v.message);
+        lines.push((v.level, v.message));
         let lab = labels([("interface", l.interface.as_str())]);
         if let Some(r) = l.renew {
             samples.push(Sample::new("dhcp.renew_in_seconds", &lab, r - now));
@@ -299,7 +299,14 @@ pub fn evaluate(
             samples.push(Sample::new("dhcp.expires_in_seconds", &lab, e - now));
         }
     }
+    // The worst first: a message's first line is what a page shows. Leases in trouble, then
+    // what could not be read or found, then healthy leases.
+    lines.sort_by_key(|(level, _)| std::cmp::Reverse(*level));
+    let healthy = lines.iter().position(|(level, _)| *level == 0).unwrap_or(lines.len());
+    let ok_lines = lines.split_off(healthy);
+    let mut lines: Vec<String> = lines.into_iter().map(|(_, m)| m).collect();
     lines.extend(problems);
+    lines.extend(ok_lines.into_iter().map(|(_, m)| m));
     let message = if lines.is_empty() {
         format!("no DHCP leases found {looked}")
     } else {

@@ -54,16 +54,18 @@ pub struct Answer<'a> {
     pub cert_expires_in: Option<f64>,
 }
 
-/// Judges an answer: the status and a sentence (without the request line, which the caller
-/// puts in front).
-pub fn judge(c: &Conditions, a: &Answer<'_>) -> (Status, String) {
+/// Judges an answer to the request `target` (`GET https://…`): the status and the message.
+/// A problem comes first (`HTTP 503 Service Unavailable, expected 2xx (GET https://shop/ in
+/// 12ms, 1.2 KiB)`), so a page's first words are the finding; an answer that is fine reads
+/// `GET https://shop/: HTTP 200 OK in 12ms, 1.2 KiB`.
+pub fn judge(c: &Conditions, a: &Answer<'_>, target: &str) -> (Status, String) {
     let mut status = Status::Ok;
-    let mut text = format!(
-        "{} in {}, {}",
-        status_line(a.status),
+    let timing = format!(
+        "in {}, {}",
         format_duration(a.seconds),
         format_bytes(a.body_bytes as f64)
     );
+    let mut notes = String::new();
     let status_ok = if c.expected_status.is_empty() {
         (200..300).contains(&a.status)
     } else {
@@ -144,19 +146,22 @@ pub fn judge(c: &Conditions, a: &Answer<'_>) -> (Status, String) {
         status = status.max(level);
         let when = cert_words(left);
         if level == Status::Ok {
-            text.push_str(&format!("; the TLS certificate {when}"));
+            notes.push_str(&format!("; the TLS certificate {when}"));
         } else {
             problems.push(format!("the TLS certificate {when}"));
         }
     }
-    for p in problems {
-        text.push_str(if p.starts_with("expected") {
-            ", "
-        } else {
-            "; "
-        });
-        text.push_str(&p);
+    let line = status_line(a.status);
+    if problems.is_empty() {
+        return (status, format!("{target}: {line} {timing}{notes}"));
     }
+    let finding = problems.join("; ");
+    let text = if status_ok {
+        format!("{finding} ({target}: {line} {timing}){notes}")
+    } else {
+        // The status is the finding: `HTTP 500 Internal Server Error, expected 2xx; …`.
+        format!("{line}, {finding} ({target} {timing}){notes}")
+    };
     (status, text)
 }
 
@@ -305,7 +310,7 @@ mod tests {
                 conditions(),
                 answer(500, "boom\nstack", 0.01),
                 Status::Critical,
-                "HTTP 500 Internal Server Error in 10ms, 10 B, expected 2xx; the body starts \"boom\\nstack\"",
+                "HTTP 500 Internal Server Error, expected 2xx; the body starts \"boom\\nstack\" (GET http://h/ in 10ms, 10 B)",
             ),
             (
                 "301 not followed",
@@ -429,7 +434,7 @@ mod tests {
                 },
                 answer(200, "", 0.7),
                 Status::Warning,
-                "HTTP 200 OK in 700ms, 0 B; slower than the warning latency 500ms",
+                "slower than the warning latency 500ms (GET http://h/: HTTP 200 OK in 700ms, 0 B)",
             ),
             (
                 "slow critical",
@@ -444,7 +449,7 @@ mod tests {
             ),
         ];
         for (name, c, a, status, text) in cases {
-            let (got_status, got_text) = judge(&c, &a);
+            let (got_status, got_text) = judge(&c, &a, "GET http://h/");
             assert_eq!(got_status, status, "{name}: {got_text}");
             assert!(
                 got_text.contains(text),
@@ -465,26 +470,32 @@ mod tests {
             (
                 10.0 * day,
                 Status::Warning,
-                "; the TLS certificate expires in 10d00h",
+                "the TLS certificate expires in 10d00h (GET http://h/: HTTP 200 OK",
             ),
             (
                 2.0 * day,
                 Status::Critical,
-                "; the TLS certificate expires in 2d00h",
+                "the TLS certificate expires in 2d00h (GET",
             ),
             (
                 -day,
                 Status::Critical,
-                "; the TLS certificate expired 1d00h ago",
+                "the TLS certificate expired 1d00h ago (GET",
             ),
         ] {
             let a = Answer {
                 cert_expires_in: Some(left),
                 ..answer(200, "", 0.01)
             };
-            let (s, t) = judge(&conditions(), &a);
+            let (s, t) = judge(&conditions(), &a, "GET http://h/");
             assert_eq!(s, status, "{t}");
             assert!(t.contains(text), "{t:?} lacks {text:?}");
+            // A problem is the first thing the message says.
+            assert_eq!(
+                s == Status::Ok,
+                t.starts_with("GET http://h/: HTTP 200 OK"),
+                "{t}"
+            );
         }
     }
 

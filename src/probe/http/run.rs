@@ -56,9 +56,8 @@ impl HttpProbe {
         let deadline = started + self.budget();
         let timed_out = |phase: &str| {
             format!(
-                "{}: timed out after {} ({phase})",
-                p.target,
-                format_duration(self.timeout.as_secs_f64())
+                "timed out after {} ({phase})",
+                format_duration(self.timeout.as_secs_f64()),
             )
         };
         let mut req = p
@@ -84,7 +83,7 @@ impl HttpProbe {
                 };
                 return Observation::new(
                     status,
-                    format!("{}: {}", p.target, crate::http::describe(&e)),
+                    format!("{} ({})", crate::http::describe(&e), p.target),
                 );
             }
             Err(_) => {
@@ -94,7 +93,10 @@ impl HttpProbe {
                 } else {
                     "no response headers"
                 };
-                return Observation::new(Status::Unknown, timed_out(phase));
+                return Observation::new(
+                    Status::Unknown,
+                    format!("{} ({})", timed_out(phase), p.target),
+                );
             }
         };
         let code = response.status().as_u16();
@@ -139,11 +141,11 @@ impl HttpProbe {
                     break Some((
                         Status::Critical,
                         format!(
-                            "{}: {}, but the body broke off after {}{of}: {}",
-                            p.target,
+                            "{}, but the body broke off after {}{of}: {} ({})",
                             check::status_line(code),
                             format_bytes(total as f64),
-                            crate::http::describe(&e)
+                            crate::http::describe(&e),
+                            p.target,
                         ),
                     ));
                 }
@@ -151,10 +153,11 @@ impl HttpProbe {
                     break Some((
                         Status::Unknown,
                         format!(
-                            "{}; {}, {} of the body arrived",
+                            "{}; {}, {} of the body arrived ({})",
                             timed_out("headers received, body stalled"),
                             check::status_line(code),
-                            format_bytes(total as f64)
+                            format_bytes(total as f64),
+                            p.target,
                         ),
                     ));
                 }
@@ -179,12 +182,18 @@ impl HttpProbe {
                 seconds,
                 cert_expires_in,
             },
+            &p.target,
         );
         obs.status = status;
-        obs.message = format!("{}: {text}", p.target);
+        obs.message = text;
         if let Some(note) = cert_note {
+            // The unreadable certificate is the finding unless a worse one came first.
+            if obs.status <= Status::Unknown {
+                obs.message = format!("{note}; {}", obs.message);
+            } else {
+                obs.message.push_str(&format!("; {note}"));
+            }
             obs.status = obs.status.max(Status::Unknown);
-            obs.message.push_str(&format!("; {note}"));
         }
         obs
     }
