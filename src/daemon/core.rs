@@ -196,7 +196,13 @@ impl Core {
         if obs.message.starts_with("timed out after") {
             self.counters.probe_timeouts.fetch_add(1, Ordering::Relaxed);
         }
-        let (mut obs, events) = self.with_engine(|e| e.ingest(probe, obs, now));
+        let (mut obs, events, touched) = self.with_engine(|e| {
+            let (obs, events) = e.ingest(probe, obs, now);
+            (obs, events, e.take_touched())
+        });
+        for alert in touched {
+            self.store.send(StoreOp::Alert(alert));
+        }
         for message in std::mem::take(&mut obs.events) {
             tracing::warn!(probe, "{message}");
             self.timeline(TimelineEntry {
@@ -298,8 +304,8 @@ impl Core {
                 ),
                 AlertEventKind::Resolved => {
                     let lasted = a
-                        .started_at
-                        .map(|s| format!(" after {}", format_duration(ev.at - s)))
+                        .lasted_seconds
+                        .map(|s| format!(" after {}", format_duration(s)))
                         .unwrap_or_default();
                     (
                         "alert_resolved",
