@@ -139,6 +139,7 @@ impl DiskConfig {
                 .inodes_critical_free
                 .map(Size::to_floor)
                 .unwrap_or(d.inodes_critical_floor),
+            release: d.release,
         }
     }
 
