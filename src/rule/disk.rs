@@ -1,7 +1,7 @@
 //! Disk rules: `disk_full` (time until full, plus floors on what is left) and
 //! `disk_inodes_low`, all on the view of an unprivileged writer.
 
-use super::forecast::{Forecast, ForecastParams, Point, forecast};
+use super::forecast::{Forecast, ForecastParams, Point, forecast, window_filling};
 use super::{Condition, RuleSet};
 use crate::model::{Labels, Moment, Observation, Sample, Severity, format_bytes, format_duration};
 use std::collections::{BTreeMap, VecDeque};
@@ -251,6 +251,10 @@ impl DiskRules {
         now: f64,
     ) -> (Option<Severity>, Option<f64>, Option<String>) {
         let eta = fc.eta_seconds();
+        let still_filling = self
+            .history
+            .get_mut(labels)
+            .is_some_and(|h| window_filling(h.make_contiguous(), now, &self.params.forecast));
         let fresh = self.forecast_severity(eta);
         let r = self.params.release;
         let capacity = fs.size - fs.reserved;
@@ -279,7 +283,8 @@ impl DiskRules {
             return (None, eta, None);
         }
         let trend_gone = match fc {
-            Forecast::NotFilling { .. } => true,
+            // A pause between bursts is not the end of a fill: the whole window must agree.
+            Forecast::NotFilling { .. } => !still_filling,
             Forecast::Filling { eta_seconds, .. } => {
                 *eta_seconds > r.margin * self.params.warning_within
             }
@@ -622,6 +627,39 @@ mod tests {
             assert!(sev.iter().any(Option::is_some), "{sev:?}");
             assert_eq!(flaps(&sev), 0, "{sev:?}");
         }
+    }
+
+    #[test]
+    fn a_fill_in_bursts_is_not_released_in_its_pauses() {
+        // 16 MiB written, 1 s, 16 MiB, 9 s, … on 270 MiB free with a 30 s window: in every
+        // long pause the short windows say "not filling"; the whole window still fills.
+        let mut writes = Vec::new();
+        let (mut t, mut i) = (5.0, 0);
+        while t < 120.0 {
+            writes.push(t);
+            t += 0.3 + [1.0, 9.0][i % 2];
+            i += 1;
+        }
+        let series: Vec<(f64, f64)> = (0..120)
+            .map(|s| {
+                let t = s as f64;
+                let written = writes.iter().filter(|w| **w <= t).count() as f64;
+                (t, 270.0 * MIB - 16.0 * MIB * written)
+            })
+            .take_while(|(_, avail)| *avail > 16.0 * MIB)
+            .collect();
+        let params = DiskRuleParams {
+            forecast: ForecastParams {
+                window: 30.0,
+                ..fast().forecast
+            },
+            warning_within: 600.0,
+            critical_within: 15.0,
+            ..fast()
+        };
+        let sev = severities(&mut DiskRules::new(params), &series);
+        assert!(sev.iter().any(Option::is_some), "{sev:?}");
+        assert_eq!(flaps(&sev), 0, "{sev:?}");
     }
 
     #[test]

@@ -233,6 +233,15 @@ fn tail(points: &[Point], since: f64) -> &[Point] {
     &points[start..]
 }
 
+/// Whether the whole window still fills significantly (slope more than 3 standard errors):
+/// the slow view on which a held forecast is released. Writes in bursts (16 MiB WAL segments,
+/// a job that flushes every few seconds) make the short windows read "not filling" in every
+/// pause; the whole window does not.
+pub fn window_filling(points: &[Point], now: f64, params: &ForecastParams) -> bool {
+    fit_line(tail(points, now - params.window))
+        .is_some_and(|l| -l.slope > 0.0 && -l.slope > 3.0 * l.slope_std_err)
+}
+
 /// Forecasts when unprivileged free space runs out.
 ///
 /// `points` must be sorted by time; `capacity` is the unprivileged capacity (size minus the
