@@ -122,6 +122,22 @@ fn alerts_stay_firing_and_stale_while_the_primary_is_down() {
         slot_message,
         "the last known evidence stays"
     );
+    // `lookout alerts` says so too.
+    let out = std::process::Command::new(kit::lookout_bin())
+        .args(["--api", &daemon.url(), "alerts"])
+        .output()
+        .expect("run lookout alerts");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let slot_row = table
+        .lines()
+        .find(|l| l.contains("pg_slot on db1"))
+        .unwrap_or_else(|| panic!("no pg_slot row:\n{table}"));
+    assert!(
+        slot_row.contains("firing (stale)")
+            && slot_row.contains("(stale since ")
+            && slot_row.contains("db1 failed: "),
+        "{slot_row}"
+    );
     let notes: Vec<String> = timeline(&daemon)
         .into_iter()
         .filter(|m| m.contains("marked stale"))
