@@ -382,3 +382,115 @@ config_files = []
         .unwrap_or_default();
     assert!(clock_alerts.is_empty(), "{clock_alerts:#?}");
 }
+
+/// The timeline as the API returns it: (message, wall time as recorded).
+fn timeline_rows(port: u16) -> Vec<(String, f64)> {
+    let v = kit::http_get_json(&format!("http://127.0.0.1:{port}/api/v1/timeline"));
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| Some((e["message"].as_str()?.to_string(), e["ts"].as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until a timeline entry contains `text`; returns its index and the entry.
+fn wait_entry(d: &FakedDaemon, text: &str, nth: usize) -> (usize, String, f64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = timeline_rows(d.port);
+        if let Some((i, (m, ts))) = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, (m, _))| m.contains(text))
+            .nth(nth)
+        {
+            return (i, m.clone(), *ts);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no timeline entry #{nth} with {text:?} within 15 s: {rows:#?}\nlog:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Issue 9, item 16: the daemon's wall clock steps +9 min while an alert is open and −9 min
+/// later (monotonic time unfaked, as a VM's stepped clock). The alert that lasted seconds
+/// does not "resolve after 9m…", the timeline lists entries in the order they happened with
+/// the wall times as recorded, and both steps are on it.
+#[test]
+fn a_stepped_wall_clock_neither_stretches_durations_nor_reorders_the_timeline() {
+    let work = tempfile::tempdir().unwrap();
+    let stamp = work.path().join("faketime.rc");
+    set_fake_offset(&stamp, "+0");
+    let flag = work.path().join("broken");
+    let config = write_file(
+        work.path(),
+        "lookout.toml",
+        &format!(
+            r#"
+[[probe]]
+id = "clock"
+kind = "clock"
+interval = "1s"
+servers = []
+config_files = []
+
+[[probe]]
+id = "svc"
+kind = "command"
+argv = ["/usr/bin/test", "!", "-e", "{}"]
+interval = "1s"
+timeout = "1s"
+for = "0s"
+recover_after = 1
+"#,
+            flag.display()
+        ),
+    );
+    let daemon = FakedDaemon::start(&config, work.path(), &stamp);
+    std::thread::sleep(Duration::from_secs(3)); // the jump detector's baseline
+
+    std::fs::write(&flag, "").unwrap();
+    let (fired, _, fired_ts) = wait_entry(&daemon, "probe_status on svc fired", 0);
+    let open = Instant::now();
+    set_fake_offset(&stamp, "+9m");
+    let (up, up_msg, _) = wait_entry(&daemon, "wall clock stepped +9m", 0);
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::remove_file(&flag).unwrap();
+    let (resolved, resolved_msg, resolved_ts) =
+        wait_entry(&daemon, "probe_status on svc resolved", 0);
+    let lasted = open.elapsed();
+    assert!(
+        resolved_ts - fired_ts > 500.0,
+        "the wall clock did step: {fired_ts} → {resolved_ts}"
+    );
+    let after = resolved_msg
+        .split(" resolved after ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .unwrap_or_else(|| panic!("no duration in {resolved_msg:?}"));
+    assert!(
+        !after.contains('m') && !after.contains('h'),
+        "an alert open {lasted:?} (monotonic) {resolved_msg:?}"
+    );
+
+    set_fake_offset(&stamp, "+0");
+    let (down, down_msg, _) = wait_entry(&daemon, "wall clock stepped -9m", 0);
+    std::fs::write(&flag, "").unwrap();
+    let (again, _, again_ts) = wait_entry(&daemon, "probe_status on svc fired", 1);
+    assert!(
+        again_ts < resolved_ts,
+        "the wall clock went back: {again_ts} vs {resolved_ts}"
+    );
+    let order = [fired, up, resolved, down, again];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "timeline out of the order things happened ({order:?}): {:#?}",
+        timeline_rows(daemon.port)
+    );
+    eprintln!("steps on the timeline: {up_msg} / {down_msg}; {resolved_msg}");
+}

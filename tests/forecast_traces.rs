@@ -24,6 +24,12 @@ fn lookout_pages_early_and_only_when_the_disk_fills() {
                 t.name
             ),
             Some(_) => {
+                // A page that resolves in the middle of a fill is a flap (issue 9, item 3).
+                assert_eq!(
+                    l.false_pages, 0,
+                    "{}: pages that resolved before full",
+                    t.name
+                );
                 let first = l.lead_first.expect("paged before full");
                 assert!(
                     first >= p.lead_first.unwrap_or(0.0),

@@ -71,7 +71,7 @@ url = "{url}"
     assert!(
         timeline
             .iter()
-            .any(|e| e.kind == "alert_firing" && e.message.contains("store_failing")),
+            .any(|e| e.entry.kind == "alert_firing" && e.entry.message.contains("store_failing")),
         "the store_failing entry made while the store failed was written later: {timeline:#?}"
     );
     drop(conn);

@@ -42,6 +42,33 @@ pub struct Engine {
     /// Pseudo probes whose alerts come from outside the probe scheduler (Alertmanager intake,
     /// inbound heartbeats): a reload never retires their alerts.
     sources: BTreeSet<String>,
+    /// Ids of alerts whose stale marker changed without an event (see [`Engine::take_touched`]).
+    touched: Vec<String>,
+}
+
+/// One observation's input to [`Engine::apply`].
+struct Run {
+    conditions: Vec<Condition>,
+    policy: AlertPolicy,
+    /// A probe this one depends on is failing.
+    suppressed: bool,
+    /// The probe could not read its evidence: why, in its words.
+    failed: Option<String>,
+    now: Moment,
+}
+
+/// Appended (once) to the message of an alert whose series a complete observation lacks.
+const NO_LONGER_REPORTED: &str = " (no longer reported)";
+
+/// `pg_slot {slot=node2} on db1`, for timeline notes.
+fn describe(a: &Alert) -> String {
+    let labels = if a.labels.is_empty() {
+        String::new()
+    } else {
+        let l: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(" {{{}}}", l.join(", "))
+    };
+    format!("{}{labels}", a.rule)
 }
 
 /// The cause notes of one mount point: (publishing probe, cause) → (note, monotonic time).
@@ -147,8 +174,19 @@ impl Engine {
         let policy = entry.spec.policy;
         self.publish_causes(probe, &obs, now);
         self.attach_causes(&mut obs, &mut conditions, now);
-        let suppressed = self.dependency_failing(probe);
-        let events = self.apply(probe, &conditions, &policy, suppressed, now);
+        let run = Run {
+            suppressed: self.dependency_failing(probe),
+            failed: obs.unreadable().then(|| {
+                let first = obs.message.lines().next().unwrap_or("").trim();
+                format!("{probe} failed: {first}")
+            }),
+            conditions,
+            policy,
+            now,
+        };
+        let mut notes = Vec::new();
+        let events = self.apply(probe, &run, &mut notes);
+        obs.events.extend(notes);
         (obs, events)
     }
 
@@ -245,14 +283,19 @@ impl Engine {
             .collect()
     }
 
-    fn apply(
-        &mut self,
-        probe: &str,
-        conditions: &[Condition],
-        policy: &AlertPolicy,
-        suppressed: bool,
-        now: Moment,
-    ) -> Vec<AlertEvent> {
+    /// Feeds the conditions of one observation to the probe's alerts. A series the probe no
+    /// longer reports resolves when the observation is complete; when the probe could not read
+    /// its evidence (`failed`, with the probe's words) the alert keeps its state and is marked
+    /// stale instead (once; the note goes to `notes`), until a fresh observation decides.
+    fn apply(&mut self, probe: &str, run: &Run, notes: &mut Vec<String>) -> Vec<AlertEvent> {
+        let Run {
+            conditions,
+            policy,
+            suppressed,
+            failed,
+            now,
+        } = run;
+        let (policy, suppressed, now) = (*policy, *suppressed, *now);
         let mut events = Vec::new();
         let mut seen = BTreeSet::new();
         for cond in conditions {
@@ -265,22 +308,57 @@ impl Engine {
                 .alerts
                 .entry(id)
                 .or_insert_with(|| Alert::new(probe, cond, now));
-            events.extend(alert.observe(cond, policy, suppressed, now));
+            if let Some(was) = alert.mark_fresh() {
+                notes.push(format!(
+                    "{} has fresh evidence again (it was {})",
+                    describe(alert),
+                    was.describe()
+                ));
+                self.touched.push(alert.id.clone());
+            }
+            events.extend(alert.observe(cond, &policy, suppressed, now));
         }
-        // Series that vanished from this probe's output count as clear.
         for alert in self
             .alerts
             .values_mut()
             .filter(|a| a.probe == probe && !seen.contains(&a.id))
         {
-            let clear = Condition::clear(
-                &alert.rule,
-                alert.labels.clone(),
-                format!("{} (no longer reported)", alert.message),
-            );
-            events.extend(alert.observe(&clear, policy, suppressed, now));
+            match failed {
+                // Unknown, not gone: keep the state, say so once.
+                Some(reason) => {
+                    if alert.mark_stale(reason, now) {
+                        notes.push(format!(
+                            "{} stays {}, marked stale: its evidence cannot be read ({reason}); \
+                             only a fresh observation resolves it",
+                            describe(alert),
+                            alert.state.as_str()
+                        ));
+                        self.touched.push(alert.id.clone());
+                    }
+                }
+                // A complete observation without the series: it is gone (a dropped slot, an
+                // unmounted filesystem), which clears it.
+                None => {
+                    alert.mark_fresh();
+                    let message = if alert.message.ends_with(NO_LONGER_REPORTED) {
+                        alert.message.clone()
+                    } else {
+                        format!("{}{NO_LONGER_REPORTED}", alert.message)
+                    };
+                    let clear = Condition::clear(&alert.rule, alert.labels.clone(), message);
+                    events.extend(alert.observe(&clear, &policy, suppressed, now));
+                }
+            }
         }
         events
+    }
+
+    /// Alerts whose stale marker changed since the last call (to persist them).
+    pub fn take_touched(&mut self) -> Vec<Alert> {
+        let ids = std::mem::take(&mut self.touched);
+        ids.iter()
+            .filter_map(|id| self.alerts.get(id).cloned())
+            .collect()
     }
 
     /// Acknowledges an alert by id (or a unique id prefix).
@@ -393,6 +471,162 @@ mod tests {
             at(1.0),
         );
         assert_eq!(ev[0].kind, AlertEventKind::Resolved);
+    }
+
+    /// A probe with one labelled series rule: `slot_full{slot=…}` fires for each sample
+    /// `slot.bytes{slot=…}` above 100 and clears below.
+    struct SlotRules;
+
+    impl crate::rule::RuleSet for SlotRules {
+        fn evaluate(&mut self, obs: &mut Observation, _now: Moment) -> Vec<Condition> {
+            obs.samples
+                .iter()
+                .filter(|s| s.name == "slot.bytes")
+                .map(|s| {
+                    let msg = format!("slot holds {}", s.value);
+                    if s.value > 100.0 {
+                        Condition::active("slot_full", s.labels.clone(), Severity::Critical, msg)
+                    } else {
+                        Condition::clear("slot_full", s.labels.clone(), msg)
+                    }
+                })
+                .collect()
+        }
+    }
+
+    fn slots(values: &[(&str, f64)]) -> Observation {
+        let mut o = Observation::new(Status::Ok, "primary");
+        for (slot, v) in values {
+            o.samples
+                .push(Sample::new("slot.bytes", &labels([("slot", slot)]), *v));
+        }
+        o
+    }
+
+    fn slot_alert(e: &Engine) -> Alert {
+        e.alerts().find(|a| a.rule == "slot_full").unwrap().clone()
+    }
+
+    #[test]
+    fn a_series_that_cannot_be_read_stays_firing_marked_stale_once() {
+        let mut e = Engine::new();
+        let policy = AlertPolicy {
+            recover_after: 2,
+            ..Default::default()
+        };
+        e.set_probe(
+            ProbeSpec {
+                policy,
+                ..spec("db1", &[])
+            },
+            Box::new(SlotRules),
+        );
+        let (_, ev) = e.ingest("db1", slots(&[("node2", 390.0)]), at(0.0));
+        assert_eq!(ev[0].kind, AlertEventKind::Firing);
+        // The server goes away: probe_status fires, the slot alert does not resolve.
+        for (i, t) in [10.0, 20.0, 30.0].into_iter().enumerate() {
+            let down = Observation::failed(Status::Critical, "127.0.0.1:5432: connection refused");
+            let (obs, ev) = e.ingest("db1", down, at(t));
+            assert!(
+                ev.iter().all(|e| e.alert.rule == "probe_status"),
+                "only probe_status changes: {ev:?}"
+            );
+            let a = slot_alert(&e);
+            assert_eq!(a.state, AlertState::Firing);
+            assert_eq!(a.message, "slot holds 390", "the last known evidence stays");
+            let stale = a.stale.expect("marked stale");
+            assert_eq!(stale.since, at(10.0).wall, "since the first failed run");
+            assert_eq!(
+                stale.reason,
+                "db1 failed: 127.0.0.1:5432: connection refused"
+            );
+            // The note goes to the timeline once, not every run.
+            let notes: Vec<&String> = obs.events.iter().filter(|m| m.contains("stale")).collect();
+            if i == 0 {
+                assert_eq!(notes.len(), 1, "{:?}", obs.events);
+                assert!(notes[0].starts_with("slot_full {slot=node2} stays firing, marked stale"));
+                assert_eq!(e.take_touched().len(), 1, "the marker is persisted");
+            } else {
+                assert!(notes.is_empty(), "{:?}", obs.events);
+                assert!(e.take_touched().is_empty());
+            }
+        }
+        // A timeout is unreadable evidence too.
+        let (_, ev) = e.ingest(
+            "db1",
+            Observation::timed_out(std::time::Duration::from_secs(5)),
+            at(35.0),
+        );
+        assert!(ev.iter().all(|e| e.alert.rule == "probe_status"), "{ev:?}");
+        assert_eq!(slot_alert(&e).state, AlertState::Firing);
+        // Fresh evidence: still full → still firing, marker gone, no event for the slot.
+        let (obs, ev) = e.ingest("db1", slots(&[("node2", 400.0)]), at(40.0));
+        assert!(ev.iter().all(|e| e.alert.rule == "probe_status"), "{ev:?}");
+        assert!(slot_alert(&e).stale.is_none());
+        assert!(
+            obs.events
+                .iter()
+                .any(|m| m.contains("fresh evidence again")),
+            "{:?}",
+            obs.events
+        );
+        // Fresh evidence that the slot emptied resolves it (after recover_after runs).
+        e.ingest("db1", slots(&[("node2", 0.0)]), at(50.0));
+        let (_, ev) = e.ingest("db1", slots(&[("node2", 0.0)]), at(60.0));
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].kind, AlertEventKind::Resolved);
+        assert_eq!(ev[0].alert.lasted_seconds, Some(60.0));
+    }
+
+    #[test]
+    fn a_series_missing_from_a_complete_observation_resolves_with_one_suffix() {
+        let mut e = Engine::new();
+        let policy = AlertPolicy {
+            recover_after: 3,
+            ..Default::default()
+        };
+        e.set_probe(
+            ProbeSpec {
+                policy,
+                ..spec("db1", &[])
+            },
+            Box::new(SlotRules),
+        );
+        e.ingest("db1", slots(&[("node2", 390.0)]), at(0.0));
+        // Stale first, then the server answers without the slot (it was dropped).
+        e.ingest(
+            "db1",
+            Observation::failed(Status::Critical, "down"),
+            at(1.0),
+        );
+        let mut last = Vec::new();
+        for t in 2..5 {
+            last = e.ingest("db1", slots(&[]), at(t as f64)).1;
+        }
+        let resolved = last
+            .iter()
+            .find(|e| e.alert.rule == "slot_full")
+            .expect("resolved");
+        assert_eq!(resolved.kind, AlertEventKind::Resolved);
+        assert_eq!(
+            resolved.alert.message,
+            "slot holds 390 (no longer reported)"
+        );
+        assert!(resolved.alert.stale.is_none());
+    }
+
+    #[test]
+    fn an_unknown_observation_without_samples_counts_as_unreadable() {
+        let mut e = Engine::new();
+        e.set_probe(spec("db1", &[]), Box::new(SlotRules));
+        e.ingest("db1", slots(&[("node2", 390.0)]), at(0.0));
+        let (_, ev) = e.ingest(
+            "db1",
+            Observation::new(Status::Unknown, "cannot tell"),
+            at(1.0),
+        );
+        assert!(ev.iter().all(|e| e.alert.rule == "probe_status"), "{ev:?}");
+        assert!(slot_alert(&e).stale.is_some());
     }
 
     #[test]

@@ -4,4 +4,6 @@ mod engine;
 mod state;
 
 pub use engine::{Engine, INTERNAL_PROBE, ProbeSpec};
-pub use state::{Alert, AlertEvent, AlertEventKind, AlertPolicy, AlertState, fingerprint};
+pub use state::{
+    Alert, AlertEvent, AlertEventKind, AlertPolicy, AlertState, Staleness, fingerprint,
+};

@@ -107,8 +107,40 @@ pub struct Alert {
     pub inactive_streak: u32,
     /// Counts notifiable events of this alert; part of every notification's dedup key.
     pub sequence: u64,
+    /// How long it lasted (monotonic seconds from firing to resolving, so a wall-clock step
+    /// does not stretch it); set when it resolves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lasted_seconds: Option<f64>,
+    /// Set while the evidence of this alert cannot be read (its probe failed): the alert keeps
+    /// its state until a fresh observation decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<Staleness>,
     #[serde(skip)]
     pending_since_mono: Option<f64>,
+    /// Monotonic seconds when it started firing in this process (durations are measured on
+    /// the monotonic clock, so a wall-clock step does not stretch them).
+    #[serde(skip)]
+    started_mono: Option<f64>,
+}
+
+/// Why and since when an alert's evidence cannot be read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Staleness {
+    /// Unix seconds of the first observation that could not read it.
+    pub since: f64,
+    /// The probe's own words, e.g. `127.0.0.1:5432: connection refused`.
+    pub reason: String,
+}
+
+impl Staleness {
+    /// `stale since 2026-11-25T02:50:03Z: 127.0.0.1:5432: connection refused`.
+    pub fn describe(&self) -> String {
+        format!(
+            "stale since {}: {}",
+            crate::model::format_utc(self.since),
+            self.reason
+        )
+    }
 }
 
 /// What happened to an alert, to be notified, recorded and shown.
@@ -187,13 +219,17 @@ impl Alert {
             active_streak: 0,
             inactive_streak: 0,
             sequence: 0,
+            lasted_seconds: None,
+            stale: None,
             pending_since_mono: None,
+            started_mono: None,
         }
     }
 
     /// Re-anchors a restored alert's timers on this process's monotonic clock.
     pub fn restore(mut self, now: Moment) -> Alert {
         self.pending_since_mono = self.pending_since.map(|w| now.mono_of_wall(w));
+        self.started_mono = self.started_at.map(|w| now.mono_of_wall(w));
         self
     }
 
@@ -263,11 +299,16 @@ impl Alert {
                         return None;
                     }
                     self.set_state(AlertState::Suppressed, now);
-                    self.started_at.get_or_insert(now.wall);
+                    if self.started_at.is_none() {
+                        self.started_at = Some(now.wall);
+                        self.started_mono = Some(now.mono);
+                    }
                     return Some(self.event(AlertEventKind::Suppressed, now));
                 }
                 self.set_state(AlertState::Firing, now);
                 self.started_at = Some(now.wall);
+                self.started_mono = Some(now.mono);
+                self.lasted_seconds = None;
                 Some(self.event(AlertEventKind::Firing, now))
             }
             AlertState::Firing | AlertState::Acknowledged => {
@@ -293,23 +334,44 @@ impl Alert {
             AlertState::Resolved => None,
             AlertState::Pending | AlertState::Suppressed => {
                 // Never announced: it quietly goes away.
-                self.set_state(AlertState::Resolved, now);
-                self.pending_since = None;
-                self.pending_since_mono = None;
-                self.resolved_at = Some(now.wall);
+                self.resolve(now);
                 None
             }
             AlertState::Firing | AlertState::Acknowledged => {
                 if self.inactive_streak < policy.recover_after.max(1) {
                     return None;
                 }
-                self.set_state(AlertState::Resolved, now);
-                self.pending_since = None;
-                self.pending_since_mono = None;
-                self.resolved_at = Some(now.wall);
+                self.resolve(now);
                 Some(self.event(AlertEventKind::Resolved, now))
             }
         }
+    }
+
+    /// Marks an alert that is not resolved as stale: its probe could not read the evidence.
+    /// The state stays as it is. Returns whether the marker is new (it keeps its first `since`).
+    pub fn mark_stale(&mut self, reason: &str, now: Moment) -> bool {
+        if self.state == AlertState::Resolved || self.stale.is_some() {
+            return false;
+        }
+        self.stale = Some(Staleness {
+            since: now.wall,
+            reason: reason.to_string(),
+        });
+        true
+    }
+
+    /// Takes the stale marker away (fresh evidence came); returns the marker it had.
+    pub fn mark_fresh(&mut self) -> Option<Staleness> {
+        self.stale.take()
+    }
+
+    fn resolve(&mut self, now: Moment) {
+        self.set_state(AlertState::Resolved, now);
+        self.pending_since = None;
+        self.pending_since_mono = None;
+        self.resolved_at = Some(now.wall);
+        self.stale = None;
+        self.lasted_seconds = self.started_mono.map(|m| (now.mono - m).max(0.0));
     }
 
     /// Records an acknowledgement; `None` when there is nothing open to acknowledge.
@@ -338,8 +400,7 @@ impl Alert {
     /// Resolves an open alert whose probe no longer exists.
     pub fn retire(&mut self, now: Moment) -> Option<AlertEvent> {
         let was_open = self.state.is_open();
-        self.set_state(AlertState::Resolved, now);
-        self.resolved_at = Some(now.wall);
+        self.resolve(now);
         self.message = format!("{} (probe removed from the configuration)", self.message);
         was_open.then(|| self.event(AlertEventKind::Resolved, now))
     }

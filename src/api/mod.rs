@@ -257,17 +257,18 @@ async fn timeline(State(core): State<Arc<Core>>, Query(q): Query<TimelineQuery>)
     .await;
     match stored {
         Ok(Ok(entries)) => {
-            // Entries not yet committed are in memory: merge them in.
+            // Entries not yet committed are in memory: merge them in, by sequence (a wall
+            // clock stepped back must not hide them).
             let mut all = entries;
-            let last = all.last().map(|e| e.ts).unwrap_or(f64::MIN);
+            let last = all.last().map(|e| e.seq).unwrap_or(i64::MIN);
             all.extend(
-                core.recent_timeline(since)
+                core.recent_timeline_rows(since)
                     .into_iter()
-                    .filter(|e| e.ts > last),
+                    .filter(|e| e.seq > last),
             );
             Json(all).into_response()
         }
-        _ => Json(core.recent_timeline(since)).into_response(),
+        _ => Json(core.recent_timeline_rows(since)).into_response(),
     }
 }
 

@@ -140,12 +140,18 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
                         vec![
                             a.id.clone(),
                             severity_cell(a),
-                            a.state.as_str().into(),
+                            match a.stale {
+                                Some(_) => format!("{} (stale)", a.state.as_str()),
+                                None => a.state.as_str().into(),
+                            },
                             format!("{} on {}", a.rule, a.probe),
                             crate::api::alert_since(a)
                                 .map(format_utc)
                                 .unwrap_or_default(),
-                            a.message.clone(),
+                            match &a.stale {
+                                Some(st) => format!("({}) {}", st.describe(), a.message),
+                                None => a.message.clone(),
+                            },
                         ]
                     })
                     .collect();

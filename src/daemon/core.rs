@@ -9,12 +9,12 @@ use crate::model::{Observation, format_duration};
 use crate::notify::dispatch::Dispatcher;
 use crate::rule::Condition;
 use crate::rule::heartbeat::{self, HeartbeatSpec, Heartbeats};
-use crate::store::TimelineEntry;
 use crate::store::writer::{StoreHandle, StoreOp};
+use crate::store::{TimelineEntry, TimelineRow};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The latest result of one probe.
@@ -49,7 +49,9 @@ pub struct Core {
     /// The store's writer.
     pub store: StoreHandle,
     dispatcher: RwLock<Dispatcher>,
-    recent: Mutex<VecDeque<TimelineEntry>>,
+    recent: Mutex<VecDeque<TimelineRow>>,
+    /// The sequence number of the next timeline entry.
+    timeline_seq: AtomicI64,
     /// Counters.
     pub counters: Counters,
     /// The state directory.
@@ -95,6 +97,7 @@ impl Core {
             store,
             dispatcher: RwLock::new(dispatcher),
             recent: Mutex::default(),
+            timeline_seq: AtomicI64::new(1),
             counters: Counters::default(),
             state_dir,
             api_token,
@@ -201,7 +204,13 @@ impl Core {
         if obs.message.starts_with("timed out after") {
             self.counters.probe_timeouts.fetch_add(1, Ordering::Relaxed);
         }
-        let (mut obs, events) = self.with_engine(|e| e.ingest(probe, obs, now));
+        let (mut obs, events, touched) = self.with_engine(|e| {
+            let (obs, events) = e.ingest(probe, obs, now);
+            (obs, events, e.take_touched())
+        });
+        for alert in touched {
+            self.store.send(StoreOp::Alert(alert));
+        }
         for message in std::mem::take(&mut obs.events) {
             tracing::warn!(probe, "{message}");
             self.timeline(TimelineEntry {
@@ -303,8 +312,8 @@ impl Core {
                 ),
                 AlertEventKind::Resolved => {
                     let lasted = a
-                        .started_at
-                        .map(|s| format!(" after {}", format_duration(ev.at - s)))
+                        .lasted_seconds
+                        .map(|s| format!(" after {}", format_duration(s)))
                         .unwrap_or_default();
                     (
                         "alert_resolved",
@@ -342,16 +351,27 @@ impl Core {
         }
     }
 
-    /// Appends to the timeline (memory and store).
+    /// Sets the sequence number of the next timeline entry (one past the stored ones).
+    pub fn set_timeline_seq(&self, next: i64) {
+        self.timeline_seq.store(next, Ordering::SeqCst);
+    }
+
+    /// Appends to the timeline (memory and store), numbered in the order things happen.
     pub fn timeline(&self, entry: TimelineEntry) {
-        {
+        let row = {
             let mut recent = self.recent.lock().expect("timeline lock");
-            recent.push_back(entry.clone());
+            // Numbered under the lock, so memory holds the entries in sequence order.
+            let row = TimelineRow {
+                seq: self.timeline_seq.fetch_add(1, Ordering::SeqCst),
+                entry,
+            };
+            recent.push_back(row.clone());
             while recent.len() > RECENT_TIMELINE {
                 recent.pop_front();
             }
-        }
-        self.store.send(StoreOp::Timeline(entry));
+            row
+        };
+        self.store.send(StoreOp::Timeline(row));
     }
 
     /// A timeline entry about the daemon itself.
@@ -369,11 +389,19 @@ impl Core {
 
     /// Recent timeline entries kept in memory (used when the store cannot be read).
     pub fn recent_timeline(&self, since: f64) -> Vec<TimelineEntry> {
+        self.recent_timeline_rows(since)
+            .into_iter()
+            .map(|r| r.entry)
+            .collect()
+    }
+
+    /// Recent timeline entries kept in memory with their sequence numbers, in order.
+    pub fn recent_timeline_rows(&self, since: f64) -> Vec<TimelineRow> {
         self.recent
             .lock()
             .expect("timeline lock")
             .iter()
-            .filter(|e| e.ts >= since)
+            .filter(|e| e.entry.ts >= since)
             .cloned()
             .collect()
     }

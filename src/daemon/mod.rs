@@ -114,6 +114,13 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         state_dir.clone(),
         token,
     ));
+    // Without the store's word, number on from this moment in milliseconds: above any
+    // earlier run's numbers (which count entries) unless the clock was far behind.
+    core.set_timeline_seq(
+        restored
+            .timeline_seq
+            .unwrap_or((clock::unix_now() * 1000.0) as i64),
+    );
     let now = clock.now();
     apply_probes(&core, &config, &state_dir);
     core.with_engine(|e| e.restore(restored.alerts, now));
@@ -209,6 +216,8 @@ struct Restored {
     escalations: Vec<crate::escalation::Escalation>,
     silences: Vec<crate::escalation::silence::Silence>,
     sent_keys: Vec<String>,
+    /// The sequence number of the next timeline entry, when the store could say.
+    timeline_seq: Option<i64>,
 }
 
 /// Opens the store and reads what a restart needs; a store that fails is reported, not fatal.
@@ -239,6 +248,12 @@ fn open_store(state_dir: &Path, config: &Config) -> (StoreHandle, Restored) {
                 Ok(k) => restored.sent_keys = k,
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "cannot load the escalation notification log")
+                }
+            }
+            match crate::store::next_timeline_seq(&conn) {
+                Ok(n) => restored.timeline_seq = Some(n),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "cannot read the timeline's last sequence number")
                 }
             }
             match crate::store::load_silences(&conn, since) {

@@ -51,6 +51,11 @@ pub struct Observation {
     /// +9m02s"); not alerts by themselves.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
+    /// Set when the probe could not read (all of) what it measures: a connection failed, the
+    /// run timed out, a mount did not answer. Series missing from such an observation are
+    /// unknown, not gone: their alerts keep their state, marked stale (see `docs/alerts.md`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
 }
 
 impl Observation {
@@ -62,18 +67,34 @@ impl Observation {
             samples: Vec::new(),
             duration_seconds: 0.0,
             events: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// An observation of a probe that could not read its evidence (connection refused,
+    /// permission denied, …): the status and message say why (the `failed` field).
+    pub fn failed(status: Status, message: impl Into<String>) -> Observation {
+        Observation {
+            failed: true,
+            ..Observation::new(status, message)
         }
     }
 
     /// The observation recorded when a probe did not finish in time.
     pub fn timed_out(timeout: std::time::Duration) -> Observation {
-        Observation::new(
+        Observation::failed(
             Status::Unknown,
             format!(
                 "timed out after {}",
                 super::format_duration(timeout.as_secs_f64())
             ),
         )
+    }
+
+    /// Whether the probe could not read (all of) its evidence: the `failed` flag, or an
+    /// `unknown` status with no samples at all (a probe that cannot tell measured nothing).
+    pub fn unreadable(&self) -> bool {
+        self.failed || (self.status == Status::Unknown && self.samples.is_empty())
     }
 
     /// The first sample with this name and labels.

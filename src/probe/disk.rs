@@ -139,6 +139,7 @@ impl DiskConfig {
                 .inodes_critical_free
                 .map(Size::to_floor)
                 .unwrap_or(d.inodes_critical_floor),
+            release: d.release,
         }
     }
 
@@ -293,7 +294,7 @@ impl DiskProbe {
         let text = match std::fs::read_to_string("/proc/self/mountinfo") {
             Ok(t) => t,
             Err(e) => {
-                return Observation::new(
+                return Observation::failed(
                     Status::Unknown,
                     format!("cannot read /proc/self/mountinfo: {e}"),
                 );
@@ -311,6 +312,8 @@ impl DiskProbe {
         {
             problems.push(format!("{missing}: expected but not mounted"));
             obs.status = Status::Critical;
+            // Its space cannot be measured: its alerts are stale, not resolved.
+            obs.failed = true;
         }
         for m in selected {
             match statvfs_samples(m) {
@@ -318,6 +321,7 @@ impl DiskProbe {
                 Err(e) => {
                     problems.push(format!("{}: statvfs failed: {e}", m.point));
                     obs.status = obs.status.max(Status::Unknown);
+                    obs.failed = true;
                 }
             }
         }
@@ -364,7 +368,7 @@ impl Probe for DiskProbe {
         tokio::task::spawn_blocking(move || me.measure())
             .await
             .unwrap_or_else(|e| {
-                Observation::new(Status::Unknown, format!("disk probe failed: {e}"))
+                Observation::failed(Status::Unknown, format!("disk probe failed: {e}"))
             })
     }
 }

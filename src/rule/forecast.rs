@@ -143,8 +143,27 @@ fn fit_line(points: &[Point]) -> Option<Line> {
     })
 }
 
-/// Least-squares `avail ≈ c0 + c1·τ + c2·τ²` with `τ = t − now`; returns `(c0, c1, c2)`.
-fn fit_quadratic(points: &[Point], now: f64) -> Option<(f64, f64, f64)> {
+/// A least-squares parabola `avail ≈ c0 + c1·τ + c2·τ²` with `τ = t − now`.
+#[derive(Clone, Copy, Debug)]
+struct Quadratic {
+    #[cfg_attr(not(test), allow(dead_code))] // the tests check the whole fit
+    c0: f64,
+    c1: f64,
+    c2: f64,
+    /// Standard error of `c2` (from the residual scatter).
+    c2_std_err: f64,
+}
+
+impl Quadratic {
+    /// Consumption rate (bytes per second) at `τ`.
+    fn rate_at(&self, tau: f64) -> f64 {
+        -(self.c1 + 2.0 * self.c2 * tau)
+    }
+}
+
+/// Least-squares `avail ≈ c0 + c1·τ + c2·τ²` with `τ = t − now`, with the standard error of
+/// the curvature.
+fn fit_quadratic(points: &[Point], now: f64) -> Option<Quadratic> {
     if points.len() < 5 {
         return None;
     }
@@ -165,16 +184,34 @@ fn fit_quadratic(points: &[Point], now: f64) -> Option<(f64, f64, f64)> {
     }
     let m = [[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]];
     let c = solve3(m, r)?;
-    Some((c[0], c[1] / scale, c[2] / (scale * scale)))
+    let sse: f64 = points
+        .iter()
+        .map(|p| {
+            let x = (p.t - now) / scale;
+            let e = p.avail - (c[0] + c[1] * x + c[2] * x * x);
+            e * e
+        })
+        .sum();
+    // Var(c2) = σ² · (MᵀM)⁻¹[2][2], the cofactor of the corner over the determinant.
+    let corner = (m[0][0] * m[1][1] - m[0][1] * m[1][0]) / det3(&m);
+    let sigma2 = sse / (points.len() as f64 - 3.0);
+    Some(Quadratic {
+        c0: c[0],
+        c1: c[1] / scale,
+        c2: c[2] / (scale * scale),
+        c2_std_err: (sigma2 * corner).max(0.0).sqrt() / (scale * scale),
+    })
+}
+
+fn det3(m: &[[f64; 3]; 3]) -> f64 {
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
 }
 
 /// Solves a 3×3 linear system by Cramer's rule.
 fn solve3(m: [[f64; 3]; 3], r: [f64; 3]) -> Option<[f64; 3]> {
-    let det = |m: &[[f64; 3]; 3]| {
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-    };
+    let det = det3;
     let d = det(&m);
     if d.abs() < 1e-12 {
         return None;
@@ -194,6 +231,15 @@ fn solve3(m: [[f64; 3]; 3], r: [f64; 3]) -> Option<[f64; 3]> {
 fn tail(points: &[Point], since: f64) -> &[Point] {
     let start = points.partition_point(|p| p.t < since);
     &points[start..]
+}
+
+/// Whether the whole window still fills significantly (slope more than 3 standard errors):
+/// the slow view on which a held forecast is released. Writes in bursts (16 MiB WAL segments,
+/// a job that flushes every few seconds) make the short windows read "not filling" in every
+/// pause; the whole window does not.
+pub fn window_filling(points: &[Point], now: f64, params: &ForecastParams) -> bool {
+    fit_line(tail(points, now - params.window))
+        .is_some_and(|l| -l.slope > 0.0 && -l.slope > 3.0 * l.slope_std_err)
 }
 
 /// Forecasts when unprivileged free space runs out.
@@ -342,10 +388,19 @@ fn accelerating(
     if r_old <= 0.0 || r_old < 3.0 * old.slope_std_err || r_old < 0.25 * r_long {
         return None;
     }
-    let (_, c1, c2) = fit_quadratic(window, end)?;
-    if c1 >= 0.0 || c2 >= 0.0 {
+    // The curvature must be real, not the scatter of the samples (16 MiB WAL segments, a
+    // log flushed in blocks): significant over the whole window …
+    let whole = fit_quadratic(window, end)?;
+    if !curving_up(&whole, span, 1.1) {
         return None;
     }
+    // … and still going on in its recent half: a steady fill that started inside the window
+    // (a kink between a calm and a new steady rate) bends the whole-window parabola, but its
+    // recent half is a straight line, and its ETA is that line's.
+    if !speeding_up_recently(window, end, span) {
+        return None;
+    }
+    let (c1, c2) = (whole.c1, whole.c2);
     // Solve latest.avail + c1·τ + c2·τ² = 0 for the positive root (c2 < 0, so it exists).
     let a = latest.avail;
     let disc = c1 * c1 - 4.0 * c2 * a;
@@ -355,6 +410,55 @@ fn accelerating(
         rate_bytes_per_second: -c1,
         accelerating: true,
     })
+}
+
+/// Whether consumption still speeds up in the recent half of the window, beyond what steps in
+/// the data could fake: the half is cut into three blocks of `span / 6`; the net rate between
+/// the means of the last two must exceed the one between the first two by 5 %, and by more
+/// than twice the jumpiness of the samples (largest drop between two samples minus the median
+/// drop: 16 MiB for WAL written in segments, about 0 for a smooth fill) per block length.
+fn speeding_up_recently(window: &[Point], end: f64, span: f64) -> bool {
+    let block = span / 6.0;
+    let part = |from: f64, to: f64| {
+        let pts: Vec<&Point> = window.iter().filter(|p| p.t >= from && p.t < to).collect();
+        let n = pts.len() as f64;
+        (pts.len() >= 2).then(|| {
+            (
+                pts.iter().map(|p| p.t).sum::<f64>() / n,
+                pts.iter().map(|p| p.avail).sum::<f64>() / n,
+            )
+        })
+    };
+    let (Some(d), Some(e), Some(f)) = (
+        part(end - 3.0 * block, end - 2.0 * block),
+        part(end - 2.0 * block, end - block),
+        part(end - block, f64::INFINITY),
+    ) else {
+        return false;
+    };
+    if e.0 <= d.0 || f.0 <= e.0 {
+        return false;
+    }
+    let (r1, r2) = ((d.1 - e.1) / (e.0 - d.0), (e.1 - f.1) / (f.0 - e.0));
+    let mut drops: Vec<f64> = window.windows(2).map(|w| w[0].avail - w[1].avail).collect();
+    drops.sort_by(f64::total_cmp);
+    let jumpiness = match (drops.last(), drops.get(drops.len() / 2)) {
+        (Some(max), Some(median)) => (max - median).max(0.0),
+        _ => 0.0,
+    };
+    r1 > 0.0 && r2 >= 1.05 * r1 && (r2 - r1) * (f.0 - e.0).min(e.0 - d.0) > 2.0 * jumpiness
+}
+
+/// Whether a parabola fitted over the last `len` seconds says consumption speeds up: curvature
+/// more than 3 standard errors from zero, and the rate now at least `ratio` times the rate
+/// `len` ago.
+fn curving_up(q: &Quadratic, len: f64, ratio: f64) -> bool {
+    let (start_rate, end_rate) = (q.rate_at(-len), q.rate_at(0.0));
+    q.c2 < 0.0
+        && -q.c2 > 3.0 * q.c2_std_err
+        && q.c1 < 0.0
+        && end_rate > 0.0
+        && end_rate >= ratio * start_rate
 }
 
 #[cfg(test)]
@@ -506,6 +610,162 @@ mod tests {
         assert!(matches!(fc, Forecast::Filling { .. }), "{fc:?}");
     }
 
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    /// A deterministic pseudo-random number in [0, 1).
+    fn lcg(seed: &mut u64) -> f64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (*seed >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Every forecast a daemon would make on `pts` (one per point from the second on), with
+    /// the series watched since the first point.
+    fn every_run(pts: &[Point], capacity: f64, params: &ForecastParams) -> Vec<(f64, Forecast)> {
+        (2..=pts.len())
+            .map(|n| {
+                let now = pts[n - 1].t;
+                (
+                    now,
+                    forecast(&pts[..n], capacity, now, now - pts[0].t, params),
+                )
+            })
+            .collect()
+    }
+
+    /// WAL written in 16 MiB segments at a steady mean rate (pgbench): `rate` bytes per second
+    /// from `start` on, segment times jittered, sampled every `every` seconds until `until`.
+    fn wal_steps(
+        free: f64,
+        rate: f64,
+        start: f64,
+        every: f64,
+        until: f64,
+        seed: u64,
+    ) -> Vec<Point> {
+        let mut seed = seed;
+        let seg = 16.0 * MIB;
+        let mut next_seg = start + seg / rate * (0.5 + lcg(&mut seed));
+        let mut avail = free;
+        let mut out = Vec::new();
+        let mut t = 0.0;
+        while t <= until {
+            while next_seg <= t {
+                avail -= seg;
+                next_seg += seg / rate * (0.5 + lcg(&mut seed));
+            }
+            out.push(Point {
+                t,
+                avail: avail.max(0.0),
+            });
+            t += every;
+        }
+        out
+    }
+
+    #[test]
+    fn a_steady_fill_in_16_mib_steps_is_never_accelerating_nor_early() {
+        // 2.7 GiB/h of WAL on 600 MiB free, sampled every 2 s with a 5-minute window; three
+        // seeds of segment timing.
+        let rate = 2.7 * 1024.0 * MIB / H;
+        let params = ForecastParams {
+            window: 300.0,
+            min_history: 60.0,
+            ..Default::default()
+        };
+        for seed in [1, 2, 3] {
+            let pts = wal_steps(600.0 * MIB, rate, 0.0, 2.0, 700.0, seed);
+            for (now, fc) in every_run(&pts, 4096.0 * MIB, &params) {
+                let Forecast::Filling {
+                    eta_seconds,
+                    accelerating,
+                    ..
+                } = fc
+                else {
+                    continue;
+                };
+                assert!(!accelerating, "seed {seed} at {now}s: {fc:?}");
+                // True time to full at the mean rate (one segment of slack for the steps).
+                let avail = pts.iter().find(|p| p.t == now).unwrap().avail;
+                let truth = (avail - 16.0 * MIB) / rate;
+                assert!(
+                    eta_seconds >= 0.8 * truth,
+                    "seed {seed} at {now}s: ETA {eta_seconds:.0}s, truth ≥ {truth:.0}s"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_steady_fill_that_started_inside_the_window_is_not_accelerating() {
+        // Quiet for 3 minutes, then a steady 4 MiB/s; 1 s samples, 60 s window (the real fill
+        // test's settings): the kink between calm and fill bends a whole-window parabola.
+        let params = ForecastParams {
+            window: 60.0,
+            min_history: 5.0,
+            ..Default::default()
+        };
+        let pts: Vec<Point> = (0..=240)
+            .map(|i| {
+                let t = i as f64;
+                Point {
+                    t,
+                    avail: 230.0 * MIB - 4.0 * MIB * (t - 180.0).max(0.0),
+                }
+            })
+            .collect();
+        for (now, fc) in every_run(&pts, 243.0 * MIB, &params) {
+            if let Forecast::Filling {
+                eta_seconds,
+                accelerating,
+                ..
+            } = fc
+            {
+                assert!(!accelerating, "at {now}s: {fc:?}");
+                let avail = pts.iter().find(|p| p.t == now).unwrap().avail;
+                assert!(
+                    eta_seconds >= avail / (4.0 * MIB) - 1.0,
+                    "at {now}s: {fc:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn accelerating_wal_in_16_mib_steps_is_still_accelerating() {
+        // The rate doubles every 10 minutes: 1 → 8 GiB/h over half an hour, in 16 MiB segments.
+        let mut seed = 9u64;
+        let mut pts = Vec::new();
+        let (mut avail, mut t, mut next) = (4.0 * 1024.0 * MIB, 0.0, 0.0);
+        let rate = |t: f64| 1024.0 * MIB / H * 2f64.powf(t / 600.0);
+        while t <= 1800.0 {
+            while next <= t {
+                avail -= 16.0 * MIB;
+                next += 16.0 * MIB / rate(next) * (0.5 + lcg(&mut seed));
+            }
+            pts.push(Point { t, avail });
+            t += 10.0;
+        }
+        let params = ForecastParams {
+            window: 1800.0,
+            min_history: 300.0,
+            ..Default::default()
+        };
+        let now = pts.last().unwrap().t;
+        let fc = forecast(&pts, 100.0 * 1024.0 * MIB, now, now, &params);
+        assert!(
+            matches!(
+                fc,
+                Forecast::Filling {
+                    accelerating: true,
+                    ..
+                }
+            ),
+            "{fc:?}"
+        );
+    }
+
     #[test]
     fn quadratic_fit_recovers_coefficients() {
         let pts: Vec<Point> = (0..50)
@@ -518,7 +778,9 @@ mod tests {
                 }
             })
             .collect();
-        let (c0, c1, c2) = fit_quadratic(&pts, 29_400.0).unwrap();
+        let q = fit_quadratic(&pts, 29_400.0).unwrap();
+        let (c0, c1, c2) = (q.c0, q.c1, q.c2);
         assert!((c0 - 5.0).abs() < 1e-3 && (c1 - 2.0).abs() < 1e-6 && (c2 + 0.001).abs() < 1e-9);
+        assert!(q.c2_std_err < 1e-9, "an exact parabola: {q:?}");
     }
 }

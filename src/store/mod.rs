@@ -41,6 +41,17 @@ pub struct TimelineEntry {
     pub message: String,
 }
 
+/// A timeline entry with its place in the order things happened: `seq` grows with every entry
+/// (across restarts too), whatever the wall clock did, and the timeline is read in its order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelineRow {
+    /// The entry's sequence number (its row id).
+    pub seq: i64,
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: TimelineEntry,
+}
+
 /// One delivery of one alert event to one notifier.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -179,24 +190,37 @@ pub fn load_samples(
     Ok(out)
 }
 
-/// Timeline entries since `since` (unix seconds), oldest first, at most `limit`.
-pub fn load_timeline(conn: &Connection, since: f64, limit: usize) -> Result<Vec<TimelineEntry>> {
+/// Timeline entries recorded at or after `since` (unix seconds), in the order they happened
+/// (by sequence, not by wall time: a stepped clock does not reorder them), the last `limit`.
+pub fn load_timeline(conn: &Connection, since: f64, limit: usize) -> Result<Vec<TimelineRow>> {
     let mut stmt = conn.prepare(
-        "SELECT ts, kind, probe, alert_id, severity, actor, message FROM
-           (SELECT * FROM timeline WHERE ts >= ?1 ORDER BY ts DESC, id DESC LIMIT ?2) ORDER BY ts, id",
+        "SELECT id, ts, kind, probe, alert_id, severity, actor, message FROM
+           (SELECT * FROM timeline WHERE ts >= ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
     )?;
     let rows = stmt.query_map(params![since, limit as i64], |r| {
-        Ok(TimelineEntry {
-            ts: r.get(0)?,
-            kind: r.get(1)?,
-            probe: r.get(2)?,
-            alert_id: r.get(3)?,
-            severity: r.get(4)?,
-            actor: r.get(5)?,
-            message: r.get(6)?,
+        Ok(TimelineRow {
+            seq: r.get(0)?,
+            entry: TimelineEntry {
+                ts: r.get(1)?,
+                kind: r.get(2)?,
+                probe: r.get(3)?,
+                alert_id: r.get(4)?,
+                severity: r.get(5)?,
+                actor: r.get(6)?,
+                message: r.get(7)?,
+            },
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The sequence number the next timeline entry gets (one more than the largest stored).
+pub fn next_timeline_seq(conn: &Connection) -> Result<i64> {
+    Ok(
+        conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM timeline", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 /// Deliveries still pending (sent, or about to be, but not confirmed) — to retry at start-up.

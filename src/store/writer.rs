@@ -1,7 +1,7 @@
 //! The store's writer thread: batches writes, keeps them in memory while the database fails,
 //! and reports its health so the daemon can alert about its own store.
 
-use super::{Delivery, TimelineEntry};
+use super::{Delivery, TimelineRow};
 use crate::alert::Alert;
 use crate::config::StoreConfig;
 use crate::model::{Sample, Status};
@@ -43,7 +43,7 @@ pub enum StoreOp {
     /// A delivery's current state (upsert).
     Delivery(Delivery),
     /// A timeline entry.
-    Timeline(TimelineEntry),
+    Timeline(TimelineRow),
     /// An escalation's state (upsert), or its end (`body = None`: delete).
     Escalation {
         /// The escalation (group) id.
@@ -389,9 +389,15 @@ fn write_op(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()
             )?
             .execute(params![id, body, ends_at])?;
         }
-        StoreOp::Timeline(t) => {
-            tx.prepare_cached("INSERT INTO timeline (ts, kind, probe, alert_id, severity, actor, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
-                .execute(params![t.ts, t.kind, t.probe, t.alert_id, t.severity, t.actor, t.message])?;
+        StoreOp::Timeline(TimelineRow { seq, entry: t }) => {
+            // The row id is the entry's sequence number; should it be taken (a store that
+            // could not be read at start-up), the entry still lands, after the others.
+            let put = tx.prepare_cached("INSERT OR IGNORE INTO timeline (id, ts, kind, probe, alert_id, severity, actor, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
+                .execute(params![seq, t.ts, t.kind, t.probe, t.alert_id, t.severity, t.actor, t.message])?;
+            if put == 0 {
+                tx.prepare_cached("INSERT INTO timeline (ts, kind, probe, alert_id, severity, actor, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                    .execute(params![t.ts, t.kind, t.probe, t.alert_id, t.severity, t.actor, t.message])?;
+            }
         }
     }
     Ok(())
@@ -531,14 +537,17 @@ mod tests {
             None,
             Some("boom".into()),
         );
-        h.send(StoreOp::Timeline(TimelineEntry {
-            ts: 1.0,
-            kind: "test".into(),
-            probe: None,
-            alert_id: None,
-            severity: None,
-            actor: None,
-            message: "kept".into(),
+        h.send(StoreOp::Timeline(TimelineRow {
+            seq: 1,
+            entry: super::super::TimelineEntry {
+                ts: 1.0,
+                kind: "test".into(),
+                probe: None,
+                alert_id: None,
+                severity: None,
+                actor: None,
+                message: "kept".into(),
+            },
         }));
         h.flush(Duration::from_secs(5));
         let health = h.health();
@@ -549,6 +558,6 @@ mod tests {
         assert!(h.health().ok, "{:?}", h.health());
         let read = super::super::open_read_only(&state).unwrap();
         let t = super::super::load_timeline(&read, 0.0, 10).unwrap();
-        assert_eq!(t[0].message, "kept");
+        assert_eq!(t[0].entry.message, "kept");
     }
 }

@@ -185,7 +185,7 @@ impl BridgeProbe {
             problems.push(format!("IRC: {e}"));
         }
         if !problems.is_empty() {
-            let mut obs = Observation::new(Status::Critical, problems.join("; "));
+            let mut obs = Observation::failed(Status::Critical, problems.join("; "));
             // The ping still tells whether the homeserver reaches the bridge.
             if let Some(p) = self.ping(end).await {
                 push_ping(&mut obs, p);

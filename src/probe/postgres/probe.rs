@@ -262,7 +262,8 @@ impl PostgresProbe {
         } else {
             format!("{target}: {message}")
         };
-        let mut obs = Observation::new(Status::Critical, message);
+        // Nothing was read: the alerts on this server's series are stale, not resolved.
+        let mut obs = Observation::failed(Status::Critical, message);
         obs.duration_seconds = started.elapsed().as_secs_f64();
         obs
     }
