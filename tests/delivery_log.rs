@@ -67,10 +67,16 @@ url = "{}"
     }
     let log = d.log_text();
 
-    let firing = lines_with(&log, "[CRITICAL] probe_status on flag");
+    let firing: Vec<&str> = lines_with(&log, "| probe_status on flag")
+        .into_iter()
+        .filter(|l| l.contains("[CRITICAL]"))
+        .collect();
     assert!(!firing.is_empty(), "{log}");
     assert!(firing.iter().all(|l| level(l) == "WARN"), "{firing:#?}");
-    let resolved = lines_with(&log, "[RESOLVED] probe_status on flag");
+    let resolved: Vec<&str> = lines_with(&log, "| probe_status on flag")
+        .into_iter()
+        .filter(|l| l.contains("[RESOLVED]"))
+        .collect();
     assert!(!resolved.is_empty(), "{log}");
     assert!(resolved.iter().all(|l| level(l) == "INFO"), "{resolved:#?}");
     let delivered = lines_with(&log, "delivered");

@@ -209,7 +209,7 @@ fn a_named_path_or_interface_without_a_lease_reads_unknown_and_says_where_it_loo
         )
     );
 
-    // One good path and one typo: the lease is reported, and so is the typo.
+    // One good path and one typo: the typo first (it is what is wrong), then the lease.
     let (code, row) = check_with(
         work.path(),
         &format!("paths = [\"{}\", \"{}\"]\n", dir.display(), typo.display()),
@@ -218,7 +218,7 @@ fn a_named_path_or_interface_without_a_lease_reads_unknown_and_says_where_it_loo
     assert_eq!(
         row["message"].as_str().unwrap_or_default(),
         format!(
-            "eth0 uses DHCP (lease 192.168.1.10, renews in 6h00m, expires in 12h00m); {} (named in paths) does not exist",
+            "{} (named in paths) does not exist; eth0 uses DHCP (lease 192.168.1.10, renews in 6h00m, expires in 12h00m)",
             typo.display()
         )
     );

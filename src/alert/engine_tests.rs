@@ -1,0 +1,343 @@
+//! Tests of `engine`.
+use super::*;
+use crate::alert::{AlertEventKind, AlertState};
+use crate::model::labels;
+use crate::rule::NoRules;
+
+fn spec(id: &str, deps: &[&str]) -> ProbeSpec {
+    ProbeSpec {
+        id: id.into(),
+        kind: "command".into(),
+        depends_on: deps.iter().map(|s| s.to_string()).collect(),
+        policy: AlertPolicy::default(),
+        unknown_severity: Severity::Critical,
+        labels: Default::default(),
+    }
+}
+
+fn at(t: f64) -> Moment {
+    Moment {
+        mono: t,
+        wall: 2_000_000.0 + t,
+    }
+}
+
+#[test]
+fn dependants_of_a_failing_probe_are_suppressed() {
+    let mut e = Engine::new();
+    e.set_probe(spec("postgres", &[]), Box::new(NoRules));
+    e.set_probe(spec("synapse", &["postgres"]), Box::new(NoRules));
+    e.set_probe(spec("bridge", &["synapse"]), Box::new(NoRules));
+    let down = || Observation::new(Status::Critical, "down");
+    let (_, ev) = e.ingest("postgres", down(), at(0.0));
+    assert_eq!(ev[0].kind, AlertEventKind::Firing);
+    let (_, ev) = e.ingest("synapse", down(), at(1.0));
+    assert_eq!(ev[0].kind, AlertEventKind::Suppressed);
+    let (_, ev) = e.ingest("bridge", down(), at(1.0));
+    assert_eq!(ev[0].kind, AlertEventKind::Suppressed, "transitive");
+    let notified = e.alerts().filter(|a| a.state == AlertState::Firing).count();
+    assert_eq!(notified, 1, "one page for postgres down, not three");
+}
+
+#[test]
+fn a_vanished_series_resolves_its_alert() {
+    let mut e = Engine::new();
+    e.set_probe(
+        spec("disks", &[]),
+        Box::new(crate::rule::disk::DiskRules::new(Default::default())),
+    );
+    let l = labels([("mount", "/mnt")]);
+    let full = crate::rule::disk::observation_from_raw(&l, 100.0, 0.0, 5.0);
+    let (obs, ev) = e.ingest("disks", full, at(0.0));
+    assert_eq!(obs.status, Status::Critical);
+    assert_eq!(ev.len(), 1);
+    let (_, ev) = e.ingest(
+        "disks",
+        Observation::new(Status::Ok, "nothing mounted"),
+        at(1.0),
+    );
+    assert_eq!(ev[0].kind, AlertEventKind::Resolved);
+}
+
+/// A probe with one labelled series rule: `slot_full{slot=…}` fires for each sample
+/// `slot.bytes{slot=…}` above 100 and clears below.
+struct SlotRules;
+
+impl crate::rule::RuleSet for SlotRules {
+    fn evaluate(&mut self, obs: &mut Observation, _now: Moment) -> Vec<Condition> {
+        obs.samples
+            .iter()
+            .filter(|s| s.name == "slot.bytes")
+            .map(|s| {
+                let msg = format!("slot holds {}", s.value);
+                if s.value > 100.0 {
+                    Condition::active("slot_full", s.labels.clone(), Severity::Critical, msg)
+                } else {
+                    Condition::clear("slot_full", s.labels.clone(), msg)
+                }
+            })
+            .collect()
+    }
+}
+
+fn slots(values: &[(&str, f64)]) -> Observation {
+    let mut o = Observation::new(Status::Ok, "primary");
+    for (slot, v) in values {
+        o.samples
+            .push(Sample::new("slot.bytes", &labels([("slot", slot)]), *v));
+    }
+    o
+}
+
+fn slot_alert(e: &Engine) -> Alert {
+    e.alerts().find(|a| a.rule == "slot_full").unwrap().clone()
+}
+
+#[test]
+fn a_series_that_cannot_be_read_stays_firing_marked_stale_once() {
+    let mut e = Engine::new();
+    let policy = AlertPolicy {
+        recover_after: 2,
+        ..Default::default()
+    };
+    e.set_probe(
+        ProbeSpec {
+            policy,
+            ..spec("db1", &[])
+        },
+        Box::new(SlotRules),
+    );
+    let (_, ev) = e.ingest("db1", slots(&[("node2", 390.0)]), at(0.0));
+    assert_eq!(ev[0].kind, AlertEventKind::Firing);
+    // The server goes away: probe_status fires, the slot alert does not resolve.
+    for (i, t) in [10.0, 20.0, 30.0].into_iter().enumerate() {
+        let down = Observation::failed(Status::Critical, "127.0.0.1:5432: connection refused");
+        let (obs, ev) = e.ingest("db1", down, at(t));
+        assert!(
+            ev.iter().all(|e| e.alert.rule == "probe_status"),
+            "only probe_status changes: {ev:?}"
+        );
+        let a = slot_alert(&e);
+        assert_eq!(a.state, AlertState::Firing);
+        assert_eq!(a.message, "slot holds 390", "the last known evidence stays");
+        let stale = a.stale.expect("marked stale");
+        assert_eq!(stale.since, at(10.0).wall, "since the first failed run");
+        assert_eq!(
+            stale.reason,
+            "db1 failed: 127.0.0.1:5432: connection refused"
+        );
+        // The note goes to the timeline once, not every run.
+        let notes: Vec<&String> = obs.events.iter().filter(|m| m.contains("stale")).collect();
+        if i == 0 {
+            assert_eq!(notes.len(), 1, "{:?}", obs.events);
+            assert!(notes[0].starts_with("slot_full {slot=node2} stays firing, marked stale"));
+            assert_eq!(e.take_touched().len(), 1, "the marker is persisted");
+        } else {
+            assert!(notes.is_empty(), "{:?}", obs.events);
+            assert!(e.take_touched().is_empty());
+        }
+    }
+    // A timeout is unreadable evidence too.
+    let (_, ev) = e.ingest(
+        "db1",
+        Observation::timed_out(std::time::Duration::from_secs(5)),
+        at(35.0),
+    );
+    assert!(ev.iter().all(|e| e.alert.rule == "probe_status"), "{ev:?}");
+    assert_eq!(slot_alert(&e).state, AlertState::Firing);
+    // Fresh evidence: still full → still firing, marker gone, no event for the slot.
+    let (obs, ev) = e.ingest("db1", slots(&[("node2", 400.0)]), at(40.0));
+    assert!(ev.iter().all(|e| e.alert.rule == "probe_status"), "{ev:?}");
+    assert!(slot_alert(&e).stale.is_none());
+    assert!(
+        obs.events
+            .iter()
+            .any(|m| m.contains("fresh evidence again")),
+        "{:?}",
+        obs.events
+    );
+    // Fresh evidence that the slot emptied resolves it (after recover_after runs).
+    e.ingest("db1", slots(&[("node2", 0.0)]), at(50.0));
+    let (_, ev) = e.ingest("db1", slots(&[("node2", 0.0)]), at(60.0));
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].kind, AlertEventKind::Resolved);
+    assert_eq!(ev[0].alert.lasted_seconds, Some(60.0));
+}
+
+#[test]
+fn a_series_missing_from_a_complete_observation_resolves_with_one_suffix() {
+    let mut e = Engine::new();
+    let policy = AlertPolicy {
+        recover_after: 3,
+        ..Default::default()
+    };
+    e.set_probe(
+        ProbeSpec {
+            policy,
+            ..spec("db1", &[])
+        },
+        Box::new(SlotRules),
+    );
+    e.ingest("db1", slots(&[("node2", 390.0)]), at(0.0));
+    // Stale first, then the server answers without the slot (it was dropped).
+    e.ingest(
+        "db1",
+        Observation::failed(Status::Critical, "down"),
+        at(1.0),
+    );
+    let mut last = Vec::new();
+    for t in 2..5 {
+        last = e.ingest("db1", slots(&[]), at(t as f64)).1;
+    }
+    let resolved = last
+        .iter()
+        .find(|e| e.alert.rule == "slot_full")
+        .expect("resolved");
+    assert_eq!(resolved.kind, AlertEventKind::Resolved);
+    assert_eq!(
+        resolved.alert.message,
+        "slot holds 390 (no longer reported)"
+    );
+    assert!(resolved.alert.stale.is_none());
+}
+
+#[test]
+fn an_unknown_observation_without_samples_counts_as_unreadable() {
+    let mut e = Engine::new();
+    e.set_probe(spec("db1", &[]), Box::new(SlotRules));
+    e.ingest("db1", slots(&[("node2", 390.0)]), at(0.0));
+    let (_, ev) = e.ingest(
+        "db1",
+        Observation::new(Status::Unknown, "cannot tell"),
+        at(1.0),
+    );
+    assert!(ev.iter().all(|e| e.alert.rule == "probe_status"), "{ev:?}");
+    assert!(slot_alert(&e).stale.is_some());
+}
+
+#[test]
+fn a_disk_forecast_names_the_cause_another_probe_published() {
+    let mut e = Engine::new();
+    let disk = crate::rule::disk::DiskRuleParams {
+        forecast: crate::rule::forecast::ForecastParams {
+            window: 60.0,
+            min_history: 5.0,
+            ..Default::default()
+        },
+        warning_within: 3600.0,
+        critical_within: 60.0,
+        ..Default::default()
+    };
+    e.set_probe(
+        spec("disks", &[]),
+        Box::new(crate::rule::disk::DiskRules::new(disk)),
+    );
+    e.set_probe(spec("db1", &[]), Box::new(NoRules));
+    let mib = 1024.0 * 1024.0;
+    let cause = labels([
+        ("mount", "/db"),
+        ("cause", "WAL retained by inactive slot node2"),
+    ]);
+    let mut pg = Observation::new(Status::Ok, "primary");
+    pg.samples
+        .push(Sample::new(disk_samples::CAUSE_BYTES, &cause, 600.0 * mib));
+    pg.samples
+        .push(Sample::new(disk_samples::CAUSE_GROWTH, &cause, mib));
+    e.ingest("db1", pg, at(0.0));
+    let l = labels([("mount", "/db")]);
+    let mut last = None;
+    for i in 0..=20 {
+        let avail = 60.0 * mib - 2.0 * i as f64 * mib;
+        let obs = crate::rule::disk::observation_from_raw(&l, 1024.0 * mib, avail, avail);
+        last = Some(e.ingest("disks", obs, at(i as f64)));
+    }
+    let (obs, _) = last.unwrap();
+    let alert = e
+        .alerts()
+        .find(|a| a.rule == "disk_full")
+        .expect("disk_full fires");
+    assert!(
+        alert.message.contains(
+            "; WAL retained by inactive slot node2 (600.0 MiB, +3.5 GiB/h) is the main consumer"
+        ),
+        "{}",
+        alert.message
+    );
+    assert!(obs.message.contains("slot node2"), "{}", obs.message);
+    // Another filesystem gets no note.
+    let other = labels([("mount", "/")]);
+    let obs = crate::rule::disk::observation_from_raw(&other, 100.0 * mib, 0.0, 0.0);
+    let (obs, _) = e.ingest("disks", obs, at(21.0));
+    assert!(!obs.message.contains("slot"), "{}", obs.message);
+}
+
+#[test]
+fn acknowledge_by_prefix_and_errors_in_words() {
+    let mut e = Engine::new();
+    e.set_probe(spec("p", &[]), Box::new(NoRules));
+    e.ingest("p", Observation::new(Status::Critical, "down"), at(0.0));
+    let id = e.alerts().next().unwrap().id.clone();
+    assert!(e.acknowledge(&id[..6], "alice", at(1.0)).is_ok());
+    assert!(
+        e.acknowledge(&id, "bob", at(2.0))
+            .unwrap_err()
+            .contains("not firing")
+    );
+    assert!(
+        e.acknowledge("zzzz", "bob", at(2.0))
+            .unwrap_err()
+            .contains("no alert")
+    );
+}
+
+#[test]
+fn internal_conditions_fire_and_resolve() {
+    let mut e = Engine::new();
+    let c = Condition::active(
+        "store_failing",
+        Default::default(),
+        Severity::Critical,
+        "disk full",
+    );
+    assert_eq!(e.set_internal(c, at(0.0))[0].kind, AlertEventKind::Firing);
+    let c = Condition::clear("store_failing", Default::default(), "ok");
+    assert_eq!(e.set_internal(c, at(1.0))[0].kind, AlertEventKind::Resolved);
+}
+
+#[test]
+fn external_alerts_fire_once_resolve_and_survive_a_reload() {
+    let mut e = Engine::new();
+    e.add_source("alertmanager");
+    let l = labels([("instance", "db1")]);
+    let firing = || Condition::active("DiskFull", l.clone(), Severity::Critical, "disk full");
+    let ev = e.set_external("alertmanager", firing(), at(0.0));
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].kind, AlertEventKind::Firing);
+    assert_eq!(ev[0].alert.probe, "alertmanager");
+    assert_eq!(ev[0].alert.rule, "DiskFull");
+    // Alertmanager resends firing groups: no second announcement.
+    assert!(
+        e.set_external("alertmanager", firing(), at(60.0))
+            .is_empty()
+    );
+    // A reload that keeps no probe leaves external alerts alone.
+    assert!(e.retain_probes(&BTreeSet::new(), at(61.0)).is_empty());
+    let ev = e.set_external(
+        "alertmanager",
+        Condition::clear("DiskFull", l.clone(), "resolved"),
+        at(62.0),
+    );
+    assert_eq!(ev[0].kind, AlertEventKind::Resolved);
+    // A resolution of an alert never seen is ignored.
+    let other = Condition::clear("Other", l, "resolved");
+    assert!(e.set_external("alertmanager", other, at(63.0)).is_empty());
+}
+
+#[test]
+fn external_alerts_are_keyed_apart_from_probes_of_other_names() {
+    let mut e = Engine::new();
+    let c = || Condition::active("x", Default::default(), Severity::Warning, "m");
+    e.set_external("alertmanager", c(), at(0.0));
+    e.set_external("heartbeat", c(), at(0.0));
+    assert_eq!(e.alerts().count(), 2);
+}
