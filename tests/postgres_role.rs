@@ -275,3 +275,62 @@ fn a_write_check_that_fails_is_the_first_line_of_the_page() {
         alert.message
     );
 }
+
+/// Blocks every write of the heartbeat row on the primary (as revoking INSERT/UPDATE would,
+/// but for the superuser the test logs in as).
+const BLOCK_WRITES: &str = "CREATE FUNCTION block_hb() RETURNS trigger LANGUAGE plpgsql AS \
+     $$BEGIN RAISE EXCEPTION 'heartbeat writes blocked by the test'; END$$; \
+     CREATE TRIGGER block_hb BEFORE INSERT OR UPDATE ON lookout_heartbeat \
+     FOR EACH ROW EXECUTE FUNCTION block_hb()";
+
+#[test]
+fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
+    let primary = Cluster::primary("db1", None, &PrimaryOpts::default());
+    // As `pg_basebackup -R` leaves it: application_name walreceiver, slot node2.
+    let standby = primary.standby("walreceiver", "node2");
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pw_file(dir.path());
+    let text = [
+        probe_toml("db1", &primary, &pw, "2s", "heartbeat = true"),
+        probe_toml(
+            "db2",
+            &standby,
+            &pw,
+            "2s",
+            "role = \"standby\"\nheartbeat = true\nheartbeat_warning = \"1s\"\n\
+             heartbeat_critical = \"1h\"",
+        ),
+    ]
+    .concat();
+    let mut h = Harness::new(&text);
+    let (obs, _, _) = h.run("db1");
+    assert_eq!(obs.status, Status::Ok, "{}", obs.message);
+    wait_for(
+        "the heartbeat row on the standby",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || (standby.sql("SELECT count(*) FROM lookout_heartbeat") == "1").then_some(()),
+    );
+    primary.sql(BLOCK_WRITES);
+    let (obs, _, _) = h.run("db1");
+    assert_eq!(obs.status, Status::Warning, "{}", obs.message);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (obs, _, _) = h.run("db2");
+    eprintln!("db2 ({:?}):\n{}", obs.status, obs.message);
+    let a = h
+        .open("db2", "pg_heartbeat_age")
+        .expect("a heartbeat age alert on the standby");
+    eprintln!("db2 pg_heartbeat_age: {}", a.message);
+    assert!(
+        a.message.contains("the primary's probe db1 has failed to write it since")
+            && a.message.contains("heartbeat writes blocked by the test")
+            && !a.message.contains("not replaying"),
+        "the paged text names the known failure, not replication: {}",
+        a.message
+    );
+    assert!(
+        obs.message.starts_with("heartbeat from the primary is"),
+        "finding first: {}",
+        obs.message
+    );
+}

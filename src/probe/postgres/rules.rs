@@ -73,6 +73,9 @@ pub mod samples {
     pub const REPLAY_AGE: &str = "pg.replay_age_seconds";
     /// Age of the replicated heartbeat row on a standby.
     pub const HEARTBEAT_AGE: &str = "pg.heartbeat_age_seconds";
+    /// On a standby, `{probe, failure}` = wall time since when: the primary's probe in this
+    /// process fails to write the heartbeat (so the age alert names that failure).
+    pub const HEARTBEAT_WRITER_FAILING: &str = "pg.heartbeat.writer_failing_since_unix";
     /// Seconds the write check took (present when it succeeded).
     pub const WRITE_SECONDS: &str = "pg.write_check_seconds";
     /// Cause note for the disk rules: bytes a cause holds on `{mount, cause}`.
@@ -491,12 +494,26 @@ impl RuleSet for PgRules {
                 ),
                 value: Some(age),
             };
-            if sev.is_some() {
-                c.message.push_str(
+            let writer = obs
+                .samples
+                .iter()
+                .find(|s| s.name == samples::HEARTBEAT_WRITER_FAILING);
+            match (sev, writer) {
+                (None, _) => {}
+                // The known cause: the primary's probe cannot write the row.
+                (Some(_), Some(w)) => c.message = format!(
+                    "replication heartbeat is {} old: the primary's probe {} has failed to \
+                     write it since {}: {} (replication itself may be fine)",
+                    format_duration(age.round()),
+                    label(w, "probe").unwrap_or_default(),
+                    crate::model::format_utc(w.value),
+                    label(w, "failure").unwrap_or_default()
+                ),
+                (Some(_), None) => c.message.push_str(
                     ": this standby is not replaying what the primary writes; look at the WAL \
                      receiver, the network, replay (paused? conflicts?) and the primary's \
                      heartbeat writes",
-                );
+                ),
             }
             out.push(c);
         }

@@ -280,3 +280,33 @@ fn role_mismatch_names_the_options_and_clears() {
         None
     );
 }
+
+#[test]
+fn a_stale_heartbeat_names_the_primary_probes_write_failure_when_known() {
+    let mut r = PgRules::new(PgRuleParams::default());
+    let mut o = obs(&[(samples::HEARTBEAT_AGE, &[], 200.0)]);
+    let c = r.evaluate(&mut o, at(1000.0));
+    let m = &find(&c, rule_names::HEARTBEAT).message;
+    assert!(m.contains("this standby is not replaying"), "{m}");
+    let failure = "cannot write the heartbeat: permission denied for table lookout_heartbeat";
+    let mut o = obs(&[
+        (samples::HEARTBEAT_AGE, &[], 200.0),
+        (
+            samples::HEARTBEAT_WRITER_FAILING,
+            &[("probe", "db1"), ("failure", failure)],
+            1_700_000_800.0,
+        ),
+    ]);
+    let c = r.evaluate(&mut o, at(1000.0));
+    let h = find(&c, rule_names::HEARTBEAT);
+    assert_eq!(h.severity, Some(Severity::Warning));
+    assert!(
+        h.message.starts_with(
+            "replication heartbeat is 3m20s old: the primary's probe db1 has failed to write it \
+             since "
+        ) && h.message.contains(failure)
+            && !h.message.contains("not replaying"),
+        "{}",
+        h.message
+    );
+}
