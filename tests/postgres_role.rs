@@ -292,6 +292,7 @@ fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
     let pw = pw_file(dir.path());
     let text = [
         probe_toml("db1", &primary, &pw, "2s", "heartbeat = true"),
+        probe_toml("db1-expect", &primary, &pw, "2s", "expected_standbys = [\"node2\"]"),
         probe_toml(
             "db2",
             &standby,
@@ -311,6 +312,21 @@ fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
         Duration::from_millis(200),
         || (standby.sql("SELECT count(*) FROM lookout_heartbeat") == "1").then_some(()),
     );
+    // Item 3: the expected node2 streams as walreceiver from slot node2: say so.
+    let (obs, _, _) = h.run("db1-expect");
+    eprintln!("db1-expect ({:?}):\n{}", obs.status, obs.message);
+    let hint = "a standby named walreceiver streams from slot node2: it is probably node2 \
+                under another application_name; set application_name=node2 in primary_conninfo";
+    assert!(
+        obs.message.lines().next().unwrap_or_default().contains(hint),
+        "{}",
+        obs.message
+    );
+    let a = h
+        .open("db1-expect", "pg_standby_missing")
+        .expect("node2 is missing");
+    assert!(a.message.contains(hint), "{}", a.message);
+
     primary.sql(BLOCK_WRITES);
     let (obs, _, _) = h.run("db1");
     assert_eq!(obs.status, Status::Warning, "{}", obs.message);

@@ -25,6 +25,9 @@ pub mod samples {
     pub const STANDBY_CONNECTED: &str = "pg.standby.connected";
     /// Per missing standby: unix time (wall) it was first seen missing.
     pub const STANDBY_MISSING_SINCE: &str = "pg.standby.missing_since_unix";
+    /// Per missing expected standby (`{standby, as}`) = 1: a connected standby whose
+    /// `application_name` is `as` streams from the slot named like the expected one.
+    pub const STANDBY_STREAMING_AS: &str = "pg.standby.streaming_as";
     /// Standbys connected (rows in `pg_stat_replication`).
     pub const STANDBY_COUNT: &str = "pg.standby.count";
     /// `expected_standby_count`, when configured.
@@ -314,6 +317,16 @@ impl PgRules {
     }
 }
 
+/// The hint for an expected standby `name` whose slot a standby named `other` streams from:
+/// most likely the same server, with `pg_basebackup -R`'s default `application_name`.
+pub fn name_hint(name: &str, other: &str) -> String {
+    format!(
+        "a standby named {other} streams from slot {name}: it is probably {name} under another \
+         application_name; set application_name={name} in primary_conninfo on that standby \
+         (pg_basebackup -R writes application_name=walreceiver) and reload it, or expect {other}"
+    )
+}
+
 /// The values of one label in the samples of a name.
 fn by_label(obs: &Observation, name: &str, key: &str) -> BTreeMap<String, f64> {
     obs.samples
@@ -332,6 +345,12 @@ impl RuleSet for PgRules {
         let mut out = Vec::new();
         // Primary: expected standbys.
         let missing_since = by_label(obs, samples::STANDBY_MISSING_SINCE, "standby");
+        let streaming_as: BTreeMap<String, String> = obs
+            .samples
+            .iter()
+            .filter(|s| s.name == samples::STANDBY_STREAMING_AS)
+            .filter_map(|s| Some((label(s, "standby")?, label(s, "as")?)))
+            .collect();
         for (standby, connected) in by_label(obs, samples::STANDBY_CONNECTED, "standby") {
             let l = one("standby", &standby);
             if connected > 0.0 {
@@ -352,15 +371,22 @@ impl RuleSet for PgRules {
                     )
                 })
                 .unwrap_or_default();
-            out.push(Condition::active(
-                rule_names::STANDBY_MISSING,
-                l,
-                Severity::Critical,
-                format!(
+            let message = match streaming_as.get(&standby) {
+                Some(other) => format!(
+                    "standby {standby} is not connected{since}: {}",
+                    name_hint(&standby, other)
+                ),
+                None => format!(
                     "standby {standby} is not connected{since}: look at that standby's server \
                      and log, and the network between it and the primary; its slot keeps WAL \
                      on the primary meanwhile"
                 ),
+            };
+            out.push(Condition::active(
+                rule_names::STANDBY_MISSING,
+                l,
+                Severity::Critical,
+                message,
             ));
         }
         if let (Some(count), Some(expected)) = (
