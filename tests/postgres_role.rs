@@ -349,4 +349,20 @@ fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
         "finding first: {}",
         obs.message
     );
+
+    // Item 6: writes work again, then nobody writes: the stale age is the first line.
+    primary.sql("DROP TRIGGER block_hb ON lookout_heartbeat");
+    let (obs, _, _) = h.run("db1");
+    assert_eq!(obs.status, Status::Ok, "{}", obs.message);
+    std::thread::sleep(Duration::from_millis(2000));
+    let (obs, _, _) = h.run("db2");
+    eprintln!("db2 ({:?}):\n{}", obs.status, obs.message);
+    assert_eq!(obs.status, Status::Warning, "{}", obs.message);
+    let first = obs.message.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("heartbeat from the primary is")
+            && first.contains("(warning at 1.0s): this standby is not replaying"),
+        "finding first: {}",
+        obs.message
+    );
 }

@@ -209,11 +209,18 @@ async fn heartbeat(
             st.heartbeat_absent = 0;
             obs.samples.push(plain(samples::HEARTBEAT_AGE, age));
             let line = format!("heartbeat from the primary is {} old", secs(Some(age)));
-            if primary.is_empty() {
-                r.lines.push(line);
-            } else {
+            if !primary.is_empty() {
                 // The age alerts through pg_heartbeat_age; the known cause goes first.
                 r.findings.push(format!("{line}{primary}"));
+            } else if age >= s.heartbeat_warning {
+                // Stale: a finding (the pg_heartbeat_age rule raises the status).
+                r.findings.push(format!(
+                    "{line} (warning at {}): this standby is not replaying what the primary \
+                     writes",
+                    secs(Some(s.heartbeat_warning))
+                ));
+            } else {
+                r.lines.push(line);
             }
         }
         None => {
