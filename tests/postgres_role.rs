@@ -91,6 +91,33 @@ fn a_probe_on_the_other_role_raises_pg_role_mismatch_naming_its_options() {
         "{}",
         a.message
     );
+    // Item 4: a mismatched probe acts as neither role: the "standby" probe on the primary
+    // wrote no heartbeat (no table created), the "primary" probe on the standby read none.
+    let (obs, _, _) = h.run("promoted");
+    assert!(
+        !obs.message.contains("heartbeat written")
+            && obs
+                .message
+                .contains("the primary checks are skipped until the role matches"),
+        "{}",
+        obs.message
+    );
+    assert_eq!(
+        primary.sql("SELECT to_regclass('lookout_heartbeat') IS NULL"),
+        "t",
+        "a probe expecting a standby wrote to the primary"
+    );
+    let (obs, _, _) = h.run("old-primary");
+    assert!(
+        !obs.message.contains("heartbeat from the primary")
+            && !obs.message.contains("WAL receiver")
+            && obs
+                .message
+                .contains("the standby checks are skipped until the role matches"),
+        "{}",
+        obs.message
+    );
+    assert!(h.open("old-primary", "pg_heartbeat_age").is_none());
     for id in ["follower", "fine", "fine-standby"] {
         assert!(
             h.open(id, "pg_role_mismatch").is_none(),
@@ -293,6 +320,14 @@ fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
     let text = [
         probe_toml("db1", &primary, &pw, "2s", "heartbeat = true"),
         probe_toml("db1-expect", &primary, &pw, "2s", "expected_standbys = [\"node2\"]"),
+        // db1 pointed at the standby's port by mistake: nothing writes the heartbeat.
+        probe_toml(
+            "db1-wrong",
+            &standby,
+            &pw,
+            "2s",
+            "role = \"primary\"\nheartbeat = true",
+        ),
         probe_toml(
             "db2",
             &standby,
@@ -365,4 +400,21 @@ fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
         "finding first: {}",
         obs.message
     );
+
+    // Item 2 (second case) and 4: the primary's probe pointed at the standby writes nothing,
+    // and the standby's alert says so instead of blaming replication.
+    let (obs, _, _) = h.run("db1-wrong");
+    assert!(h.open("db1-wrong", "pg_role_mismatch").is_some(), "{}", obs.message);
+    let (obs, _, _) = h.run("db2");
+    let a = h.open("db2", "pg_heartbeat_age").expect("still stale");
+    eprintln!("db2:\n{}\nalert: {}", obs.message, a.message);
+    assert!(
+        a.message.contains(
+            "the primary's probe db1-wrong has failed to write it since"
+        ) && a.message.contains("role mismatch: its server (127.0.0.1:")
+            && a.message.contains("is a standby, so it does not write the heartbeat"),
+        "{}",
+        a.message
+    );
+    assert!(h.open("db1-wrong", "pg_heartbeat_age").is_none());
 }
