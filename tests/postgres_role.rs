@@ -41,7 +41,7 @@ fn a_probe_on_the_other_role_raises_pg_role_mismatch_naming_its_options() {
             &standby,
             &pw,
             "2s",
-            "role = \"any\"\nwrite_check = true",
+            "role = \"any\"\nwrite_check = true\nexpected_standbys = [\"node2\"]",
         ),
         probe_toml("fine", &primary, &pw, "2s", "role = \"primary\""),
         probe_toml("fine-standby", &standby, &pw, "2s", "role = \"standby\""),
@@ -118,6 +118,17 @@ fn a_probe_on_the_other_role_raises_pg_role_mismatch_naming_its_options() {
         obs.message
     );
     assert!(h.open("old-primary", "pg_heartbeat_age").is_none());
+    // Item 5: role = "any" on a standby says which primary-only options it skipped.
+    let (obs, _, _) = h.run("follower");
+    assert_eq!(obs.status, Status::Ok, "{}", obs.message);
+    assert!(
+        obs.message.contains(
+            "note: role = \"any\" and this server is a standby: expected_standbys, \
+             write_check not checked (only on a primary)"
+        ),
+        "{}",
+        obs.message
+    );
     for id in ["follower", "fine", "fine-standby"] {
         assert!(
             h.open(id, "pg_role_mismatch").is_none(),

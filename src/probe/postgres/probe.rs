@@ -220,6 +220,9 @@ impl PostgresProbe {
             obs.message = r.message(context);
             return Ok(obs);
         }
+        if let Some(note) = super::role::skipped_note(&self.s.expected, in_recovery) {
+            r.lines.push(note);
+        }
         match role {
             Role::Primary => {
                 primary::inspect(&self.s, conn, st, deadline, &mut obs, &mut r).await?
