@@ -7,6 +7,7 @@ mod pg_common;
 mod pg_kit;
 
 use kit::write_file;
+use lookout::alert::AlertState;
 use lookout::model::{Severity, Status};
 use pg_common::*;
 use pg_kit::{Cluster, PrimaryOpts};
@@ -323,7 +324,7 @@ const BLOCK_WRITES: &str = "CREATE FUNCTION block_hb() RETURNS trigger LANGUAGE 
 
 #[test]
 fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
-    let primary = Cluster::primary("db1", None, &PrimaryOpts::default());
+    let mut primary = Cluster::primary("db1", None, &PrimaryOpts::default());
     // As `pg_basebackup -R` leaves it: application_name walreceiver, slot node2.
     let standby = primary.standby("walreceiver", "node2");
     let dir = tempfile::tempdir().unwrap();
@@ -331,6 +332,14 @@ fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
     let text = [
         probe_toml("db1", &primary, &pw, "2s", "heartbeat = true"),
         probe_toml("db1-expect", &primary, &pw, "2s", "expected_standbys = [\"node2\"]"),
+        // The standby's probe as the docs give it: depends_on the primary's probe.
+        probe_toml(
+            "db2-dep",
+            &standby,
+            &pw,
+            "2s",
+            "role = \"standby\"\ndepends_on = [\"db1\"]",
+        ),
         // db1 pointed at the standby's port by mistake: nothing writes the heartbeat.
         probe_toml(
             "db1-wrong",
@@ -428,4 +437,35 @@ fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
         a.message
     );
     assert!(h.open("db1-wrong", "pg_heartbeat_age").is_none());
+
+    // Item 11c: the primary stops. db1 pages; the standby's probe with depends_on = ["db1"]
+    // holds its receiver alert (suppressed), where one without it fires a second page.
+    let (obs, _, _) = h.run("db2-dep");
+    assert_eq!(obs.status, Status::Ok, "{}", obs.message);
+    primary.stop();
+    let (obs, _, _) = h.run("db1");
+    assert_eq!(obs.status, Status::Critical, "{}", obs.message);
+    let a = wait_for(
+        "the standby's receiver alert",
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        || {
+            h.run("db1");
+            h.run("db2");
+            let (obs, events, _) = h.run("db2-dep");
+            assert!(
+                events.iter().all(|e| e.alert.rule != "pg_wal_receiver_down"
+                    || e.alert.state != AlertState::Firing),
+                "db2-dep paged: {}",
+                obs.message
+            );
+            h.open("db2-dep", "pg_wal_receiver_down")
+        },
+    );
+    eprintln!("db2-dep pg_wal_receiver_down: {:?} {}", a.state, a.message);
+    assert_eq!(a.state, AlertState::Suppressed, "{}", a.message);
+    let b = h
+        .open("db2", "pg_wal_receiver_down")
+        .expect("without depends_on the standby's probe raises its own");
+    assert_eq!(b.state, AlertState::Firing, "{}", b.message);
 }
