@@ -331,7 +331,13 @@ fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
     let pw = pw_file(dir.path());
     let text = [
         probe_toml("db1", &primary, &pw, "2s", "heartbeat = true"),
-        probe_toml("db1-expect", &primary, &pw, "2s", "expected_standbys = [\"node2\"]"),
+        probe_toml(
+            "db1-expect",
+            &primary,
+            &pw,
+            "2s",
+            "expected_standbys = [\"node2\"]",
+        ),
         // The standby's probe as the docs give it: depends_on the primary's probe.
         probe_toml(
             "db2-dep",
@@ -373,7 +379,11 @@ fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
     let hint = "a standby named walreceiver streams from slot node2: it is probably node2 \
                 under another application_name; set application_name=node2 in primary_conninfo";
     assert!(
-        obs.message.lines().next().unwrap_or_default().contains(hint),
+        obs.message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains(hint),
         "{}",
         obs.message
     );
@@ -393,7 +403,8 @@ fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
         .expect("a heartbeat age alert on the standby");
     eprintln!("db2 pg_heartbeat_age: {}", a.message);
     assert!(
-        a.message.contains("the primary's probe db1 has failed to write it since")
+        a.message
+            .contains("the primary's probe db1 has failed to write it since")
             && a.message.contains("heartbeat writes blocked by the test")
             && !a.message.contains("not replaying"),
         "the paged text names the known failure, not replication: {}",
@@ -424,15 +435,20 @@ fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
     // Item 2 (second case) and 4: the primary's probe pointed at the standby writes nothing,
     // and the standby's alert says so instead of blaming replication.
     let (obs, _, _) = h.run("db1-wrong");
-    assert!(h.open("db1-wrong", "pg_role_mismatch").is_some(), "{}", obs.message);
+    assert!(
+        h.open("db1-wrong", "pg_role_mismatch").is_some(),
+        "{}",
+        obs.message
+    );
     let (obs, _, _) = h.run("db2");
     let a = h.open("db2", "pg_heartbeat_age").expect("still stale");
     eprintln!("db2:\n{}\nalert: {}", obs.message, a.message);
     assert!(
-        a.message.contains(
-            "the primary's probe db1-wrong has failed to write it since"
-        ) && a.message.contains("role mismatch: its server (127.0.0.1:")
-            && a.message.contains("is a standby, so it does not write the heartbeat"),
+        a.message
+            .contains("the primary's probe db1-wrong has failed to write it since")
+            && a.message.contains("role mismatch: its server (127.0.0.1:")
+            && a.message
+                .contains("is a standby, so it does not write the heartbeat"),
         "{}",
         a.message
     );

@@ -511,8 +511,9 @@ impl RuleSet for PgRules {
                 labels: Labels::new(),
                 severity: sev,
                 message: format!(
-                    "replication heartbeat is {} old (written on the primary at {}; warning \
+                    "replication heartbeat is {}{} old (written on the primary at {}; warning \
                      at {}, critical at {})",
+                    if sev.is_none() { "fresh: " } else { "" },
                     format_duration(age.round()),
                     crate::model::format_utc(now.wall - age),
                     format_duration(p.heartbeat_warning),
@@ -527,14 +528,16 @@ impl RuleSet for PgRules {
             match (sev, writer) {
                 (None, _) => {}
                 // The known cause: the primary's probe cannot write the row.
-                (Some(_), Some(w)) => c.message = format!(
-                    "replication heartbeat is {} old: the primary's probe {} has failed to \
+                (Some(_), Some(w)) => {
+                    c.message = format!(
+                        "replication heartbeat is {} old: the primary's probe {} has failed to \
                      write it since {}: {} (replication itself may be fine)",
-                    format_duration(age.round()),
-                    label(w, "probe").unwrap_or_default(),
-                    crate::model::format_utc(w.value),
-                    label(w, "failure").unwrap_or_default()
-                ),
+                        format_duration(age.round()),
+                        label(w, "probe").unwrap_or_default(),
+                        crate::model::format_utc(w.value),
+                        label(w, "failure").unwrap_or_default()
+                    )
+                }
                 (Some(_), None) => c.message.push_str(
                     ": this standby is not replaying what the primary writes; look at the WAL \
                      receiver, the network, replay (paused? conflicts?) and the primary's \
@@ -545,18 +548,40 @@ impl RuleSet for PgRules {
         }
         if let Some(rec) = plain(obs, samples::IN_RECOVERY) {
             let l = Labels::new();
-            out.push(
-                match super::role::mismatch(&self.params.expected, rec > 0.0) {
-                    Some(m) => {
-                        Condition::active(rule_names::ROLE_MISMATCH, l, Severity::Critical, m)
+            let role = if rec > 0.0 { "standby" } else { "primary" };
+            let mismatch = super::role::mismatch(&self.params.expected, rec > 0.0);
+            out.push(match &mismatch {
+                Some(m) => {
+                    Condition::active(rule_names::ROLE_MISMATCH, l, Severity::Critical, m.clone())
+                }
+                None => Condition::clear(
+                    rule_names::ROLE_MISMATCH,
+                    l,
+                    format!("the server is a {role}, as expected"),
+                ),
+            });
+            // The standby rules this run did not evaluate: say why, so a resolution states
+            // what is true now instead of repeating the firing text.
+            let why = if mismatch.is_some() {
+                "not checked while the role mismatches"
+            } else {
+                "this server is a primary; it is watched on standbys only"
+            };
+            if mismatch.is_some() || rec <= 0.0 {
+                for (rule, what) in [
+                    (rule_names::RECEIVER, "WAL receiver"),
+                    (rule_names::PAUSED, "WAL replay"),
+                    (rule_names::HEARTBEAT, "replication heartbeat age"),
+                ] {
+                    if !out.iter().any(|c| c.rule == rule) {
+                        out.push(Condition::clear(
+                            rule,
+                            Labels::new(),
+                            format!("{what}: {why}"),
+                        ));
                     }
-                    None => Condition::clear(
-                        rule_names::ROLE_MISMATCH,
-                        l,
-                        "the server has the expected role",
-                    ),
-                },
-            );
+                }
+            }
         }
         for c in &out {
             if let Some(sev) = c.severity {
