@@ -484,4 +484,28 @@ fn the_paged_heartbeat_alert_names_the_primary_probes_failure_first() {
         .open("db2", "pg_wal_receiver_down")
         .expect("without depends_on the standby's probe raises its own");
     assert_eq!(b.state, AlertState::Firing, "{}", b.message);
+
+    // Item 11a: the standby is promoted; the role-change event does not repeat the probe's id
+    // (the timeline prefixes it).
+    standby.sql("SELECT pg_promote()");
+    let obs = wait_for(
+        "the role change",
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        || {
+            let (obs, _, _) = h.run("db2-dep");
+            obs.events
+                .iter()
+                .any(|e| e.contains("changed role"))
+                .then_some(obs)
+        },
+    );
+    eprintln!("db2-dep events: {:?}", obs.events);
+    assert!(
+        obs.events
+            .iter()
+            .any(|e| e == "changed role: standby → primary"),
+        "{:?}",
+        obs.events
+    );
 }

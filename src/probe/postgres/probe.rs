@@ -183,9 +183,9 @@ impl PostgresProbe {
         if let Some(last) = st.last_role
             && last != role
         {
+            // The timeline prefixes the probe's id.
             obs.events.push(format!(
-                "{} changed role: {} → {}",
-                self.s.id,
+                "changed role: {} → {}",
                 last.as_str(),
                 role.as_str()
             ));
