@@ -52,7 +52,7 @@ fn scenario_1_healthy_primary_and_standby() {
     assert_eq!(s.status, Status::Ok, "standby: {}", s.message);
     for words in [
         "primary (PostgreSQL 15",
-        "standby node2 (127.0.0.1): streaming, async",
+        "standby node2 (127.0.0.1 via slot node2): streaming, async",
         "slot node2 (physical): active, wal_status reserved, retains",
         "write check ok",
         "heartbeat written",

@@ -143,6 +143,9 @@ pub struct Settings {
     pub sslmode: tls::SslMode,
     /// The role the server must have, and why.
     pub expected: role::Expected,
+    /// Heartbeat age (seconds) from which a standby's message puts the age first (the
+    /// `pg_heartbeat_age` rule's warning threshold).
+    pub heartbeat_warning: f64,
 }
 
 impl PostgresConfig {
@@ -187,6 +190,10 @@ impl PostgresConfig {
                 self.sslmode.unwrap_or(tls::SslMode::DEFAULT)
             },
             expected: role::expected(self),
+            heartbeat_warning: self
+                // The kind's default interval; `build` passes the probe's own.
+                .rule_params(Duration::from_secs(30))
+                .heartbeat_warning,
         }
     }
 
@@ -284,9 +291,10 @@ impl KindConfig for PostgresConfig {
 
     fn build(&self, ctx: &super::BuildContext) -> super::Built {
         super::Built {
-            probe: std::sync::Arc::new(probe::PostgresProbe::new(
-                self.settings(&ctx.id, ctx.timeout),
-            )),
+            probe: std::sync::Arc::new(probe::PostgresProbe::new(Settings {
+                heartbeat_warning: self.rule_params(ctx.interval).heartbeat_warning,
+                ..self.settings(&ctx.id, ctx.timeout)
+            })),
             rules: Box::new(rules::PgRules::new(self.rule_params(ctx.interval))),
         }
     }

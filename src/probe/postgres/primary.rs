@@ -52,8 +52,13 @@ pub async fn inspect(
                 obs.samples.push(labelled(name, "standby", n, v));
             }
         }
+        let via = if sb.slot.is_empty() {
+            String::new()
+        } else {
+            format!(" via slot {}", sb.slot)
+        };
         r.lines.push(format!(
-            "standby {n} ({}): {}, {}; lag sent {} flushed {} replayed {} (replay {})",
+            "standby {n} ({}{via}): {}, {}; lag sent {} flushed {} replayed {} (replay {})",
             sb.addr,
             sb.state,
             sb.sync_state,
@@ -81,9 +86,29 @@ pub async fn inspect(
             name,
             since,
         ));
+        // A standby streaming from the slot named like this one is most likely this one
+        // under another application_name (pg_basebackup -R's default).
+        let other = standbys
+            .iter()
+            .find(|sb| &sb.slot == name && !c.expected_standbys.contains(&sb.name));
+        let hint = match other {
+            Some(sb) => {
+                obs.samples.push(crate::model::Sample::new(
+                    samples::STANDBY_STREAMING_AS,
+                    &[
+                        ("standby".to_string(), name.clone()),
+                        ("as".to_string(), sb.name.clone()),
+                    ]
+                    .into(),
+                    1.0,
+                ));
+                format!(": {}", super::rules::name_hint(name, &sb.name))
+            }
+            None => String::new(),
+        };
         // A finding (first in the message); the pg_standby_missing rule raises the status.
         r.findings.push(format!(
-            "standby {name} is not connected (missing since {})",
+            "standby {name} is not connected (missing since {}){hint}",
             format_utc(since)
         ));
     }

@@ -183,9 +183,9 @@ impl PostgresProbe {
         if let Some(last) = st.last_role
             && last != role
         {
+            // The timeline prefixes the probe's id.
             obs.events.push(format!(
-                "{} changed role: {} → {}",
-                self.s.id,
+                "changed role: {} → {}",
                 last.as_str(),
                 role.as_str()
             ));
@@ -207,9 +207,21 @@ impl PostgresProbe {
         };
         let context = format!("{} (PostgreSQL {version}; {session})", role.as_str());
         let mut r = Report::default();
-        // The pg_role_mismatch rule alerts; the message says it first too.
+        // The pg_role_mismatch rule alerts; the message says it first too. A mismatched probe
+        // acts as neither role: it writes nothing to a primary it expected to be a standby, and
+        // reads no standby state (heartbeat age, receiver) it expected to be a primary's.
         if let Some(m) = super::role::mismatch(&self.s.expected, in_recovery) {
             r.findings.push(m);
+            self.mismatched(conn, st, deadline, role).await?;
+            r.lines.push(format!(
+                "the {} checks are skipped until the role matches",
+                role.as_str()
+            ));
+            obs.message = r.message(context);
+            return Ok(obs);
+        }
+        if let Some(note) = super::role::skipped_note(&self.s.expected, in_recovery) {
+            r.lines.push(note);
         }
         match role {
             Role::Primary => {
@@ -221,6 +233,36 @@ impl PostgresProbe {
         }
         obs.message = r.message(context);
         Ok(obs)
+    }
+
+    /// On a role mismatch: a probe that should write the heartbeat tells the standbys' probes
+    /// in this process that nobody writes it (so their heartbeat alert names why).
+    async fn mismatched(
+        &self,
+        conn: &mut Conn,
+        st: &mut State,
+        deadline: Instant,
+        role: Role,
+    ) -> Result<(), Failure> {
+        if !(self.s.config.heartbeat
+            && role == Role::Standby
+            && self.s.expected.role == super::role::RoleOption::Primary)
+        {
+            return Ok(());
+        }
+        if let Some(sys) = super::table::system_id(&self.s, conn, st, deadline).await? {
+            super::board::record(
+                &sys,
+                &self.s.id,
+                Some(format!(
+                    "role mismatch: its server ({}) is a standby, so it does not write the \
+                     heartbeat",
+                    conn::target(&self.s)
+                )),
+                crate::daemon::clock::unix_now(),
+            );
+        }
+        Ok(())
     }
 
     /// One run with an explicit deadline (the scheduler's timeout minus a margin).

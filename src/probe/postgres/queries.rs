@@ -11,17 +11,20 @@ SELECT pg_is_in_recovery(), current_setting('server_version'),
        coalesce((SELECT version || ' ' || cipher FROM pg_stat_ssl
                   WHERE pid = pg_backend_pid() AND ssl), '')";
 
-/// One row per connected standby (a disconnected standby has no row).
+/// One row per connected standby (a disconnected standby has no row), with the slot it
+/// streams from (`pg_replication_slots.active_pid` = its walsender's pid; `''` for none).
 pub const REPLICATION: &str = "\
-SELECT coalesce(application_name, ''), coalesce(host(client_addr), 'local'),
+SELECT coalesce(r.application_name, ''), coalesce(host(r.client_addr), 'local'),
        coalesce(state, ''), coalesce(sync_state, ''),
        pg_wal_lsn_diff(pg_current_wal_lsn(), sent_lsn)::float8,
        pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn)::float8,
        pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8,
        extract(epoch from write_lag)::float8,
        extract(epoch from flush_lag)::float8,
-       extract(epoch from replay_lag)::float8
-  FROM pg_stat_replication
+       extract(epoch from replay_lag)::float8,
+       coalesce((SELECT s.slot_name::text FROM pg_replication_slots s
+                  WHERE s.active_pid = r.pid LIMIT 1), '')
+  FROM pg_stat_replication r
  ORDER BY 1";
 
 /// One row per replication slot (`wal_status`/`safe_wal_size` exist from PostgreSQL 13).
@@ -106,6 +109,8 @@ pub struct Standby {
     pub flush_lag_s: Option<f64>,
     /// `replay_lag` seconds.
     pub replay_lag_s: Option<f64>,
+    /// The slot it streams from (empty for none).
+    pub slot: String,
 }
 
 /// A replication slot.
@@ -169,6 +174,7 @@ pub async fn standbys(c: &Client) -> Result<Vec<Standby>, tokio_postgres::Error>
             write_lag_s: r.try_get(7)?,
             flush_lag_s: r.try_get(8)?,
             replay_lag_s: r.try_get(9)?,
+            slot: r.try_get(10)?,
         });
     }
     Ok(out)

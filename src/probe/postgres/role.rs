@@ -165,6 +165,26 @@ pub fn mismatch(e: &Expected, in_recovery: bool) -> Option<String> {
     }
 }
 
+/// With `role = "any"`: the note naming the options this server's role leaves unchecked
+/// (`None` when every set option applies). A note, not a warning: `any` accepts either role.
+pub fn skipped_note(e: &Expected, in_recovery: bool) -> Option<String> {
+    if e.role != RoleOption::Any {
+        return None;
+    }
+    let (options, server, applies) = if in_recovery {
+        (&e.primary_only, "a standby", "a primary")
+    } else {
+        (&e.standby_only, "a primary", "a standby")
+    };
+    (!options.is_empty()).then(|| {
+        format!(
+            "note: role = \"any\" and this server is {server}: {} not checked (only on \
+             {applies}); set role = \"primary\" to be alerted when it is not one",
+            options.join(", ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

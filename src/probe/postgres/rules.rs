@@ -25,6 +25,9 @@ pub mod samples {
     pub const STANDBY_CONNECTED: &str = "pg.standby.connected";
     /// Per missing standby: unix time (wall) it was first seen missing.
     pub const STANDBY_MISSING_SINCE: &str = "pg.standby.missing_since_unix";
+    /// Per missing expected standby (`{standby, as}`) = 1: a connected standby whose
+    /// `application_name` is `as` streams from the slot named like the expected one.
+    pub const STANDBY_STREAMING_AS: &str = "pg.standby.streaming_as";
     /// Standbys connected (rows in `pg_stat_replication`).
     pub const STANDBY_COUNT: &str = "pg.standby.count";
     /// `expected_standby_count`, when configured.
@@ -73,6 +76,9 @@ pub mod samples {
     pub const REPLAY_AGE: &str = "pg.replay_age_seconds";
     /// Age of the replicated heartbeat row on a standby.
     pub const HEARTBEAT_AGE: &str = "pg.heartbeat_age_seconds";
+    /// On a standby, `{probe, failure}` = wall time since when: the primary's probe in this
+    /// process fails to write the heartbeat (so the age alert names that failure).
+    pub const HEARTBEAT_WRITER_FAILING: &str = "pg.heartbeat.writer_failing_since_unix";
     /// Seconds the write check took (present when it succeeded).
     pub const WRITE_SECONDS: &str = "pg.write_check_seconds";
     /// Cause note for the disk rules: bytes a cause holds on `{mount, cause}`.
@@ -311,6 +317,16 @@ impl PgRules {
     }
 }
 
+/// The hint for an expected standby `name` whose slot a standby named `other` streams from:
+/// most likely the same server, with `pg_basebackup -R`'s default `application_name`.
+pub fn name_hint(name: &str, other: &str) -> String {
+    format!(
+        "a standby named {other} streams from slot {name}: it is probably {name} under another \
+         application_name; set application_name={name} in primary_conninfo on that standby \
+         (pg_basebackup -R writes application_name=walreceiver) and reload it, or expect {other}"
+    )
+}
+
 /// The values of one label in the samples of a name.
 fn by_label(obs: &Observation, name: &str, key: &str) -> BTreeMap<String, f64> {
     obs.samples
@@ -329,6 +345,12 @@ impl RuleSet for PgRules {
         let mut out = Vec::new();
         // Primary: expected standbys.
         let missing_since = by_label(obs, samples::STANDBY_MISSING_SINCE, "standby");
+        let streaming_as: BTreeMap<String, String> = obs
+            .samples
+            .iter()
+            .filter(|s| s.name == samples::STANDBY_STREAMING_AS)
+            .filter_map(|s| Some((label(s, "standby")?, label(s, "as")?)))
+            .collect();
         for (standby, connected) in by_label(obs, samples::STANDBY_CONNECTED, "standby") {
             let l = one("standby", &standby);
             if connected > 0.0 {
@@ -349,15 +371,22 @@ impl RuleSet for PgRules {
                     )
                 })
                 .unwrap_or_default();
-            out.push(Condition::active(
-                rule_names::STANDBY_MISSING,
-                l,
-                Severity::Critical,
-                format!(
+            let message = match streaming_as.get(&standby) {
+                Some(other) => format!(
+                    "standby {standby} is not connected{since}: {}",
+                    name_hint(&standby, other)
+                ),
+                None => format!(
                     "standby {standby} is not connected{since}: look at that standby's server \
                      and log, and the network between it and the primary; its slot keeps WAL \
                      on the primary meanwhile"
                 ),
+            };
+            out.push(Condition::active(
+                rule_names::STANDBY_MISSING,
+                l,
+                Severity::Critical,
+                message,
             ));
         }
         if let (Some(count), Some(expected)) = (
@@ -482,8 +511,9 @@ impl RuleSet for PgRules {
                 labels: Labels::new(),
                 severity: sev,
                 message: format!(
-                    "replication heartbeat is {} old (written on the primary at {}; warning \
+                    "replication heartbeat is {}{} old (written on the primary at {}; warning \
                      at {}, critical at {})",
+                    if sev.is_none() { "fresh: " } else { "" },
                     format_duration(age.round()),
                     crate::model::format_utc(now.wall - age),
                     format_duration(p.heartbeat_warning),
@@ -491,29 +521,67 @@ impl RuleSet for PgRules {
                 ),
                 value: Some(age),
             };
-            if sev.is_some() {
-                c.message.push_str(
+            let writer = obs
+                .samples
+                .iter()
+                .find(|s| s.name == samples::HEARTBEAT_WRITER_FAILING);
+            match (sev, writer) {
+                (None, _) => {}
+                // The known cause: the primary's probe cannot write the row.
+                (Some(_), Some(w)) => {
+                    c.message = format!(
+                        "replication heartbeat is {} old: the primary's probe {} has failed to \
+                     write it since {}: {} (replication itself may be fine)",
+                        format_duration(age.round()),
+                        label(w, "probe").unwrap_or_default(),
+                        crate::model::format_utc(w.value),
+                        label(w, "failure").unwrap_or_default()
+                    )
+                }
+                (Some(_), None) => c.message.push_str(
                     ": this standby is not replaying what the primary writes; look at the WAL \
                      receiver, the network, replay (paused? conflicts?) and the primary's \
                      heartbeat writes",
-                );
+                ),
             }
             out.push(c);
         }
         if let Some(rec) = plain(obs, samples::IN_RECOVERY) {
             let l = Labels::new();
-            out.push(
-                match super::role::mismatch(&self.params.expected, rec > 0.0) {
-                    Some(m) => {
-                        Condition::active(rule_names::ROLE_MISMATCH, l, Severity::Critical, m)
+            let role = if rec > 0.0 { "standby" } else { "primary" };
+            let mismatch = super::role::mismatch(&self.params.expected, rec > 0.0);
+            out.push(match &mismatch {
+                Some(m) => {
+                    Condition::active(rule_names::ROLE_MISMATCH, l, Severity::Critical, m.clone())
+                }
+                None => Condition::clear(
+                    rule_names::ROLE_MISMATCH,
+                    l,
+                    format!("the server is a {role}, as expected"),
+                ),
+            });
+            // The standby rules this run did not evaluate: say why, so a resolution states
+            // what is true now instead of repeating the firing text.
+            let why = if mismatch.is_some() {
+                "not checked while the role mismatches"
+            } else {
+                "this server is a primary; it is watched on standbys only"
+            };
+            if mismatch.is_some() || rec <= 0.0 {
+                for (rule, what) in [
+                    (rule_names::RECEIVER, "WAL receiver"),
+                    (rule_names::PAUSED, "WAL replay"),
+                    (rule_names::HEARTBEAT, "replication heartbeat age"),
+                ] {
+                    if !out.iter().any(|c| c.rule == rule) {
+                        out.push(Condition::clear(
+                            rule,
+                            Labels::new(),
+                            format!("{what}: {why}"),
+                        ));
                     }
-                    None => Condition::clear(
-                        rule_names::ROLE_MISMATCH,
-                        l,
-                        "the server has the expected role",
-                    ),
-                },
-            );
+                }
+            }
         }
         for c in &out {
             if let Some(sev) = c.severity {

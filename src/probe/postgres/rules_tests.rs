@@ -280,3 +280,79 @@ fn role_mismatch_names_the_options_and_clears() {
         None
     );
 }
+
+#[test]
+fn a_stale_heartbeat_names_the_primary_probes_write_failure_when_known() {
+    let mut r = PgRules::new(PgRuleParams::default());
+    let mut o = obs(&[(samples::HEARTBEAT_AGE, &[], 200.0)]);
+    let c = r.evaluate(&mut o, at(1000.0));
+    let m = &find(&c, rule_names::HEARTBEAT).message;
+    assert!(m.contains("this standby is not replaying"), "{m}");
+    let failure = "cannot write the heartbeat: permission denied for table lookout_heartbeat";
+    let mut o = obs(&[
+        (samples::HEARTBEAT_AGE, &[], 200.0),
+        (
+            samples::HEARTBEAT_WRITER_FAILING,
+            &[("probe", "db1"), ("failure", failure)],
+            1_700_000_800.0,
+        ),
+    ]);
+    let c = r.evaluate(&mut o, at(1000.0));
+    let h = find(&c, rule_names::HEARTBEAT);
+    assert_eq!(h.severity, Some(Severity::Warning));
+    assert!(
+        h.message.starts_with(
+            "replication heartbeat is 3m20s old: the primary's probe db1 has failed to write it \
+             since "
+        ) && h.message.contains(failure)
+            && !h.message.contains("not replaying"),
+        "{}",
+        h.message
+    );
+}
+
+#[test]
+fn resolutions_say_what_is_true_now() {
+    let mut r = PgRules::new(PgRuleParams::default());
+    let mut o = obs(&[(samples::HEARTBEAT_AGE, &[], 200.0)]);
+    let c = r.evaluate(&mut o, at(1000.0));
+    assert!(find(&c, rule_names::HEARTBEAT).severity.is_some());
+    let mut o = obs(&[(samples::HEARTBEAT_AGE, &[], 3.0)]);
+    let c = r.evaluate(&mut o, at(1010.0));
+    let h = find(&c, rule_names::HEARTBEAT);
+    assert_eq!(h.severity, None);
+    assert!(
+        h.message
+            .starts_with("replication heartbeat is fresh: 3s old")
+            && !h.message.contains("not replaying"),
+        "{}",
+        h.message
+    );
+    // A primary (or a mismatched probe) does not evaluate the standby rules: their
+    // resolution says why instead of repeating the firing text.
+    let mut o = obs(&[(samples::IN_RECOVERY, &[], 0.0)]);
+    let c = r.evaluate(&mut o, at(1020.0));
+    let h = find(&c, rule_names::HEARTBEAT);
+    assert_eq!(h.severity, None);
+    assert_eq!(
+        h.message,
+        "replication heartbeat age: this server is a primary; it is watched on standbys only"
+    );
+    assert_eq!(
+        find(&c, rule_names::ROLE_MISMATCH).message,
+        "the server is a primary, as expected"
+    );
+    let mut r = PgRules::new(PgRuleParams {
+        expected: super::super::role::Expected {
+            role: super::super::role::RoleOption::Primary,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let mut o = obs(&[(samples::IN_RECOVERY, &[], 1.0)]);
+    let c = r.evaluate(&mut o, at(1030.0));
+    assert_eq!(
+        find(&c, rule_names::RECEIVER).message,
+        "WAL receiver: not checked while the role mismatches"
+    );
+}

@@ -118,6 +118,19 @@ async fn heartbeat(
     let system = table::system_id(s, conn, st, deadline).await?;
     // What the primary's probe in this process knows about its write, if anything.
     let primary = board::clause(system.as_deref());
+    // The same, as a sample, so the pg_heartbeat_age alert (what is paged) names it too.
+    if let Some(w) = system.as_deref().and_then(board::failing) {
+        let l: crate::model::Labels = [
+            ("probe".to_string(), w.probe.clone()),
+            ("failure".to_string(), w.failure.clone().unwrap_or_default()),
+        ]
+        .into();
+        obs.samples.push(crate::model::Sample::new(
+            samples::HEARTBEAT_WRITER_FAILING,
+            &l,
+            w.since,
+        ));
+    }
     let mut warn = |obs: &mut Observation, text: String| {
         r.finding(obs, Status::Warning, format!("{text}{primary}"));
     };
@@ -196,11 +209,18 @@ async fn heartbeat(
             st.heartbeat_absent = 0;
             obs.samples.push(plain(samples::HEARTBEAT_AGE, age));
             let line = format!("heartbeat from the primary is {} old", secs(Some(age)));
-            if primary.is_empty() {
-                r.lines.push(line);
-            } else {
+            if !primary.is_empty() {
                 // The age alerts through pg_heartbeat_age; the known cause goes first.
                 r.findings.push(format!("{line}{primary}"));
+            } else if age >= s.heartbeat_warning {
+                // Stale: a finding (the pg_heartbeat_age rule raises the status).
+                r.findings.push(format!(
+                    "{line} (warning at {}): this standby is not replaying what the primary \
+                     writes",
+                    secs(Some(s.heartbeat_warning))
+                ));
+            } else {
+                r.lines.push(line);
             }
         }
         None => {
