@@ -331,7 +331,11 @@ fn body_errors_answer_the_documented_status_codes() {
 
     let firing = include_str!("fixtures/alertmanager/firing.json");
     let url = format!("{}/api/v1/alertmanager", d.url());
-    for ctype in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+    for ctype in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
         let a = request_typed("POST", &url, Some(firing), ctype, Some(TOKEN));
         assert_eq!(a.status, 200, "{ctype:?}: {}", a.body);
         assert_eq!(a.json()["alerts"], 2, "{}", a.body);

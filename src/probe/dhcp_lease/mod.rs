@@ -302,7 +302,10 @@ pub fn evaluate(
     // The worst first: a message's first line is what a page shows. Leases in trouble, then
     // what could not be read or found, then healthy leases.
     lines.sort_by_key(|(level, _)| std::cmp::Reverse(*level));
-    let healthy = lines.iter().position(|(level, _)| *level == 0).unwrap_or(lines.len());
+    let healthy = lines
+        .iter()
+        .position(|(level, _)| *level == 0)
+        .unwrap_or(lines.len());
     let ok_lines = lines.split_off(healthy);
     let mut lines: Vec<String> = lines.into_iter().map(|(_, m)| m).collect();
     lines.extend(problems);
