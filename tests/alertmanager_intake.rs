@@ -6,7 +6,7 @@
 mod intake_kit;
 mod kit;
 
-use intake_kit::{Alertmanager, request, rfc3339};
+use intake_kit::{Alertmanager, request, request_typed, rfc3339};
 use kit::{Daemon, Sink, write_file};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -284,6 +284,61 @@ fn api_errors_are_json_in_one_shape() {
             "{method} {path}: {v}"
         );
         assert_eq!(v.as_object().unwrap().len(), 2, "one shape: {v}");
+    }
+    d.terminate(Duration::from_secs(5));
+}
+
+/// The status codes docs/api.md promises for bodies: 415 without `Content-Type:
+/// application/json`, 422 for JSON of the wrong shape, 400 for a body that is not JSON; the
+/// Alertmanager intake reads its body as JSON whatever the `Content-Type` (as documented).
+#[test]
+fn body_errors_answer_the_documented_status_codes() {
+    let sink = Sink::start();
+    let work = tempfile::tempdir().unwrap();
+    let d = lookout(&sink, work.path());
+    let token = std::fs::read_to_string(work.path().join("state/api-token")).unwrap();
+    let token = token.trim();
+    let silence = r#"{"matchers":["probe=db1"],"duration":"1h"}"#;
+    let ack = format!("{}/api/v1/alerts/0123/ack", d.url());
+    let silences = format!("{}/api/v1/silences", d.url());
+    let cases = [
+        (&silences, silence, None, 415, "Content-Type"),
+        (&silences, silence, Some("text/plain"), 415, "Content-Type"),
+        (
+            &silences,
+            r#"{"matchers":"probe=db1","duration":"1h"}"#,
+            Some("application/json"),
+            422,
+            "matchers",
+        ),
+        (&silences, "{", Some("application/json"), 400, "JSON"),
+        (&ack, r#"{"by":"alice"}"#, None, 415, "Content-Type"),
+        (&ack, r#"{"by":5}"#, Some("application/json"), 422, "by"),
+        (&ack, "{", Some("application/json"), 400, "JSON"),
+    ];
+    for (url, body, ctype, status, says) in cases {
+        let a = request_typed("POST", url, Some(body), ctype, Some(token));
+        assert_eq!(a.status, status, "{url} {body} {ctype:?}: {}", a.body);
+        let v = a.json();
+        assert_eq!(v["status"], status, "{v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{v}");
+    }
+    // No silence was made by any of them.
+    assert_eq!(d.get("/api/v1/silences"), json!([]));
+    // An empty ack body is fine (the alert does not exist: 404, not 415).
+    let a = request_typed("POST", &ack, Some(""), None, Some(token));
+    assert_eq!(a.status, 404, "{}", a.body);
+
+    let firing = include_str!("fixtures/alertmanager/firing.json");
+    let url = format!("{}/api/v1/alertmanager", d.url());
+    for ctype in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let a = request_typed("POST", &url, Some(firing), ctype, Some(TOKEN));
+        assert_eq!(a.status, 200, "{ctype:?}: {}", a.body);
+        assert_eq!(a.json()["alerts"], 2, "{}", a.body);
     }
     d.terminate(Duration::from_secs(5));
 }

@@ -53,6 +53,35 @@ fn silences_from_cli_and_api_mute_paging_but_not_the_alert() {
         serde_json::json!({"matchers": ["a=~("], "duration": "1h"}),
     );
     assert_eq!(status, 400, "{body}");
+    // A mistyped operator is refused, naming the matcher and the operators, by the API and
+    // the CLI alike: `probe==db1` would be a silence of the value "=db1", which matches nothing.
+    let (status, body) = post(
+        &format!("{}/api/v1/silences", d.url()),
+        Some(TOKEN),
+        serde_json::json!({"matchers": ["probe==db1"], "duration": "1h"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    let e = body["error"].as_str().unwrap();
+    assert!(
+        e.contains("probe==db1") && e.contains("= != =~ !~"),
+        "{body}"
+    );
+    let (ok, out) = cli(
+        &config,
+        &state,
+        &d.url(),
+        &["silence", "add", "--match", "probe==db1", "--for", "1h"],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("probe==db1") && out.contains("= != =~ !~"),
+        "{out}"
+    );
+    assert_eq!(
+        d.get("/api/v1/silences").as_array().unwrap().len(),
+        1,
+        "only the first silence"
+    );
 
     std::fs::write(&flag, "").unwrap();
     wait_until("the alert", Duration::from_secs(5), || {

@@ -205,11 +205,39 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// An optional JSON body: `None` when empty; else it must be sent as
+/// `Content-Type: application/json` (415) and be JSON (400) of the right shape (422).
+fn optional_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<T>, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        });
+    if !json {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expected request with `Content-Type: application/json`",
+        ));
+    }
+    Json::<T>::from_bytes(body)
+        .map(|Json(b)| Some(b))
+        .map_err(|e| error(e.status(), e.body_text()))
+}
+
 async fn ack(
     State(core): State<Arc<Core>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Option<Json<AckBody>>,
+    body: axum::body::Bytes,
 ) -> Response {
     if !authorized(&core, &headers) {
         return error(
@@ -217,8 +245,12 @@ async fn ack(
             "missing or wrong bearer token (see STATE_DIR/api-token or [api] token)",
         );
     }
+    let body = match optional_json::<AckBody>(&headers, &body) {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
     let by = body
-        .and_then(|Json(b)| b.by)
+        .and_then(|b| b.by)
         .filter(|b| !b.trim().is_empty())
         .unwrap_or_else(|| "api".into());
     match core.acknowledge(&id, &by) {

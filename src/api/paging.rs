@@ -57,7 +57,9 @@ async fn add(
     }
     let Json(b) = match body {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+        // 415 without `Content-Type: application/json`, 422 for JSON of the wrong shape, 400
+        // for a body that is not JSON, 413 over the limit (docs/api.md).
+        Err(e) => return error(e.status(), e.body_text()),
     };
     let Ok(d) = humantime::parse_duration(&b.duration) else {
         return error(

@@ -4,6 +4,10 @@
 use crate::model::Labels;
 use serde::{Deserialize, Serialize};
 
+/// What a matcher error tells the user to write.
+const OPERATORS: &str =
+    "the operators are = != =~ !~ (name=value, name!=value, name=~regex, name!~regex)";
+
 /// One label matcher.
 #[derive(Clone, Debug)]
 pub struct Matcher {
@@ -34,15 +38,34 @@ impl Matcher {
         } else if let Some((n, v)) = s.split_once('=') {
             (n, Op::Eq, v)
         } else {
-            return Err(format!(
-                "matcher {s:?} is not name=value, name!=value, name=~regex or name!~regex"
-            ));
+            return Err(format!("matcher {s:?} has no operator; {OPERATORS}"));
         };
         let name = name.trim();
         if name.is_empty() {
             return Err(format!("matcher {s:?} has no label name"));
         }
-        let value = value.trim().trim_matches('"').to_string();
+        let raw = value.trim();
+        if let Some(c) = raw.chars().next().filter(|c| matches!(c, '=' | '~')) {
+            // `probe==db1` would silently match the value "=db1", which nothing has.
+            let sym = match op {
+                Op::Eq => "=",
+                Op::Ne => "!=",
+                Op::Re => "=~",
+                Op::NotRe => "!~",
+            };
+            return Err(format!(
+                "matcher {s:?}: `{sym}{c}` is not an operator; {OPERATORS} (quote a value that begins with {c}: {name}{sym}\"{raw}\")"
+            ));
+        }
+        if let Some(bad) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))
+        {
+            return Err(format!(
+                "matcher {s:?}: the label name {name:?} cannot contain {bad:?}; {OPERATORS}"
+            ));
+        }
+        let value = raw.trim_matches('"').to_string();
         let regex = match op {
             Op::Re | Op::NotRe => Some(
                 regex::Regex::new(&format!("^(?:{value})$"))
@@ -106,5 +129,30 @@ mod tests {
         assert!(Matcher::parse("missing=").unwrap().matches(&l));
         assert!(Matcher::parse("nope").is_err());
         assert!(Matcher::parse("a=~(").is_err());
+    }
+
+    #[test]
+    fn mistyped_operators_are_errors_that_name_the_matcher_and_the_operators() {
+        for bad in [
+            "probe==db1",
+            "probe!==db1",
+            "probe=~~x",
+            "probe~=db1",
+            "probe<>db1",
+            "probe",
+        ] {
+            let e = Matcher::parse(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+            assert!(e.contains("= != =~ !~"), "{e}");
+        }
+        let e = Matcher::parse("probe==db1").unwrap_err();
+        assert!(e.contains("`==` is not an operator"), "{e}");
+        // A value that really begins with = is quoted.
+        let l = labels([("probe", "=db1")]);
+        assert!(Matcher::parse("probe=\"=db1\"").unwrap().matches(&l));
+        // Names as lookout and Prometheus write them.
+        for ok in ["probe=db1", "rule=~disk_.*", "a.b=c", "ns:x!=y", "x-y!~z"] {
+            assert!(Matcher::parse(ok).is_ok(), "{ok}");
+        }
     }
 }

@@ -26,6 +26,17 @@ impl Answer {
 
 /// A blocking request with a 10 s deadline: `method` GET or POST, optional body and bearer.
 pub fn request(method: &str, url: &str, body: Option<&str>, bearer: Option<&str>) -> Answer {
+    request_typed(method, url, body, Some("application/json"), bearer)
+}
+
+/// As [`request`], with the body's `Content-Type` chosen (`None`: no such header).
+pub fn request_typed(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    content_type: Option<&str>,
+    bearer: Option<&str>,
+) -> Answer {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -37,9 +48,10 @@ pub fn request(method: &str, url: &str, body: Option<&str>, bearer: Option<&str>
             _ => c.post(url),
         };
         if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(b.to_string());
+            req = req.body(b.to_string());
+            if let Some(t) = content_type {
+                req = req.header("Content-Type", t);
+            }
         }
         if let Some(t) = bearer {
             req = req.header("Authorization", format!("Bearer {t}"));
