@@ -274,8 +274,10 @@ fn api_errors_are_json_in_one_shape() {
             "Method Not Allowed",
         ),
     ];
+    // With the API token: a request is judged on its body only after the token is checked.
+    let token = std::fs::read_to_string(work.path().join("state/api-token")).unwrap();
     for (method, path, body, status, says) in cases {
-        let a = request(method, &format!("{}{path}", d.url()), body, None);
+        let a = request(method, &format!("{}{path}", d.url()), body, Some(token.trim()));
         assert_eq!(a.status, status, "{method} {path}: {}", a.body);
         let v = a.json();
         assert_eq!(v["status"], status, "{method} {path}: {v}");
@@ -285,6 +287,9 @@ fn api_errors_are_json_in_one_shape() {
         );
         assert_eq!(v.as_object().unwrap().len(), 2, "one shape: {v}");
     }
+    // Without the token the body is not even read: 401, whatever it holds.
+    let ack = format!("{}/api/v1/alerts/0123/ack", d.url());
+    assert_eq!(request("POST", &ack, Some("{\"by\":"), None).status, 401);
     d.terminate(Duration::from_secs(5));
 }
 
