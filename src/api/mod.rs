@@ -210,7 +210,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 fn optional_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Option<T>, Response> {
+) -> Result<Option<T>, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -223,14 +223,14 @@ fn optional_json<T: serde::de::DeserializeOwned>(
             v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
         });
     if !json {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Expected request with `Content-Type: application/json`",
-        ));
+        )));
     }
     Json::<T>::from_bytes(body)
         .map(|Json(b)| Some(b))
-        .map_err(|e| error(e.status(), e.body_text()))
+        .map_err(|e| Box::new(error(e.status(), e.body_text())))
 }
 
 async fn ack(
@@ -247,7 +247,7 @@ async fn ack(
     }
     let body = match optional_json::<AckBody>(&headers, &body) {
         Ok(b) => b,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let by = body
         .and_then(|b| b.by)

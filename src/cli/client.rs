@@ -23,10 +23,10 @@ pub struct Client {
 impl Client {
     /// A client for the daemon the configuration describes (or `--api`).
     pub fn new(config: &Config, api: Option<&str>, state_dir: Option<&Path>) -> Result<Client> {
-        let base = api
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("http://{}", config.api.listen));
-        let base = base.trim_end_matches('/').to_string();
+        let base = match api {
+            Some(api) => api_base(api)?,
+            None => format!("http://{}", config.api.listen),
+        };
         let dir = crate::daemon::state_dir(state_dir, config);
         let token = config
             .api
@@ -73,6 +73,26 @@ impl Client {
             crate::http::describe(e)
         )
     }
+}
+
+/// The base URL of `--api`: `host:port` means `http://host:port`; an `http://` or `https://`
+/// URL is taken as given (without a trailing `/`). Anything else is refused with what is wrong.
+fn api_base(api: &str) -> Result<String> {
+    let api = api.trim().trim_end_matches('/');
+    let url = if api.contains("://") {
+        api.to_string()
+    } else {
+        format!("http://{api}")
+    };
+    let parsed = reqwest::Url::parse(&url).map_err(|e| {
+        anyhow::anyhow!("--api {api:?} is not an address ({e}): give host:port or http://host:port")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        bail!(
+            "--api {api:?} is not an http:// or https:// address: give host:port or http://host:port"
+        );
+    }
+    Ok(url)
 }
 
 async fn decode(resp: reqwest::Response) -> Result<Value> {
@@ -260,5 +280,24 @@ fn severity_cell(a: &Alert) -> String {
     match crate::rule::alertmanager::severity_source(a) {
         Some(from) => format!("{} ({from})", a.severity),
         None => a.severity.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_base;
+
+    #[test]
+    fn api_base_accepts_host_port_and_urls_and_names_what_is_wrong() {
+        assert_eq!(api_base("127.0.0.1:9330").unwrap(), "http://127.0.0.1:9330");
+        assert_eq!(
+            api_base("https://lookout.example:443/").unwrap(),
+            "https://lookout.example:443"
+        );
+        assert_eq!(api_base("http://[::1]:9330").unwrap(), "http://[::1]:9330");
+        let e = api_base("ftp://host:21").unwrap_err().to_string();
+        assert!(e.contains("not an http:// or https:// address"), "{e}");
+        let e = api_base("127.0.0.1:port").unwrap_err().to_string();
+        assert!(e.contains("give host:port"), "{e}");
     }
 }
