@@ -47,9 +47,6 @@ async fn alertmanager(State(core): State<Arc<Core>>, headers: HeaderMap, body: B
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    for reason in &payload.skipped {
-        tracing::warn!(receiver = %payload.receiver, "Alertmanager intake: {reason}");
-    }
     if payload.truncated_alerts > 0 {
         tracing::warn!(
             truncated = payload.truncated_alerts,
@@ -69,7 +66,6 @@ async fn alertmanager(State(core): State<Arc<Core>>, headers: HeaderMap, body: B
         "fired": count(|k| matches!(k, AlertEventKind::Firing)),
         "resolved": count(|k| matches!(k, AlertEventKind::Resolved)),
         "changed": count(|k| matches!(k, AlertEventKind::SeverityChanged { .. })),
-        "skipped": payload.skipped,
     }))
     .into_response()
 }

@@ -47,9 +47,6 @@ pub struct Payload {
     pub external_url: String,
     /// The alerts.
     pub alerts: Vec<AmAlert>,
-    /// Alerts left out by [`decode`] (no labels to identify them), each with the reason.
-    #[serde(skip)]
-    pub skipped: Vec<String>,
 }
 
 /// One alert of the payload.
@@ -78,12 +75,9 @@ pub struct AmAlert {
     pub fingerprint: String,
 }
 
-/// Decodes a request body; the error says what is wrong in words. An alert without labels
-/// cannot be identified: it is left out and named in [`Payload::skipped`], while the others are
-/// taken (Alertmanager does not resend a batch answered with 400, so rejecting it whole would
-/// drop the good alerts with the bad one).
+/// Decodes a request body; the error says what is wrong in words.
 pub fn decode(body: &[u8]) -> Result<Payload, String> {
-    let mut payload: Payload = serde_json::from_slice(body)
+    let payload: Payload = serde_json::from_slice(body)
         .map_err(|e| format!("not an Alertmanager webhook payload: {e}"))?;
     if let Some(v) = &payload.version
         && v != "4"
@@ -106,18 +100,12 @@ pub fn decode(body: &[u8]) -> Result<Payload, String> {
                 return Err(format!("alerts[{i}].{field} {v:?} is not an RFC 3339 time"));
             }
         }
-    }
-    let mut index = 0;
-    payload.alerts.retain(|a| {
-        let keep = !a.labels.is_empty();
-        if !keep {
-            payload.skipped.push(format!(
-                "alerts[{index}] has no labels and was left out: an alert is identified by its labels (at least alertname)"
+        if a.labels.is_empty() {
+            return Err(format!(
+                "alerts[{i}] has no labels: an alert is identified by its labels (at least alertname); nothing of this batch was filed"
             ));
         }
-        index += 1;
-        keep
-    });
+    }
     Ok(payload)
 }
 
@@ -440,10 +428,11 @@ mod tests {
             br#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"a":1}}]}"#;
         assert!(decode(labels).is_err());
         let none = br#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"A"}},{"status":"firing","labels":{}}]}"#;
-        let p = decode(none).unwrap();
-        assert_eq!(p.alerts.len(), 1, "the labelled alert is kept");
-        assert_eq!(p.skipped.len(), 1);
-        assert!(p.skipped[0].starts_with("alerts[1] has no labels"));
+        assert!(
+            decode(none)
+                .unwrap_err()
+                .starts_with("alerts[1] has no labels")
+        );
     }
 
     #[test]
