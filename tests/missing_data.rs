@@ -1,7 +1,8 @@
 //! Issue 9, item 4: missing data never resolves an alert. A real primary with a standby's slot
 //! holding WAL and the standby stopped fires `pg_standby_missing` and `pg_slot`; when the
 //! primary goes down too, both stay firing, marked stale with the reason, and no RESOLVED page
-//! reaches the webhook receiver; when the primary is back, fresh evidence drives them again.
+//! reaches the webhook receiver (a repeat page of the escalation says the evidence is stale);
+//! when the primary is back, fresh evidence drives them again.
 
 mod kit;
 mod pg_common;
@@ -57,7 +58,25 @@ fn alerts_stay_firing_and_stale_while_the_primary_is_down() {
             "1s",
             "expected_standbys = [\"node2\"]"
         ),
-        webhook(&sink.url)
+        webhook(&sink.url),
+    );
+    // pg_slot goes through an escalation that repeats every 2 s, so a repeat page is sent while
+    // its evidence cannot be read: the page must say so.
+    let text = format!(
+        "{text}{}",
+        r#"
+[[route]]
+matchers = ["rule=pg_slot"]
+policy = "slot"
+group_wait = "0s"
+
+[[policy]]
+id = "slot"
+repeat_interval = "2s"
+[[policy.step]]
+targets = ["hook"]
+ack_timeout = "2s"
+"#
     );
     let config = write_file(dir.path(), "lookout.toml", &text);
     let daemon = Daemon::start(&config, &dir.path().join("state"), dir.path());
@@ -117,6 +136,23 @@ fn alerts_stay_firing_and_stale_while_the_primary_is_down() {
             "{a}"
         );
     }
+    let stale_repeat = sink.wait_for(
+        "a repeat page of the stale pg_slot alert",
+        Duration::from_secs(10),
+        |b| {
+            is_event(b, "firing", "pg_slot", None)
+                && b["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("; evidence stale)"))
+        },
+    );
+    assert!(
+        stale_repeat.body["alert"]["stale"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("db1 failed: ")),
+        "{}",
+        stale_repeat.body
+    );
     assert_eq!(
         alert(&daemon, "pg_slot").unwrap()["message"],
         slot_message,

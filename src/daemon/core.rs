@@ -209,6 +209,7 @@ impl Core {
             (obs, events, e.take_touched())
         });
         for alert in touched {
+            self.refresh_paged_alert(&alert);
             self.store.send(StoreOp::Alert(alert));
         }
         for message in std::mem::take(&mut obs.events) {

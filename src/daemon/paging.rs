@@ -141,6 +141,16 @@ impl Core {
             .collect()
     }
 
+    /// Gives the escalation that pages about `alert` its latest state (a stale marker set or
+    /// taken away changes no alert event, but a repeat page must say it).
+    pub(super) fn refresh_paged_alert(&self, alert: &Alert) {
+        self.paging
+            .escalations
+            .lock()
+            .expect("escalations lock")
+            .refresh(alert);
+    }
+
     /// Whether a silence or maintenance window covers the alert now; says which.
     pub fn muted_by(&self, alert: &Alert, wall: f64) -> Option<String> {
         if let Some(s) = self

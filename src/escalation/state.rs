@@ -385,6 +385,21 @@ impl Escalations {
         ));
     }
 
+    /// Keeps the alert a group's pages speak about current when it changed without an event
+    /// (a stale marker set or taken away), so a repeat page says what is known now.
+    pub fn refresh(&mut self, alert: &Alert) {
+        let Some(e) = self
+            .by_alert
+            .get(&alert.id)
+            .and_then(|g| self.groups.get_mut(g))
+        else {
+            return;
+        };
+        if e.lead.id == alert.id {
+            e.lead = alert.clone();
+        }
+    }
+
     fn on_known(&mut self, gid: &str, ev: &AlertEvent, now: Moment, out: &mut Tick) {
         let Some(e) = self.groups.get_mut(gid) else {
             return;

@@ -181,8 +181,13 @@ impl Dispatcher {
                     &a.severity.as_str().to_uppercase(),
                     a,
                     &format!(
-                        " (escalation {}{who})",
-                        crate::escalation::step_words(page.step, page.repeat)
+                        " (escalation {}{who}{})",
+                        crate::escalation::step_words(page.step, page.repeat),
+                        if a.stale.is_some() {
+                            "; evidence stale"
+                        } else {
+                            ""
+                        }
                     ),
                 ),
             ),

@@ -28,6 +28,9 @@ pub fn details(n: &Notification) -> String {
     if let Some(started) = a.started_at {
         out.push_str(&format!("Since:    {}\n", format_utc(started)));
     }
+    if let Some(stale) = &a.stale {
+        out.push_str(&format!("Evidence: {}\n", stale.describe()));
+    }
     out.push_str(&format!("Event at: {}\n", n.at));
     out.push_str(&format!("Alert id: {}\n", a.id));
     if matches!(n.event.as_str(), "firing" | "severity_changed") {
@@ -132,6 +135,23 @@ pub(crate) mod tests {
             assert!(d.contains(want), "{want} missing from:\n{d}");
         }
         assert!(!details(&sample("resolved")).contains("lookout ack"));
+    }
+
+    #[test]
+    fn a_stale_alert_says_its_evidence_cannot_be_read() {
+        let mut n = sample("firing");
+        assert!(!details(&n).contains("Evidence:"));
+        n.alert.stale = Some(crate::alert::Staleness {
+            since: 1_700_000_000.0,
+            reason: "127.0.0.1:5432: connection refused".into(),
+        });
+        let d = details(&n);
+        assert!(
+            d.contains(
+                "Evidence: stale since 2023-11-14T22:13:20Z: 127.0.0.1:5432: connection refused"
+            ),
+            "{d}"
+        );
     }
 
     #[test]
