@@ -150,6 +150,62 @@ fn alerts_from_a_real_alertmanager_fire_once_and_resolve() {
 }
 
 #[test]
+fn an_alert_that_began_an_hour_ago_shows_its_starts_at_everywhere() {
+    let sink = Sink::start();
+    let work = tempfile::tempdir().unwrap();
+    let d = lookout(&sink, work.path());
+    let am = Alertmanager::start(&format!("{}/api/v1/alertmanager", d.url()), TOKEN);
+    let mut alert = disk_full("db3", "critical", None);
+    let starts_at = rfc3339(-3600.0);
+    alert["startsAt"] = json!(starts_at);
+    let began = lookout::rule::alertmanager::parse_rfc3339(&starts_at).unwrap();
+    am.post_alerts(&json!([alert]));
+    let page = sink.wait_for("DiskFull db3 firing", Duration::from_secs(15), |b| {
+        is(b, "firing", "db3")
+    });
+    // The page, the API, `lookout alerts` and the status page all say when it began.
+    assert_eq!(
+        page.body["alert"]["started_at"],
+        json!(began),
+        "{}",
+        page.body
+    );
+    let a = open_alert(&d, "db3").expect("the alert is open in lookout");
+    assert_eq!(a["started_at"], json!(began), "{a}");
+    assert_eq!(a["since"], json!(began), "{a}");
+    let out = std::process::Command::new(kit::lookout_bin())
+        .args(["alerts", "--api", &d.url()])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.contains("DiskFull"))
+        .unwrap_or_default();
+    assert!(
+        row.contains(&starts_at),
+        "SINCE is not {starts_at}:\n{table}"
+    );
+    let html = kit::http_get(&format!("{}/", d.url()));
+    assert!(html.contains(&format!("{starts_at} (1h00m ago)")), "{html}");
+    // It fired now, though: the timeline entry is at the time lookout paged.
+    let fired = d.get("/api/v1/timeline");
+    let entry = fired
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["message"].as_str().unwrap_or("").contains("instance=db3")
+                && e["kind"] == "alert_firing"
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no alert_firing entry for db3: {fired}"));
+    assert!(entry["ts"].as_f64().unwrap() > began + 3000.0, "{entry}");
+    d.terminate(Duration::from_secs(5));
+}
+
+#[test]
 fn captured_payloads_bad_payloads_and_tokens() {
     let sink = Sink::start();
     let work = tempfile::tempdir().unwrap();

@@ -262,7 +262,9 @@ impl Alert {
         self.message = cond.message.clone();
         self.value = cond.value;
         match cond.severity {
-            Some(severity) => self.observe_active(severity, policy, suppressed, now),
+            Some(severity) => {
+                self.observe_active(severity, cond.started_at, policy, suppressed, now)
+            }
             None => self.observe_clear(policy, now),
         }
     }
@@ -270,6 +272,7 @@ impl Alert {
     fn observe_active(
         &mut self,
         severity: Severity,
+        began: Option<f64>,
         policy: &AlertPolicy,
         suppressed: bool,
         now: Moment,
@@ -300,14 +303,12 @@ impl Alert {
                     }
                     self.set_state(AlertState::Suppressed, now);
                     if self.started_at.is_none() {
-                        self.started_at = Some(now.wall);
-                        self.started_mono = Some(now.mono);
+                        self.start_episode(began, now);
                     }
                     return Some(self.event(AlertEventKind::Suppressed, now));
                 }
                 self.set_state(AlertState::Firing, now);
-                self.started_at = Some(now.wall);
-                self.started_mono = Some(now.mono);
+                self.start_episode(began, now);
                 self.lasted_seconds = None;
                 Some(self.event(AlertEventKind::Firing, now))
             }
@@ -325,6 +326,14 @@ impl Alert {
                 Some(self.event(AlertEventKind::SeverityChanged { from }, now))
             }
         }
+    }
+
+    /// Starts the firing episode now, or at `began` when the source knows the condition began
+    /// earlier (never later than now: a source's clock ahead of ours does not move it ahead).
+    fn start_episode(&mut self, began: Option<f64>, now: Moment) {
+        let wall = began.map_or(now.wall, |b| b.min(now.wall));
+        self.started_at = Some(wall);
+        self.started_mono = Some(now.mono_of_wall(wall));
     }
 
     fn observe_clear(&mut self, policy: &AlertPolicy, now: Moment) -> Option<AlertEvent> {
@@ -418,6 +427,7 @@ mod tests {
             severity: sev,
             message: "m".into(),
             value: None,
+            started_at: None,
         }
     }
 

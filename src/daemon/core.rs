@@ -37,6 +37,36 @@ pub struct Counters {
     pub probe_runs: AtomicU64,
     /// Probe runs that timed out.
     pub probe_timeouts: AtomicU64,
+    /// The same per probe id.
+    per_probe: Mutex<BTreeMap<String, ProbeCounts>>,
+}
+
+/// Runs of one probe, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProbeCounts {
+    /// Runs.
+    pub runs: u64,
+    /// Runs that timed out.
+    pub timeouts: u64,
+}
+
+impl Counters {
+    /// Counts one run of `probe`.
+    fn count_run(&self, probe: &str, timed_out: bool) {
+        self.probe_runs.fetch_add(1, Ordering::Relaxed);
+        if timed_out {
+            self.probe_timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut per = self.per_probe.lock().expect("counters lock");
+        let c = per.entry(probe.to_string()).or_default();
+        c.runs += 1;
+        c.timeouts += u64::from(timed_out);
+    }
+
+    /// The counts of every probe that ran.
+    pub fn per_probe(&self) -> BTreeMap<String, ProbeCounts> {
+        self.per_probe.lock().expect("counters lock").clone()
+    }
 }
 
 /// Shared state of the running daemon.
@@ -187,9 +217,11 @@ impl Core {
         *self.kinds.write().expect("kinds lock") = kinds;
     }
 
-    /// Replaces the dispatcher (after a reload).
-    pub fn set_dispatcher(&self, d: Dispatcher) {
-        *self.dispatcher.write().expect("dispatcher lock") = d;
+    /// Replaces the dispatcher (after a reload); its delivery counters carry over.
+    pub fn set_dispatcher(&self, mut d: Dispatcher) {
+        let mut current = self.dispatcher.write().expect("dispatcher lock");
+        d.counters = current.counters.clone();
+        *current = d;
     }
 
     /// The current dispatcher.
@@ -200,10 +232,8 @@ impl Core {
     /// Takes one probe result: rules, alerts, store, notifications.
     pub fn record(&self, probe: &str, obs: Observation) {
         let now = self.clock.now();
-        self.counters.probe_runs.fetch_add(1, Ordering::Relaxed);
-        if obs.message.starts_with("timed out after") {
-            self.counters.probe_timeouts.fetch_add(1, Ordering::Relaxed);
-        }
+        self.counters
+            .count_run(probe, obs.message.starts_with("timed out after"));
         let (mut obs, events, touched) = self.with_engine(|e| {
             let (obs, events) = e.ingest(probe, obs, now);
             (obs, events, e.take_touched())

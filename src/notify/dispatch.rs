@@ -8,7 +8,7 @@ use crate::daemon::clock::unix_now;
 use crate::escalation::{Page, PageKind};
 use crate::store::Delivery;
 use crate::store::writer::{StoreHandle, StoreOp};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
@@ -38,13 +38,34 @@ pub struct ChannelHealth {
     pub dedup_key: String,
 }
 
-/// Counters for `/metrics`.
+/// Delivery counts of one notifier, for `/metrics`.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct NotifierCounts {
+    /// Deliveries that succeeded.
+    pub delivered: u64,
+    /// Deliveries that failed for good.
+    pub failed: u64,
+    /// Attempts that failed and were retried.
+    pub retried: u64,
+}
+
+/// Delivery counters by notifier id, for `/metrics`.
 #[derive(Default, Debug)]
 pub struct DeliveryCounters {
-    /// Deliveries that succeeded.
-    pub delivered: std::sync::atomic::AtomicU64,
-    /// Deliveries that failed for good.
-    pub failed: std::sync::atomic::AtomicU64,
+    by_notifier: Mutex<BTreeMap<String, NotifierCounts>>,
+}
+
+impl DeliveryCounters {
+    /// Updates the counts of `notifier`.
+    fn count(&self, notifier: &str, f: impl FnOnce(&mut NotifierCounts)) {
+        let mut by = self.by_notifier.lock().expect("counters lock");
+        f(by.entry(notifier.to_string()).or_default());
+    }
+
+    /// The counts of every notifier that delivered or tried.
+    pub fn per_notifier(&self) -> BTreeMap<String, NotifierCounts> {
+        self.by_notifier.lock().expect("counters lock").clone()
+    }
 }
 
 /// Sends events to targets.
@@ -274,9 +295,7 @@ impl Dispatcher {
                     delivery.outcome = "delivered".into();
                     delivery.latency = Some(started.elapsed().as_secs_f64());
                     delivery.error = None;
-                    self.counters
-                        .delivered
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.counters.count(&target.config.id, |c| c.delivered += 1);
                     tracing::info!(notifier = %target.config.id, dedup_key = %delivery.dedup_key, attempts = delivery.attempts, "delivered");
                     let _ = self.feedback.send(ChannelHealth {
                         notifier: target.config.id.clone(),
@@ -288,6 +307,7 @@ impl Dispatcher {
                 Outcome::Retryable(e) if delivery.attempts < target.attempts => {
                     tracing::warn!(notifier = %target.config.id, attempt = delivery.attempts, error = %e, "delivery failed; retrying in {:?}", backoff);
                     delivery.error = Some(e);
+                    self.counters.count(&target.config.id, |c| c.retried += 1);
                     self.store.send(StoreOp::Delivery(delivery.clone()));
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -296,9 +316,7 @@ impl Dispatcher {
                     delivery.outcome = "failed".into();
                     tracing::error!(notifier = %target.config.id, attempts = delivery.attempts, error = %e, "delivery failed for good");
                     delivery.error = Some(e.clone());
-                    self.counters
-                        .failed
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.counters.count(&target.config.id, |c| c.failed += 1);
                     let _ = self.feedback.send(ChannelHealth {
                         notifier: target.config.id.clone(),
                         error: Some(e),

@@ -191,7 +191,7 @@ pub fn severity_source(alert: &crate::alert::Alert) -> Option<String> {
 }
 
 /// The condition of one alert at wall time `now` (unix seconds): resolved when Alertmanager
-/// says so or when its `endsAt` has passed.
+/// says so or when its `endsAt` has passed; an active one began at its `startsAt`.
 pub fn condition(alert: &AmAlert, now: f64, severities: &SeverityMap) -> Condition {
     let mut labels = alert.labels.clone();
     let rule = labels
@@ -227,7 +227,12 @@ pub fn condition(alert: &AmAlert, now: f64, severities: &SeverityMap) -> Conditi
     if alert.status == "resolved" || ended {
         Condition::clear(&rule, labels, message)
     } else {
-        Condition::active(&rule, labels, mapped.severity(), message)
+        let began = alert
+            .starts_at
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .filter(|t| *t > 0.0);
+        Condition::active(&rule, labels, mapped.severity(), message).since(began)
     }
 }
 

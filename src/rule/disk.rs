@@ -345,6 +345,7 @@ impl DiskRules {
             severity,
             message,
             value: eta,
+            started_at: None,
         }
     }
 
@@ -376,6 +377,7 @@ impl DiskRules {
                 fs.inodes_avail, fs.inodes_total
             ),
             value: Some(fs.inodes_avail),
+            started_at: None,
         })
     }
 }

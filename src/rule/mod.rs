@@ -24,6 +24,9 @@ pub struct Condition {
     pub message: String,
     /// The number the rule looked at (for `disk_full`: seconds until full).
     pub value: Option<f64>,
+    /// Unix seconds when the condition began, when its source knows (Alertmanager's
+    /// `startsAt`); `None` means when lookout sees it.
+    pub started_at: Option<f64>,
 }
 
 impl Condition {
@@ -40,7 +43,14 @@ impl Condition {
             severity: Some(severity),
             message: message.into(),
             value: None,
+            started_at: None,
         }
+    }
+
+    /// The same condition, known to have begun at `started_at` (unix seconds).
+    pub fn since(mut self, started_at: Option<f64>) -> Self {
+        self.started_at = started_at;
+        self
     }
 
     /// A condition that does not hold.
@@ -51,6 +61,7 @@ impl Condition {
             severity: None,
             message: message.into(),
             value: None,
+            started_at: None,
         }
     }
 }

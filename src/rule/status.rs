@@ -20,5 +20,6 @@ pub fn evaluate(obs: &Observation, unknown_severity: Severity) -> Condition {
         severity,
         message: obs.message.clone(),
         value: None,
+        started_at: None,
     }
 }

@@ -313,6 +313,7 @@ impl PgRules {
             severity,
             message,
             value: retained,
+            started_at: None,
         }
     }
 }
@@ -520,6 +521,7 @@ impl RuleSet for PgRules {
                     format_duration(p.heartbeat_critical)
                 ),
                 value: Some(age),
+                started_at: None,
             };
             let writer = obs
                 .samples
