@@ -13,6 +13,7 @@ pub mod intake;
 pub mod notifiers;
 pub mod paging;
 mod parse;
+pub mod paths;
 mod probes;
 mod validate;
 pub mod values;

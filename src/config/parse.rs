@@ -28,13 +28,14 @@ const SECTIONS: &[&str] = &[
 /// Parses configuration text; problems go to `errors`, the result holds what parsed.
 pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
     let mut config = Config::default();
-    let (doc, syntax) = DeTable::parse_recoverable(src);
+    let (mut doc, syntax) = DeTable::parse_recoverable(src);
     if !syntax.is_empty() {
         for e in &syntax {
             errors.push_toml(e, None, 0..0, &[]);
         }
         return config;
     }
+    super::paths::expand(doc.get_mut(), errors);
     for (key, value) in doc.into_inner() {
         let span = key.span();
         config

@@ -8,6 +8,7 @@ mod internal;
 pub mod liveness;
 pub mod paging;
 pub mod scheduler;
+mod systemd;
 
 use crate::alert::Engine;
 use crate::config::{self, Config, Secret};
@@ -154,7 +155,10 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     internal::announce_notifiers(&core);
     let lint_core = core.clone();
     tokio::spawn(async move { internal::lint_network(&lint_core).await });
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    systemd::ready(&format!(
+        "watching {} probes, API on {bound}",
+        config.probes.len()
+    ));
 
     let signal_name = loop {
         tokio::select! {
@@ -168,7 +172,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         }
     };
     tracing::info!("stopping");
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    systemd::stopping();
     scheduler.stop();
     core.note("daemon_stopped", format!("lookout stopped ({signal_name})"));
     let _ = stop_tx.send(true);
@@ -417,6 +421,7 @@ fn reload(
     feedback: &UnboundedSender<ChannelHealth>,
 ) -> Scheduler {
     tracing::info!("SIGHUP: reloading the configuration");
+    systemd::reloading();
     let result = config::load(path)
         .map_err(|e| e.to_string())
         .and_then(|config| {
@@ -435,19 +440,19 @@ fn reload(
             let s = start_scheduler(core, &config).expect("scheduler start cannot fail");
             core.set_internal(internal::config_condition(None));
             internal::announce_notifiers(core);
-            core.note(
-                "config_reloaded",
-                format!(
-                    "configuration reloaded from {} ({} probes)",
-                    config.origin(),
-                    config.probes.len()
-                ),
+            let status = format!(
+                "configuration reloaded from {} ({} probes)",
+                config.origin(),
+                config.probes.len()
             );
+            systemd::reloaded(Ok(&status));
+            core.note("config_reloaded", status);
             s
         }
         Err(errors) => {
             tracing::error!("the new configuration is invalid; keeping the old one:\n{errors}");
             core.set_internal(internal::config_condition(Some(&errors)));
+            systemd::reloaded(Err(&errors));
             scheduler
         }
     }
