@@ -1,5 +1,6 @@
 //! The HTTP API (`/api/v1`), `/metrics`, `/healthz` and the status page.
 
+mod ack_link;
 mod intake;
 mod metrics;
 mod page;
@@ -47,6 +48,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/api/v1/alerts/{id}/ack", post(ack))
         .route("/api/v1/timeline", get(timeline))
         .route("/api/v1/forecast", get(forecast))
+        .merge(ack_link::routes())
         .merge(intake::routes())
         .merge(paging::routes())
         .fallback(not_found)
@@ -73,12 +75,14 @@ async fn json_errors(res: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
-    let is_json = res
+    // JSON errors stay as they are, and so do the HTML pages written for a person (the
+    // acknowledgement links' 403 and 404 pages).
+    let keep = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if keep {
         return res;
     }
     let (mut parts, body) = res.into_parts();

@@ -7,7 +7,8 @@ use axum::extract::State;
 use std::fmt::Write;
 use std::sync::Arc;
 
-fn esc(s: &str) -> String {
+/// `s` escaped for HTML text and attribute values.
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -39,13 +40,13 @@ pub async fn index(State(core): State<Arc<Core>>) -> Html<String> {
                 .unwrap_or_default();
             let _ = write!(
                 h,
-                "<tr><td class={sev}>{sev}</td><td>{}</td><td>{} on {}</td><td>{}</td><td><pre>{}</pre></td><td><code>{}</code></td></tr>",
+                "<tr id=\"alert-{id}\"><td class={sev}>{sev}</td><td>{}</td><td>{} on {}</td><td>{}</td><td><pre>{}</pre></td><td><code>{id}</code></td></tr>",
                 a.state.as_str(),
                 esc(&a.rule),
                 esc(&a.probe),
                 since,
                 esc(&a.message),
-                a.id,
+                id = esc(&a.id),
                 sev = a.severity.as_str()
             );
         }

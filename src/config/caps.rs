@@ -21,6 +21,7 @@ pub fn warnings(config: &Config, path: &Path, src: &str) -> Vec<ConfigError> {
         probe(p, src, &mut out);
     }
     store(config, src, &mut out);
+    ack_links(config, src, &mut out);
     out.into_sorted()
 }
 
@@ -212,6 +213,30 @@ fn postgres(
     }
 }
 
+/// Pages carry acknowledgement links; without `[api] public_url` they point at the listen
+/// address, which the daemon uses instead and which works only on this host.
+fn ack_links(config: &Config, src: &str, out: &mut Collector<'_>) {
+    let api = &config.api;
+    if config.notifiers.is_empty() || !api.ack_links || api.public_url.is_some() {
+        return;
+    }
+    let listen = api
+        .listen
+        .parse()
+        .map(crate::notify::ack_link::local_base)
+        .unwrap_or_else(|_| format!("http://{}", api.listen));
+    let start = config.section_spans.get("api").map(|s| s.start);
+    let at = start.and_then(|s| key_span(src, s, "listen").or(Some(s..s)));
+    out.push(
+        at.or(Some(0..0)),
+        Some("[api]"),
+        format!(
+            "no public_url: acknowledgement links in pages will point at {listen} (the listen address) and will only work on this host"
+        ),
+        Some("set `public_url` under [api] to the URL people reach lookout at (e.g. through a reverse proxy), or `ack_links = false`".into()),
+    );
+}
+
 fn store(config: &Config, src: &str, out: &mut Collector<'_>) {
     let start = config.section_spans.get("store").map(|s| s.start);
     let at = |key: &str| start.and_then(|s| key_span(src, s, key).or(Some(s..s)));
@@ -339,6 +364,28 @@ mod tests {
         let w = warn(src);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].starts_with("t.toml:8:3: warning: probe \"pg\": statement_timeout 30s is longer than a run may take (the timeout 10s less a margin): each step is cut at 9s 500ms (the server's statement_timeout stays as written)"), "{w:?}");
+    }
+
+    #[test]
+    fn pages_without_a_public_url_warn_that_links_work_only_here() {
+        let hook = "[[notifier]]\nid = \"n\"\nkind = \"webhook\"\nurl = \"https://h/x\"\n";
+        assert_eq!(
+            warn(&format!("[api]\nlisten = \"0.0.0.0:9330\"\n{hook}")),
+            [
+                "t.toml:2:1: warning: [api]: no public_url: acknowledgement links in pages will point at http://127.0.0.1:9330 (the listen address) and will only work on this host\n  hint: set `public_url` under [api] to the URL people reach lookout at (e.g. through a reverse proxy), or `ack_links = false`"
+            ]
+        );
+        let w = warn(hook);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("http://127.0.0.1:9330"), "{w:?}");
+        assert!(
+            warn(&format!(
+                "[api]\npublic_url = \"https://l.example\"\n{hook}"
+            ))
+            .is_empty()
+        );
+        assert!(warn(&format!("[api]\nack_links = false\n{hook}")).is_empty());
+        assert!(warn("").is_empty(), "no notifier, no pages, no links");
     }
 
     #[test]

@@ -103,7 +103,18 @@ pub struct ApiConfig {
     pub token: Option<Secret>,
     /// Read the bearer token from this file instead.
     pub token_file: Option<PathBuf>,
+    /// The URL people reach this API at (`https://lookout.example.org`, or with a path behind
+    /// a reverse proxy); acknowledgement links in pages start with it. Default: the listen
+    /// address, which works only on this host (`config check` warns).
+    pub public_url: Option<String>,
+    /// Put a signed acknowledgement link in every page of a firing alert. Default true.
+    pub ack_links: bool,
+    /// How long such a link works after the page was sent. Default 24h.
+    pub ack_link_expiry: Dur,
 }
+
+/// The longest `ack_link_expiry` accepted.
+pub const MAX_ACK_LINK_EXPIRY: Dur = Dur::from_secs(30 * 86_400);
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -111,6 +122,9 @@ impl Default for ApiConfig {
             listen: "127.0.0.1:9330".into(),
             token: None,
             token_file: None,
+            public_url: None,
+            ack_links: true,
+            ack_link_expiry: Dur::from_secs(86_400),
         }
     }
 }

@@ -39,6 +39,28 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
             None,
         );
     }
+    if let Some(url) = &config.api.public_url
+        && let Err(why) = check_public_url(url)
+    {
+        errors.push(
+            section("api"),
+            Some("[api]"),
+            format!("public_url {url:?} {why}"),
+            Some(
+                "the URL people open to reach this API, e.g. \"https://lookout.example.org\""
+                    .into(),
+            ),
+        );
+    }
+    let expiry = config.api.ack_link_expiry;
+    if expiry.0.as_secs() < 60 || expiry > super::MAX_ACK_LINK_EXPIRY {
+        errors.push(
+            section("api"),
+            Some("[api]"),
+            format!("ack_link_expiry {expiry} is outside 1m–30d"),
+            Some("set `ack_links = false` to send pages without links".into()),
+        );
+    }
     let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
     for p in &config.probes {
         let component = format!("probe {:?}", p.id);
@@ -201,4 +223,52 @@ fn find_cycle(config: &Config) -> Option<Vec<String>> {
     let mut done = BTreeSet::new();
     deps.keys()
         .find_map(|n| visit(n, &deps, &mut Vec::new(), &mut done))
+}
+
+/// Why `[api] public_url` cannot start a link, if it cannot.
+fn check_public_url(url: &str) -> Result<(), &'static str> {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return Err("must start with http:// or https://");
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("has no host");
+    }
+    if !url.bytes().all(|b| b.is_ascii_graphic()) || url.contains(['<', '>', '"', '|', '\\']) {
+        return Err("must be plain ASCII without spaces, quotes, <, >, | or \\");
+    }
+    if url.contains(['?', '#']) {
+        return Err("must not have a query or fragment (links add their own path)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod public_url_tests {
+    use super::check_public_url;
+
+    #[test]
+    fn public_urls() {
+        for ok in [
+            "https://lookout.example.org",
+            "http://10.0.0.5:9330/",
+            "https://ops.example.org/lookout",
+        ] {
+            assert_eq!(check_public_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "lookout.example.org",
+            "https://",
+            "https:///x",
+            "https://a b",
+            "https://exämple.org",
+            "https://x/?a=1",
+            "https://x/#alert",
+            "https://x/<y>",
+        ] {
+            assert!(check_public_url(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -6,6 +6,7 @@ use crate::alert::{Alert, AlertEvent, AlertEventKind, Engine};
 use crate::config::{HeartbeatConfig, IntakeConfig, Secret};
 use crate::model::Moment;
 use crate::model::{Observation, format_duration};
+use crate::notify::ack_link::AckLinks;
 use crate::notify::dispatch::Dispatcher;
 use crate::rule::Condition;
 use crate::rule::heartbeat::{self, HeartbeatSpec, Heartbeats};
@@ -94,6 +95,8 @@ pub struct Core {
     intake_tokens: RwLock<IntakeTokens>,
     /// Escalations, silences and maintenance windows.
     pub(super) paging: super::paging::PagingState,
+    /// How acknowledgement links are made and checked; `None` while they are turned off.
+    ack_links: RwLock<Option<Arc<AckLinks>>>,
 }
 
 /// The bearer tokens and settings of the intake endpoints, replaced on reload.
@@ -134,7 +137,18 @@ impl Core {
             heartbeats: Mutex::default(),
             intake_tokens: RwLock::default(),
             paging: Default::default(),
+            ack_links: RwLock::default(),
         }
+    }
+
+    /// Sets how acknowledgement links are made and checked (start and reload).
+    pub fn set_ack_links(&self, links: Option<Arc<AckLinks>>) {
+        *self.ack_links.write().expect("ack links lock") = links;
+    }
+
+    /// How acknowledgement links are made and checked, while they are on.
+    pub fn ack_links(&self) -> Option<Arc<AckLinks>> {
+        self.ack_links.read().expect("ack links lock").clone()
     }
 
     /// Applies `[intake]` and `[[heartbeat]]` of a (re)loaded configuration.

@@ -12,6 +12,7 @@ mod systemd;
 
 use crate::alert::Engine;
 use crate::config::{self, Config, Secret};
+use crate::notify::ack_link::{AckLinks, LinkKey};
 use crate::notify::dispatch::{ChannelHealth, Dispatcher, Target};
 use crate::store::writer::{self, StoreHandle};
 use anyhow::{Context, Result};
@@ -102,8 +103,11 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let previous_run = liveness::previous_run(&state_dir);
     let (store, restored) = open_store(&state_dir, &config);
     let token = api_token(&config, &state_dir)?;
+    let link_key = LinkKey::load_or_create(&state_dir)?;
+    let links = ack_links(&config, &link_key, addr);
     let (feedback_tx, feedback_rx) = tokio::sync::mpsc::unbounded_channel();
-    let dispatcher = build_dispatcher(&config, &store, feedback_tx.clone())?;
+    let dispatcher =
+        build_dispatcher(&config, &store, feedback_tx.clone())?.with_ack_links(links.clone());
     let mut engine = Engine::new();
     engine.add_source(crate::rule::alertmanager::SOURCE);
     engine.add_source(crate::rule::heartbeat::SOURCE);
@@ -115,6 +119,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         state_dir.clone(),
         token,
     ));
+    core.set_ack_links(links);
     // Without the store's word, number on from this moment in milliseconds: above any
     // earlier run's numbers (which count entries) unless the clock was far behind.
     core.set_timeline_seq(
@@ -140,6 +145,12 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (is another lookout running? use --listen to pick another address)"))?;
     let bound = listener.local_addr()?;
+    if bound != addr {
+        // Port 0 asked for any port: links point at the one the API got.
+        let links = ack_links(&config, &link_key, bound);
+        core.set_dispatcher(core.dispatcher().with_ack_links(links.clone()));
+        core.set_ack_links(links);
+    }
     // Only a run that got this far can die uncleanly; a failed start leaves no marker.
     liveness::mark_running(&state_dir, clock.now().wall);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -165,7 +176,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
             _ = hup.recv() => {
-                scheduler = reload(&core, config_path_for_reload.as_deref(), scheduler, &feedback_tx);
+                scheduler = reload(&core, config_path_for_reload.as_deref(), scheduler, &feedback_tx, &link_key, bound);
                 listeners.iter().for_each(|l| l.abort());
                 listeners = start_ack_listeners(&core, &ack_tx);
             }
@@ -329,6 +340,24 @@ async fn apply_acks(
     }
 }
 
+/// How pages get their acknowledgement links under `config` (`None` with `ack_links = false`):
+/// under `[api] public_url`, else under the address the API listens on.
+fn ack_links(config: &Config, key: &LinkKey, listen: SocketAddr) -> Option<Arc<AckLinks>> {
+    if !config.api.ack_links {
+        return None;
+    }
+    let base = config
+        .api
+        .public_url
+        .clone()
+        .unwrap_or_else(|| crate::notify::ack_link::local_base(listen));
+    Some(Arc::new(AckLinks::new(
+        key.clone(),
+        &base,
+        config.api.ack_link_expiry.0.as_secs(),
+    )))
+}
+
 fn build_dispatcher(
     config: &Config,
     store: &StoreHandle,
@@ -419,6 +448,8 @@ fn reload(
     path: Option<&Path>,
     scheduler: Scheduler,
     feedback: &UnboundedSender<ChannelHealth>,
+    link_key: &LinkKey,
+    bound: SocketAddr,
 ) -> Scheduler {
     tracing::info!("SIGHUP: reloading the configuration");
     systemd::reloading();
@@ -433,7 +464,9 @@ fn reload(
         Ok((config, dispatcher)) => {
             log_config_warnings(&config);
             scheduler.stop();
-            core.set_dispatcher(dispatcher);
+            let links = ack_links(&config, link_key, bound);
+            core.set_dispatcher(dispatcher.with_ack_links(links.clone()));
+            core.set_ack_links(links);
             apply_probes(core, &config, &core.state_dir);
             core.set_intake(&config.intake, &config.heartbeats);
             core.set_paging(&config);

@@ -1,6 +1,7 @@
 //! Delivers alert events to every notifier that wants them: retries with backoff, a persisted
 //! notification log with stable dedup keys, and feedback about failing channels.
 
+use super::ack_link::{AckLink, AckLinks};
 use super::{Notification, Notifier, Outcome};
 use crate::alert::{AlertEvent, INTERNAL_PROBE};
 use crate::config::NotifierConfig;
@@ -78,6 +79,8 @@ pub struct Dispatcher {
     /// Delivery counters.
     pub counters: Arc<DeliveryCounters>,
     base_backoff: Duration,
+    /// Makes the acknowledgement link of each page of a firing alert; `None`: pages carry none.
+    links: Option<Arc<AckLinks>>,
 }
 
 impl Dispatcher {
@@ -94,7 +97,22 @@ impl Dispatcher {
             sent: Arc::default(),
             counters: Arc::default(),
             base_backoff: Duration::from_secs(1),
+            links: None,
         }
+    }
+
+    /// Gives every page of a firing alert an acknowledgement link made by `links`.
+    pub fn with_ack_links(mut self, links: Option<Arc<AckLinks>>) -> Dispatcher {
+        self.links = links;
+        self
+    }
+
+    /// The link for a page of an alert that fired (an escalation's page may carry a snapshot
+    /// taken before an acknowledgement expired, so the state is not asked), when links are on.
+    fn ack_link(&self, alert: &crate::alert::Alert) -> Option<AckLink> {
+        let links = self.links.as_ref()?;
+        (alert.started_at.is_some() && alert.state != crate::alert::AlertState::Resolved)
+            .then(|| links.link(alert, unix_now()))
     }
 
     /// The configured targets.
@@ -125,7 +143,10 @@ impl Dispatcher {
         if !event.kind.notifies() {
             return;
         }
-        let message = Notification::from_event(event);
+        let mut message = Notification::from_event(event);
+        if matches!(message.event.as_str(), "firing" | "severity_changed") {
+            message.ack_link = self.ack_link(&event.alert);
+        }
         let resolved = matches!(event.kind, crate::alert::AlertEventKind::Resolved);
         // Something went wrong: WARN; it got better or someone answered: INFO. Each delivery's
         // outcome is logged on its own (INFO delivered, WARN retried, ERROR failed).
@@ -225,6 +246,10 @@ impl Dispatcher {
             summary,
             at: crate::model::format_utc(at),
             alert: a.clone(),
+            ack_link: match page.kind {
+                PageKind::Trigger => self.ack_link(a),
+                _ => None,
+            },
         };
         // Sending is routine (the alert itself was logged when it fired); the delivery's
         // outcome says whether it worked.

@@ -1,6 +1,7 @@
 //! Notifiers: one file per channel kind behind the [`Notifier`] trait, and the dispatcher that
 //! delivers alert events with retries and records every delivery.
 
+pub mod ack_link;
 pub mod dispatch;
 pub mod email;
 pub mod exec;
@@ -42,6 +43,10 @@ pub struct Notification {
     pub at: String,
     /// The alert after the event.
     pub alert: Alert,
+    /// A signed link that acknowledges this alert (pages of a firing alert only; see
+    /// [`ack_link`]). Absent on resolutions, acknowledgements and test pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_link: Option<ack_link::AckLink>,
 }
 
 impl Notification {
@@ -68,6 +73,7 @@ impl Notification {
             summary,
             at: format_utc(event.at),
             alert: a.clone(),
+            ack_link: None,
         }
     }
 }

@@ -247,6 +247,17 @@ pub fn header_text(s: &str) -> String {
     }
 }
 
+/// The `Actions` header of a page with an acknowledgement link, in ntfy's JSON form: an `http`
+/// button that POSTs to the link (acknowledging without leaving the notification) and a `view`
+/// button that opens its confirmation page.
+pub fn actions(url: &str) -> String {
+    serde_json::json!([
+        {"action": "http", "label": "Acknowledge", "url": url, "method": "POST", "clear": true},
+        {"action": "view", "label": "Open", "url": url},
+    ])
+    .to_string()
+}
+
 #[async_trait]
 impl Notifier for Ntfy {
     async fn send(&self, message: &Notification) -> Outcome {
@@ -258,11 +269,21 @@ impl Notifier for Ntfy {
             .header("Title", header_text(&message.summary))
             .header("Priority", self.config.priorities.pick(message).to_string())
             .header("Tags", header_text(&tags.join(",")));
+        let link = message
+            .ack_link
+            .as_ref()
+            .filter(|_| super::text::how_to_acknowledge(message).is_some());
         if let Some(click) = &self.config.click {
             req = req.header(
                 "Click",
                 header_text(&click.replace("{id}", &message.alert.id)),
             );
+        } else if let Some(link) = link {
+            // Tapping the notification opens the confirmation page.
+            req = req.header("Click", header_text(&link.url));
+        }
+        if let Some(link) = link {
+            req = req.header("Actions", actions(&link.url));
         }
         if let Some(token) = &self.config.token {
             req = req.bearer_auth(token.expose());
@@ -310,6 +331,22 @@ mod tests {
             bad.unwrap_err()
                 .to_string()
                 .contains("unknown ntfy priority")
+        );
+    }
+
+    #[test]
+    fn actions_are_an_http_post_and_a_view_of_the_link() {
+        let a: serde_json::Value =
+            serde_json::from_str(&actions("https://ops.example/ack/abc.1.2.S-_")).unwrap();
+        assert_eq!(a[0]["action"], "http");
+        assert_eq!(a[0]["method"], "POST");
+        assert_eq!(a[0]["url"], "https://ops.example/ack/abc.1.2.S-_");
+        assert_eq!(a[0]["clear"], true);
+        assert_eq!(a[1]["action"], "view");
+        assert_eq!(a[1]["url"], "https://ops.example/ack/abc.1.2.S-_");
+        assert!(
+            actions("x").starts_with('['),
+            "ntfy reads JSON when it starts with ["
         );
     }
 

@@ -147,6 +147,13 @@ pub fn event_body(n: &Notification, routing_key: &str, source: &str) -> Value {
                 "acknowledge": format!("lookout ack {}", a.id),
             },
         });
+        if let Some(link) = &n.ack_link {
+            body["payload"]["custom_details"]["acknowledge_link"] = json!(link.url);
+            body["payload"]["custom_details"]["acknowledge_link_expires_at"] =
+                json!(link.expires_at);
+            // Shown as a link on the incident.
+            body["links"] = json!([{"href": link.url, "text": "Acknowledge in lookout"}]);
+        }
     }
     body
 }
@@ -239,6 +246,25 @@ mod tests {
             assert_eq!(b["dedup_key"], "0123456789abcdef");
             assert_eq!(b.get("payload").is_some(), action == "trigger");
         }
+    }
+
+    #[test]
+    fn a_trigger_carries_the_acknowledgement_link() {
+        let mut n = sample("firing");
+        n.ack_link = Some(crate::notify::ack_link::AckLink {
+            url: "https://ops.example/ack/x.1.2.S".into(),
+            expires_at: "2023-11-15T22:13:20Z".into(),
+        });
+        let b = event_body(&n, "K", "h");
+        let d = &b["payload"]["custom_details"];
+        assert_eq!(d["acknowledge_link"], "https://ops.example/ack/x.1.2.S");
+        assert_eq!(d["acknowledge_link_expires_at"], "2023-11-15T22:13:20Z");
+        assert_eq!(b["links"][0]["href"], "https://ops.example/ack/x.1.2.S");
+        assert!(
+            event_body(&sample("firing"), "K", "h")
+                .get("links")
+                .is_none()
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `slack` notifier: a Slack-compatible incoming webhook (`{"text": …}`), which Mattermost
 //! and Rocket.Chat accept too.
 
-use super::text::{details, redact};
+use super::text::{details, facts, how_to_acknowledge, redact};
 use super::{Notification, Notifier, Outcome};
 use crate::config::error::Collector;
 use crate::config::values::{Dur, Secret};
@@ -88,7 +88,8 @@ impl Slack {
     }
 }
 
-/// The message text: the summary in bold, then the details in a code block.
+/// The message text: the summary in bold, the acknowledgement link (a page of a firing alert),
+/// then the details in a code block.
 pub fn message_text(n: &Notification) -> String {
     // Slack escapes: &, <, > (mrkdwn control characters); Mattermost renders them as is.
     let esc = |s: &str| {
@@ -96,11 +97,20 @@ pub fn message_text(n: &Notification) -> String {
             .replace('<', "&lt;")
             .replace('>', "&gt;")
     };
-    format!(
-        "*{}*\n```\n{}```",
-        esc(&n.summary),
-        esc(&details(n)).replace("```", "'''")
-    )
+    let block = |s: &str| esc(s).replace("```", "'''");
+    match (&n.ack_link, how_to_acknowledge(n)) {
+        // `<URL|text>` is a link in Slack; Mattermost and Rocket.Chat translate it too. Outside
+        // the code block, where it can be tapped.
+        (Some(link), Some(_)) => format!(
+            "*{}*\n<{}|Acknowledge> (the link works until {})\n```\n{}Or run: lookout ack {}\n```",
+            esc(&n.summary),
+            esc(&link.url),
+            link.expires_at,
+            block(&facts(n)),
+            n.alert.id
+        ),
+        _ => format!("*{}*\n```\n{}```", esc(&n.summary), block(&details(n))),
+    }
 }
 
 #[async_trait]
@@ -137,5 +147,25 @@ mod tests {
         let mut n = sample("firing");
         n.summary = "a <b> & c".into();
         assert!(message_text(&n).starts_with("*a &lt;b&gt; &amp; c*"));
+    }
+
+    #[test]
+    fn the_link_is_outside_the_code_block() {
+        let mut n = sample("firing");
+        n.ack_link = Some(crate::notify::ack_link::AckLink {
+            url: "https://ops.example/ack/0123456789abcdef.1.2.SIG".into(),
+            expires_at: "2023-11-15T22:13:20Z".into(),
+        });
+        let t = message_text(&n);
+        assert!(
+            t.starts_with(
+                "*[CRITICAL] / is full in 2h | disk_full on root*\n<https://ops.example/ack/0123456789abcdef.1.2.SIG|Acknowledge> (the link works until 2023-11-15T22:13:20Z)\n```\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.ends_with("Or run: lookout ack 0123456789abcdef\n```"),
+            "{t}"
+        );
     }
 }

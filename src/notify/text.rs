@@ -8,6 +8,31 @@ use crate::model::format_utc;
 /// The lines every human-facing message carries: the full message, labels, id, times and how to
 /// acknowledge.
 pub fn details(n: &Notification) -> String {
+    let mut out = facts(n);
+    if let Some(ack) = how_to_acknowledge(n) {
+        out.push_str(&ack);
+    }
+    out
+}
+
+/// How to acknowledge a page of a firing alert: its link (when the page has one) and the
+/// command; `None` for resolutions, acknowledgements and test pages.
+pub fn how_to_acknowledge(n: &Notification) -> Option<String> {
+    if !matches!(n.event.as_str(), "firing" | "severity_changed") {
+        return None;
+    }
+    let id = &n.alert.id;
+    Some(match &n.ack_link {
+        Some(link) => format!(
+            "Acknowledge: {}\n  (opens a confirmation page; the link works until {})\nOr run:      lookout ack {id}\n",
+            link.url, link.expires_at
+        ),
+        None => format!("Acknowledge: lookout ack {id}\n"),
+    })
+}
+
+/// [`details`] without how to acknowledge: the message, labels, id and times.
+pub fn facts(n: &Notification) -> String {
     let a = &n.alert;
     let mut out = String::new();
     let message = a.message.trim();
@@ -33,9 +58,6 @@ pub fn details(n: &Notification) -> String {
     }
     out.push_str(&format!("Event at: {}\n", n.at));
     out.push_str(&format!("Alert id: {}\n", a.id));
-    if matches!(n.event.as_str(), "firing" | "severity_changed") {
-        out.push_str(&format!("Acknowledge: lookout ack {}\n", a.id));
-    }
     out
 }
 
@@ -119,6 +141,7 @@ pub(crate) mod tests {
             summary: "[CRITICAL] / is full in 2h | disk_full on root".into(),
             at: "2023-11-14T22:13:20Z".into(),
             alert,
+            ack_link: None,
         }
     }
 
@@ -151,6 +174,27 @@ pub(crate) mod tests {
                 "Evidence: stale since 2023-11-14T22:13:20Z: 127.0.0.1:5432: connection refused"
             ),
             "{d}"
+        );
+    }
+
+    #[test]
+    fn a_page_with_a_link_offers_it_before_the_command() {
+        let mut n = sample("firing");
+        n.ack_link = Some(crate::notify::ack_link::AckLink {
+            url: "https://ops.example/ack/0123456789abcdef.1.2.SIG".into(),
+            expires_at: "2023-11-15T22:13:20Z".into(),
+        });
+        let d = details(&n);
+        assert!(
+            d.ends_with(
+                "Acknowledge: https://ops.example/ack/0123456789abcdef.1.2.SIG\n  (opens a confirmation page; the link works until 2023-11-15T22:13:20Z)\nOr run:      lookout ack 0123456789abcdef\n"
+            ),
+            "{d}"
+        );
+        n.event = "resolved".into();
+        assert!(
+            !details(&n).contains("/ack/"),
+            "a resolution offers no link"
         );
     }
 

@@ -116,6 +116,9 @@ fn validate(
             {
                 return Err(format!("bad Priority {p}"));
             }
+            if let Some(a) = headers.get("actions") {
+                ntfy_actions(a)?;
+            }
             Ok(Value::Null)
         }
         Contract::Slack => {
@@ -135,6 +138,63 @@ fn validate(
             Ok(v)
         }
     }
+}
+
+/// Checks an ntfy `Actions` header as ntfy's server does (`server/actions.go`): the JSON form
+/// (it starts with `[`) or the simple one; at most 3 actions, each `view`, `http` or
+/// `broadcast` with a label, a URL for `view` and `http`, no body on an `http` GET or HEAD.
+fn ntfy_actions(header: &str) -> Result<(), String> {
+    let h = header.trim();
+    let actions: Vec<Value> = if h.starts_with('[') {
+        serde_json::from_str(h).map_err(|e| format!("Actions is not JSON: {e}"))?
+    } else {
+        h.split(';')
+            .map(|a| {
+                let parts: Vec<&str> = a.split(',').map(str::trim).collect();
+                let mut v =
+                    json!({"action": parts[0], "label": parts.get(1).copied().unwrap_or("")});
+                for (i, p) in parts.iter().enumerate().skip(2) {
+                    match p.split_once('=') {
+                        Some((k, val)) if !k.contains("//") => v[k] = json!(val),
+                        _ if i == 2 => v["url"] = json!(p),
+                        _ => v["bad"] = json!(p),
+                    }
+                }
+                v
+            })
+            .collect()
+    };
+    if actions.len() > 3 {
+        return Err("only 3 actions allowed".into());
+    }
+    for a in &actions {
+        let kind = a["action"].as_str().unwrap_or("").to_lowercase();
+        if !["view", "http", "broadcast"].contains(&kind.as_str()) {
+            return Err(format!("action {kind:?} unknown"));
+        }
+        if a["label"].as_str().is_none_or(str::is_empty) {
+            return Err("parameter 'label' is required".into());
+        }
+        if kind != "broadcast" && a["url"].as_str().is_none_or(str::is_empty) {
+            return Err(format!("parameter 'url' is required for action '{kind}'"));
+        }
+        let method = a["method"].as_str().unwrap_or("POST").to_uppercase();
+        if kind == "http"
+            && ["GET", "HEAD"].contains(&method.as_str())
+            && a["body"].as_str().is_some_and(|b| !b.is_empty())
+        {
+            return Err(format!(
+                "parameter 'body' cannot be set if method is {method}"
+            ));
+        }
+        if !a["clear"].is_null() && !a["clear"].is_boolean() && a["clear"].as_str().is_none() {
+            return Err("clear must be a boolean".into());
+        }
+        if a.get("bad").is_some() {
+            return Err(format!("term {} unknown", a["bad"]));
+        }
+    }
+    Ok(())
 }
 
 fn answer(contract: Contract, status: u16, v: &Value, path: &str, body: &str) -> (u16, String) {
