@@ -140,7 +140,10 @@ fn the_good_tree_is_clean_and_exits_0() {
     .map(|p| root.join(p))
     .collect();
     let (code, lines) = lint(&args);
-    assert_eq!(lines, Vec::<String>::new());
+    assert_eq!(
+        lines,
+        vec!["ok: no findings in the 4 paths given".to_string()]
+    );
     assert_eq!(code, 0);
 }
 
@@ -148,8 +151,34 @@ fn the_good_tree_is_clean_and_exits_0() {
 fn the_same_dispatcher_script_made_executable_is_clean() {
     // The finding was the mode, not the content: `ip` is on the dispatcher's PATH.
     let (_tmp, root) = tree("bad", &[("NetworkManager/dispatcher.d/50-routes", 0o755)]);
-    let (code, lines) = lint(&[root.join("NetworkManager/dispatcher.d")]);
-    assert_eq!((code, lines), (0, vec![]));
+    let dir = root.join("NetworkManager/dispatcher.d");
+    let (code, lines) = lint(std::slice::from_ref(&dir));
+    assert_eq!(
+        (code, lines),
+        (0, vec![format!("ok: no findings in {}", dir.display())])
+    );
+}
+
+#[test]
+fn a_missing_file_is_named_as_unreadable_not_as_a_finding_at_line_0() {
+    // Issue 10, trap 10: `lint net /nonexistent` printed `/nonexistent:0: …`.
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nonexistent");
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(lookout_bin())
+        .args(["lint", "net"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(
+        stderr.starts_with(&format!("lookout: cannot read {}: ", missing.display()))
+            && stderr.contains("No such file"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -172,3 +172,62 @@ layers = [{{ rotation = ["alice"], start = "2099-01-01T00:00", every = "1d" }}]
         "{stderr}"
     );
 }
+
+#[test]
+fn the_test_page_is_critical_by_default_so_ntfy_sends_it_at_priority_5() {
+    // Issue 10, trap 10: the test page went out as info (ntfy priority 3), which proves
+    // nothing about a phone breaking through do-not-disturb.
+    use kit::fake::{Contract, Fake};
+    let work = tempfile::tempdir().unwrap();
+    let ntfy = Fake::start(Contract::Ntfy);
+    let pd = Fake::start(Contract::PagerDuty);
+    let cfg = write_file(
+        work.path(),
+        "lookout.toml",
+        &format!(
+            r#"
+[[notifier]]
+id = "phone"
+kind = "ntfy"
+server = "{}"
+topic = "oncall"
+
+[[notifier]]
+id = "pager"
+kind = "pagerduty"
+routing_key = "R0UT1NGKEY000000000000000000000A"
+url = "{}"
+"#,
+            ntfy.url(),
+            pd.url()
+        ),
+    );
+    let run = |args: &[&str]| {
+        std::process::Command::new(lookout_bin())
+            .arg("--config")
+            .arg(&cfg)
+            .args(["notify", "test"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["all"]);
+    assert!(out.status.success(), "{out:?}");
+    let sent = ntfy.all();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].header("priority"), Some("5"), "{:?}", sent[0]);
+    assert_eq!(pd.all()[0].json["payload"]["severity"], "critical");
+
+    let out = run(&["phone", "--severity", "warning"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(ntfy.all()[1].header("priority"), Some("4"));
+
+    let out = run(&["phone", "--severity", "loud"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("use critical, warning or info"),
+        "{out:?}"
+    );
+    ntfy.assert_contract_kept();
+    pd.assert_contract_kept();
+}

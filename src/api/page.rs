@@ -21,27 +21,42 @@ pub async fn index(State(core): State<Arc<Core>>) -> Html<String> {
     let mut h = String::from(
         "<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=10><title>lookout</title>\
          <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}\
-         .ok{color:#070}.warning{color:#a60}.critical{color:#c00;font-weight:bold}.unknown{color:#666}pre{margin:0;white-space:pre-wrap}</style></head><body><h1>lookout</h1>",
+         .ok{color:#070}.warning{color:#a60}.critical{color:#c00;font-weight:bold}.unknown{color:#666}pre{margin:0;white-space:pre-wrap}tr.silenced td{color:#777;background:#f3f3f3}tr.silenced td.critical,tr.silenced td.warning{font-weight:normal;text-decoration:line-through}</style></head><body><h1>lookout</h1>",
     );
     let alerts: Vec<_> = core
         .alerts()
         .into_iter()
         .filter(|a| a.state.is_open())
         .collect();
+    let muted: Vec<Option<String>> = alerts.iter().map(|a| core.muted_by(a, now)).collect();
+    let silenced = muted.iter().filter(|m| m.is_some()).count();
     let _ = write!(h, "<h2>Alerts ({})</h2>", alerts.len());
+    if silenced > 0 {
+        let _ = write!(
+            h,
+            "<p>{silenced} of them silenced: shown greyed, nobody is paged for them.</p>"
+        );
+    }
     if alerts.is_empty() {
         h.push_str("<p class=ok>No open alerts.</p>");
     } else {
         h.push_str("<table><tr><th>severity</th><th>state</th><th>alert</th><th>since</th><th>message</th><th>id</th></tr>");
-        for a in &alerts {
+        for (a, muted) in alerts.iter().zip(&muted) {
             let since = a
                 .started_at
                 .map(|s| format!("{} ({} ago)", format_utc(s), format_duration(now - s)))
                 .unwrap_or_default();
+            let (row, state, note) = match muted {
+                Some(by) => (
+                    " class=silenced",
+                    format!("{}, silenced", a.state.as_str()),
+                    format!("<p><b>silenced</b> ({}): nobody is paged</p>", esc(by)),
+                ),
+                None => ("", a.state.as_str().to_string(), String::new()),
+            };
             let _ = write!(
                 h,
-                "<tr id=\"alert-{id}\"><td class={sev}>{sev}</td><td>{}</td><td>{} on {}</td><td>{}</td><td><pre>{}</pre></td><td><code>{id}</code></td></tr>",
-                a.state.as_str(),
+                "<tr id=\"alert-{id}\"{row}><td class={sev}>{sev}</td><td>{state}</td><td>{} on {}</td><td>{}</td><td>{note}<pre>{}</pre></td><td><code>{id}</code></td></tr>",
                 esc(&a.rule),
                 esc(&a.probe),
                 since,

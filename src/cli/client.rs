@@ -2,114 +2,100 @@
 
 use super::Command;
 use super::output::table;
+use super::target::Target;
 use crate::alert::Alert;
 use crate::api::ForecastRow;
-use crate::config::{Config, Secret};
+use crate::config::Secret;
 use crate::model::{format_bytes, format_duration, format_utc};
 use crate::store::TimelineEntry;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// An API client with a 10 s deadline per request.
 pub struct Client {
-    base: String,
-    token: Option<Secret>,
+    target: Target,
     http: reqwest::Client,
 }
 
 impl Client {
-    /// A client for the daemon the configuration describes (or `--api`).
-    pub fn new(config: &Config, api: Option<&str>, state_dir: Option<&Path>) -> Result<Client> {
-        let base = match api {
-            Some(api) => api_base(api)?,
-            None => format!("http://{}", config.api.listen),
-        };
-        let dir = crate::daemon::state_dir(state_dir, config);
-        let token = config
-            .api
-            .token
-            .clone()
-            .or_else(|| Secret::from_file(&dir.join("api-token")).ok());
+    /// A client for the daemon `target` names.
+    pub fn new(target: Target) -> Result<Client> {
         Ok(Client {
-            base,
-            token,
+            target,
             http: crate::http::client(Duration::from_secs(10))?,
         })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.target.base)
     }
 
     pub(super) async fn get(&self, path: &str) -> Result<Value> {
         let resp = self
             .http
-            .get(format!("{}{path}", self.base))
+            .get(self.url(path))
             .send()
             .await
             .map_err(|e| self.unreachable(&e))?;
-        decode(resp).await
+        self.decode(resp).await
+    }
+
+    /// The bearer token, or the error naming where it was looked for.
+    fn token(&self) -> Result<&Secret> {
+        self.target
+            .token
+            .as_ref()
+            .ok_or_else(|| self.target.no_token())
     }
 
     pub(super) async fn post(&self, path: &str, body: Value) -> Result<Value> {
-        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t.expose());
-        }
-        decode(req.send().await.map_err(|e| self.unreachable(&e))?).await
+        let req = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .bearer_auth(self.token()?.expose());
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        self.decode(resp).await
     }
 
     pub(super) async fn delete(&self, path: &str) -> Result<Value> {
-        let mut req = self.http.delete(format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t.expose());
-        }
-        decode(req.send().await.map_err(|e| self.unreachable(&e))?).await
+        let req = self
+            .http
+            .delete(self.url(path))
+            .bearer_auth(self.token()?.expose());
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        self.decode(resp).await
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> anyhow::Error {
         anyhow::anyhow!(
-            "cannot reach lookout at {} ({}); is `lookout run` running? (--api picks another address)",
-            self.base,
+            "cannot reach lookout at {} (from {}; {}); is `lookout run` running? (--api picks another address)",
+            self.target.base,
+            self.target.base_from,
             crate::http::describe(e)
         )
     }
-}
 
-/// The base URL of `--api`: `host:port` means `http://host:port`; an `http://` or `https://`
-/// URL is taken as given (without a trailing `/`). Anything else is refused with what is wrong.
-fn api_base(api: &str) -> Result<String> {
-    let api = api.trim().trim_end_matches('/');
-    let url = if api.contains("://") {
-        api.to_string()
-    } else {
-        format!("http://{api}")
-    };
-    let parsed = reqwest::Url::parse(&url).map_err(|e| {
-        anyhow::anyhow!("--api {api:?} is not an address ({e}): give host:port or http://host:port")
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        bail!(
-            "--api {api:?} is not an http:// or https:// address: give host:port or http://host:port"
-        );
-    }
-    Ok(url)
-}
-
-async fn decode(resp: reqwest::Response) -> Result<Value> {
-    let status = resp.status();
-    let body: Value = resp
-        .json()
-        .await
-        .context("the API answered something that is not JSON")?;
-    if !status.is_success() {
-        bail!(
-            "{}",
-            body.get("error")
+    async fn decode(&self, resp: reqwest::Response) -> Result<Value> {
+        let status = resp.status();
+        let body: Value = resp
+            .json()
+            .await
+            .context("the API answered something that is not JSON")?;
+        if !status.is_success() {
+            let error = body
+                .get("error")
                 .and_then(Value::as_str)
-                .unwrap_or(status.as_str())
-        );
+                .unwrap_or(status.as_str());
+            if status == reqwest::StatusCode::UNAUTHORIZED {
+                return Err(self.target.refused(&format!("HTTP 401: {error}")));
+            }
+            bail!("{error}");
+        }
+        Ok(body)
     }
-    Ok(body)
 }
 
 /// Runs an API verb.
@@ -153,28 +139,24 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                let alerts: Vec<Alert> = serde_json::from_value(v)?;
-                let rows: Vec<Vec<String>> = alerts
-                    .iter()
-                    .map(|a| {
-                        vec![
-                            a.id.clone(),
-                            severity_cell(a),
-                            match a.stale {
-                                Some(_) => format!("{} (stale)", a.state.as_str()),
-                                None => a.state.as_str().into(),
-                            },
-                            format!("{} on {}", a.rule, a.probe),
-                            crate::api::alert_since(a)
-                                .map(format_utc)
-                                .unwrap_or_default(),
-                            match &a.stale {
-                                Some(st) => format!("({}) {}", st.describe(), a.message),
-                                None => a.message.clone(),
-                            },
-                        ]
-                    })
-                    .collect();
+                let raw: Vec<Value> = serde_json::from_value(v)?;
+                if raw.is_empty() {
+                    println!(
+                        "{}",
+                        if all {
+                            "no alerts (open, or resolved in the last day)"
+                        } else {
+                            "no open alerts"
+                        }
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let mut rows = Vec::new();
+                for r in raw {
+                    let muted = r["silenced_by"].as_str().map(str::to_string);
+                    let a: Alert = serde_json::from_value(r)?;
+                    rows.push(alert_row(&a, muted.as_deref()));
+                }
                 print!(
                     "{}",
                     table(
@@ -224,23 +206,7 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 let rows: Vec<ForecastRowView> = serde_json::from_value(v)?;
-                let body: Vec<Vec<String>> = rows
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.mount.clone(),
-                            format_bytes(r.size_bytes),
-                            format_bytes(r.avail_bytes),
-                            format_bytes(r.reserved_bytes),
-                            r.growth_bytes_per_second
-                                .map(|g| format!("{}/h", format_bytes(g * 3600.0)))
-                                .unwrap_or_else(|| "-".into()),
-                            r.eta_seconds
-                                .map(format_duration)
-                                .unwrap_or_else(|| "-".into()),
-                        ]
-                    })
-                    .collect();
+                let body: Vec<Vec<String>> = rows.iter().map(forecast_row).collect();
                 print!(
                     "{}",
                     table(
@@ -255,6 +221,35 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One row of `lookout alerts`: a silenced alert says so in STATE (`firing, silenced`) and
+/// what silences it first in MESSAGE, so it cannot pass for one that pages.
+fn alert_row(a: &Alert, silenced_by: Option<&str>) -> Vec<String> {
+    let mut state = a.state.as_str().to_string();
+    if a.stale.is_some() {
+        state.push_str(" (stale)");
+    }
+    if silenced_by.is_some() {
+        state.push_str(", silenced");
+    }
+    let mut message = match &a.stale {
+        Some(st) => format!("({}) {}", st.describe(), a.message),
+        None => a.message.clone(),
+    };
+    if let Some(by) = silenced_by {
+        message = format!("[silenced: {by}; nobody is paged] {message}");
+    }
+    vec![
+        a.id.clone(),
+        severity_cell(a),
+        state,
+        format!("{} on {}", a.rule, a.probe),
+        crate::api::alert_since(a)
+            .map(format_utc)
+            .unwrap_or_default(),
+        message,
+    ]
+}
+
 #[derive(serde::Deserialize)]
 struct ForecastRowView {
     mount: String,
@@ -263,6 +258,38 @@ struct ForecastRowView {
     reserved_bytes: f64,
     growth_bytes_per_second: Option<f64>,
     eta_seconds: Option<f64>,
+    #[serde(default)]
+    message: String,
+}
+
+/// One row of `lookout forecast`. SIZE is what users can fill (all blocks less root's
+/// reserve), as in `lookout status` and the `disk_full` alert ("X of SIZE free for users");
+/// RESERVED is shown beside it (docs/forecast.md). Without an ETA, FULL IN says why.
+fn forecast_row(r: &ForecastRowView) -> Vec<String> {
+    vec![
+        r.mount.clone(),
+        format_bytes((r.size_bytes - r.reserved_bytes).max(0.0)),
+        format_bytes(r.avail_bytes),
+        format_bytes(r.reserved_bytes),
+        r.growth_bytes_per_second
+            .map(|g| format!("{}/h", format_bytes(g * 3600.0)))
+            .unwrap_or_else(|| "-".into()),
+        r.eta_seconds
+            .map(format_duration)
+            .unwrap_or_else(|| no_eta_reason(&r.message)),
+    ]
+}
+
+/// Why a filesystem has no ETA, from its line of the probe's message
+/// (`/: 1 GiB of 2 GiB free for users (50.0%), …; not filling; …`): the forecast's words.
+fn no_eta_reason(message: &str) -> String {
+    message
+        .split("; ")
+        .nth(1)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| "- (no forecast reported)".into())
 }
 
 // Keep the API's row type and the view in step at compile time.
@@ -285,19 +312,51 @@ fn severity_cell(a: &Alert) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::api_base;
+    use super::*;
 
     #[test]
-    fn api_base_accepts_host_port_and_urls_and_names_what_is_wrong() {
-        assert_eq!(api_base("127.0.0.1:9330").unwrap(), "http://127.0.0.1:9330");
-        assert_eq!(
-            api_base("https://lookout.example:443/").unwrap(),
-            "https://lookout.example:443"
+    fn forecast_says_why_there_is_no_eta_and_sizes_agree_with_status() {
+        let r = ForecastRowView {
+            mount: "/".into(),
+            size_bytes: 10.0 * 1024.0 * 1024.0 * 1024.0,
+            avail_bytes: 1024.0 * 1024.0 * 1024.0,
+            reserved_bytes: 6.0 * 1024.0 * 1024.0 * 1024.0,
+            growth_bytes_per_second: None,
+            eta_seconds: None,
+            message: "/: 1.0 GiB of 4.0 GiB free for users (25.0%), 6.0 GiB more held back for root; not enough history for a forecast (10s of 30m)".into(),
+        };
+        let row = forecast_row(&r);
+        assert!(
+            r.message.contains(&format!("of {} free", row[1])),
+            "{row:?}"
         );
-        assert_eq!(api_base("http://[::1]:9330").unwrap(), "http://[::1]:9330");
-        let e = api_base("ftp://host:21").unwrap_err().to_string();
-        assert!(e.contains("not an http:// or https:// address"), "{e}");
-        let e = api_base("127.0.0.1:port").unwrap_err().to_string();
-        assert!(e.contains("give host:port"), "{e}");
+        assert_eq!(row[5], "not enough history for a forecast (10s of 30m)");
+        assert_eq!(no_eta_reason(""), "- (no forecast reported)");
+    }
+
+    #[test]
+    fn a_silenced_alert_says_so_in_state_and_message() {
+        let cond = crate::rule::Condition::active(
+            "disk_full",
+            crate::model::Labels::new(),
+            crate::model::Severity::Critical,
+            "full",
+        );
+        let mut a = Alert::new(
+            "db",
+            &cond,
+            crate::model::Moment {
+                mono: 1.0,
+                wall: 1.0,
+            },
+        );
+        a.state = crate::alert::AlertState::Firing;
+        let row = alert_row(&a, Some("silence 0a1b by alice (upgrade)"));
+        assert_eq!(row[2], "firing, silenced");
+        assert!(
+            row[5].starts_with("[silenced: silence 0a1b by alice (upgrade); nobody is paged] full"),
+            "{row:?}"
+        );
+        assert_eq!(alert_row(&a, None)[2], "firing");
     }
 }

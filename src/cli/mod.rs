@@ -6,6 +6,7 @@ mod client;
 mod notify_test;
 mod output;
 mod paging;
+mod target;
 
 use crate::config;
 use anyhow::{Context, Result, bail};
@@ -21,10 +22,13 @@ pub struct Cli {
     /// built-in zero-config profile).
     #[arg(long, global = true, env = "LOOKOUT_CONFIG")]
     pub config: Option<PathBuf>,
-    /// State directory holding the store and the API token (default ./lookout-data).
+    /// State directory holding the store, the lock and the API token (default: the
+    /// configuration's [daemon] state_dir, else /var/lib/lookout when it exists, else
+    /// ./lookout-data).
     #[arg(long, global = true, env = "LOOKOUT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// The running daemon's API, for status/alerts/ack/timeline/forecast (default: from the
+    /// The running daemon's API, for status/alerts/ack/silence/timeline/forecast, as host:port
+    /// or a URL (default: the address the daemon wrote to STATE_DIR/api-address, else the
     /// configuration's [api] listen).
     #[arg(long, global = true, env = "LOOKOUT_API")]
     pub api: Option<String>,
@@ -38,7 +42,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon.
     Run {
-        /// Listen address of the API and status page (overrides [api] listen).
+        /// Listen address of the API and status page, IP:PORT or localhost:PORT (overrides
+        /// [api] listen).
         #[arg(long)]
         listen: Option<String>,
     },
@@ -216,12 +221,18 @@ pub enum LintCommand {
 #[derive(Subcommand, Debug)]
 pub enum NotifyCommand {
     /// Send a real test page through each named notifier (or `all`), person (each of their
-    /// contacts, all at once, with the delay a real page would wait) or schedule (whoever is on
-    /// call now) and report every hop with its latency (exit 1 if any hop failed).
+    /// contacts in order, one right after the other: the delays a real page would wait are
+    /// shown, not waited) or schedule (whoever is on call now) and report every hop with its
+    /// latency (exit 1 if any hop failed).
     Test {
         /// Notifier, person or schedule ids, or `all`.
         #[arg(required = true)]
         targets: Vec<String>,
+        /// The test page's severity: `critical` (the default: what a real page that must wake
+        /// someone gets, e.g. ntfy priority 5, which a phone can let through do-not-disturb),
+        /// `warning` or `info`.
+        #[arg(long, default_value = "critical", value_parser = parse_severity)]
+        severity: crate::model::Severity,
     },
 }
 
@@ -243,6 +254,12 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--severity`: `critical`, `warning` or `info`.
+fn parse_severity(s: &str) -> Result<crate::model::Severity, String> {
+    crate::model::Severity::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a severity: use critical, warning or info"))
 }
 
 fn init_logging(daemon: bool) {
@@ -292,22 +309,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => rules_replay(cli.config.as_deref(), &kind, &input, probe.as_deref(), json),
         Command::Lint {
             command: LintCommand::Net { paths },
-        } => {
-            let findings = crate::lint::net::lint(&paths);
-            for f in &findings {
-                println!("{f}");
-            }
-            Ok(if findings.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        } => Ok(lint_net(&paths)),
         Command::Notify {
-            command: NotifyCommand::Test { targets },
+            command: NotifyCommand::Test { targets, severity },
         } => {
             let config = load_config(cli.config.as_deref())?;
-            runtime()?.block_on(notify_test::run(&config, &targets))
+            runtime()?.block_on(notify_test::run(&config, &targets, severity))
         }
         Command::Oncall { at, schedule, json } => {
             let config = load_config(cli.config.as_deref())?;
@@ -323,10 +330,50 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         cmd => {
-            let config = load_config(cli.config.as_deref())?;
-            let c = client::Client::new(&config, cli.api.as_deref(), cli.state_dir.as_deref())?;
-            runtime()?.block_on(client::run(c, cmd))
+            // A broken configuration must not cost the verbs an incident needs: they use only
+            // the API address and the token (a warning says what was ignored).
+            let known = target::read_known(cli.config.as_deref());
+            let t = target::Target::resolve(&known, cli.api.as_deref(), cli.state_dir.as_deref())?;
+            runtime()?.block_on(client::run(client::Client::new(t)?, cmd))
         }
+    }
+}
+
+/// `lookout lint net`: one line per finding (exit 1), or one `ok` line (exit 0); a path that
+/// cannot be read is an error naming it (exit 2), not a finding.
+fn lint_net(paths: &[PathBuf]) -> ExitCode {
+    let unreadable: Vec<String> = paths
+        .iter()
+        .filter_map(|p| {
+            let read = if p.is_dir() {
+                std::fs::read_dir(p).map(drop)
+            } else {
+                std::fs::File::open(p).map(drop)
+            };
+            read.err()
+                .map(|e| format!("lookout: cannot read {}: {e}", p.display()))
+        })
+        .collect();
+    if !unreadable.is_empty() {
+        for line in unreadable {
+            eprintln!("{line}");
+        }
+        return ExitCode::from(2);
+    }
+    let findings = crate::lint::net::lint(paths);
+    for f in &findings {
+        println!("{f}");
+    }
+    if findings.is_empty() {
+        let what = match paths {
+            [] => "this host's network configuration".to_string(),
+            [one] => one.display().to_string(),
+            many => format!("the {} paths given", many.len()),
+        };
+        println!("ok: no findings in {what}");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -4,8 +4,12 @@
 //!
 //! A target is a notifier id, `all` (every notifier), a person id (each of the person's
 //! contacts in order) or a schedule id (whoever is on call now, then that person's contacts).
-//! A person's contacts are all sent at once: the output shows the delay each would wait in a
-//! real page, but the test does not wait for it.
+//! A person's contacts are sent in order, one right after the other: the output shows the delay
+//! each would wait in a real page, but the test does not wait for it.
+//!
+//! The test page is critical unless `--severity` says otherwise, so it goes out as a real page
+//! that must wake someone would (ntfy priority 5, PagerDuty `critical`): it proves the phone
+//! breaks through do-not-disturb, not only that the channel works.
 
 use crate::alert::{Alert, AlertEvent, AlertEventKind};
 use crate::config::Config;
@@ -38,7 +42,7 @@ struct Plan {
 
 /// Sends one test page to each target and reports every hop; exit 1 if any hop failed or a
 /// schedule has nobody on call.
-pub async fn run(config: &Config, targets: &[String]) -> Result<ExitCode> {
+pub async fn run(config: &Config, targets: &[String], severity: Severity) -> Result<ExitCode> {
     let now = crate::daemon::clock::unix_now();
     let plans = resolve(config, targets, now)?;
     let mut failed = 0;
@@ -50,7 +54,7 @@ pub async fn run(config: &Config, targets: &[String]) -> Result<ExitCode> {
             failed += 1;
         }
         for hop in &plan.hops {
-            if !send(config, hop).await {
+            if !send(config, hop, severity).await {
                 failed += 1;
             }
         }
@@ -63,13 +67,13 @@ pub async fn run(config: &Config, targets: &[String]) -> Result<ExitCode> {
 }
 
 /// Sends the test page through one hop and prints how it went; whether it was delivered.
-async fn send(config: &Config, hop: &Hop) -> bool {
+async fn send(config: &Config, hop: &Hop, severity: Severity) -> bool {
     let n = config
         .notifiers
         .iter()
         .find(|n| n.id == hop.notifier)
         .expect("resolved against the configuration");
-    let mut message = test_message();
+    let mut message = test_message(severity);
     let label = match &hop.contact {
         None => format!("{} ({})", n.id, n.kind.name()),
         Some((person, place, of, delay)) => {
@@ -151,7 +155,7 @@ fn resolve(config: &Config, targets: &[String], now: f64) -> Result<Vec<Plan>> {
             let hops = person_hops(config, &p.id);
             plans.push(Plan {
                 header: Some(format!(
-                    "person {t}: {} contact(s), all sent now (a real page waits each delay)",
+                    "person {t}: {} contact(s), sent in order now (a real page waits each delay)",
                     hops.len()
                 )),
                 hops,
@@ -164,7 +168,7 @@ fn resolve(config: &Config, targets: &[String], now: f64) -> Result<Vec<Plan>> {
                     let hops = person_hops(config, &person);
                     plans.push(Plan {
                         header: Some(format!(
-                            "schedule {t}: {person} is on call now; {} contact(s), all sent now (a real page waits each delay)",
+                            "schedule {t}: {person} is on call now; {} contact(s), sent in order now (a real page waits each delay)",
                             hops.len()
                         )),
                         hops,
@@ -197,8 +201,9 @@ fn resolve(config: &Config, targets: &[String], now: f64) -> Result<Vec<Plan>> {
     Ok(plans)
 }
 
-/// The test page: a real notification with `event = "test"`, severity info, about lookout itself.
-pub fn test_message() -> Notification {
+/// The test page: a real notification with `event = "test"` and this severity, about lookout
+/// itself.
+pub fn test_message(severity: Severity) -> Notification {
     let now = crate::daemon::clock::unix_now();
     let moment = Moment {
         mono: now,
@@ -207,7 +212,7 @@ pub fn test_message() -> Notification {
     let cond = Condition::active(
         "test_page",
         Labels::new(),
-        Severity::Info,
+        severity,
         "this is a test page sent by `lookout notify test`; no action is needed",
     );
     let mut alert = Alert::new(crate::alert::INTERNAL_PROBE, &cond, moment);
@@ -219,7 +224,7 @@ pub fn test_message() -> Notification {
         alert,
     });
     n.event = "test".into();
-    n.summary = format!("[TEST] lookout test page from {}", hostname());
+    n.summary = format!("[TEST] lookout test page ({severity}) from {}", hostname());
     n.dedup_key = format!("test:{}", now as u64);
     n
 }

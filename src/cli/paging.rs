@@ -3,9 +3,11 @@
 use super::SilenceCommand;
 use super::client::Client;
 use super::output::table;
+use crate::alert::Alert;
 use crate::config::Config;
 use crate::escalation::Paging;
 use crate::escalation::schedule::{Schedule, parse_local};
+use crate::escalation::silence::Silence;
 use crate::model::format_utc;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
@@ -53,6 +55,9 @@ pub async fn silence(c: &Client, cmd: SilenceCommand) -> Result<ExitCode> {
                     v["id"].as_str().unwrap_or(""),
                     format_utc(v["ends_at"].as_f64().unwrap_or(0.0))
                 );
+                let silence: Silence = serde_json::from_value(v)?;
+                let alerts: Vec<Alert> = serde_json::from_value(c.get("/api/v1/alerts").await?)?;
+                println!("{}", what_it_silences(&silence, &alerts));
             }
         }
         SilenceCommand::List { json } => {
@@ -93,16 +98,36 @@ pub async fn silence(c: &Client, cmd: SilenceCommand) -> Result<ExitCode> {
             }
         }
         SilenceCommand::Expire { id, by } => {
-            c.delete(&format!(
-                "/api/v1/silences/{}?by={}",
-                url_part(&id),
-                url_part(&who(by))
-            ))
-            .await?;
-            println!("silence {id} expired");
+            let v = c
+                .delete(&format!(
+                    "/api/v1/silences/{}?by={}",
+                    url_part(&id),
+                    url_part(&who(by))
+                ))
+                .await?;
+            println!("silence {} expired", v["id"].as_str().unwrap_or(&id));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which open alerts a new silence covers, in one line: a silence that matches nothing now is
+/// kept (it covers alerts that fire before it ends), but a typo in a matcher should not pass
+/// unnoticed. Pure.
+fn what_it_silences(s: &Silence, alerts: &[Alert]) -> String {
+    let hit: Vec<String> = alerts
+        .iter()
+        .filter(|a| a.state.is_open() && s.silences(a, s.starts_at))
+        .map(|a| format!("{} on {} ({})", a.rule, a.probe, &a.id[..a.id.len().min(8)]))
+        .collect();
+    match hit.len() {
+        0 => format!(
+            "it matches no open alert now (matchers: {}); it will silence matching alerts that fire before it ends",
+            s.matchers.join(" ")
+        ),
+        1 => format!("it silences 1 open alert: {}", hit[0]),
+        n => format!("it silences {n} open alerts: {}", hit.join(", ")),
+    }
 }
 
 /// Prints who is on call in each schedule (or one) at `at` (default now).

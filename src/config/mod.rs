@@ -9,6 +9,7 @@ pub mod caps;
 pub mod deadman;
 pub mod error;
 pub mod intake;
+pub mod listen;
 
 pub mod notifiers;
 pub mod paging;
@@ -74,7 +75,8 @@ pub struct Config {
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonConfig {
-    /// Where the store and the API token live. Default `./lookout-data`; `--state-dir` wins.
+    /// Where the store, the lock and the API token live. Default `/var/lib/lookout` when it
+    /// exists, else `./lookout-data`; `--state-dir` / `LOOKOUT_STATE_DIR` win (docs/cli.md).
     pub state_dir: Option<PathBuf>,
     /// Probes allowed to run at the same time. Default 64 (a stalled probe holds its slot until its timeout).
     pub max_concurrent_probes: usize,
@@ -96,7 +98,7 @@ impl Default for DaemonConfig {
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// Listen address. Default `127.0.0.1:9330`; `--listen` wins.
+    /// Listen address, `IP:PORT` or `localhost:PORT`. Default `127.0.0.1:9330`; `--listen` wins.
     pub listen: String,
     /// Bearer token for mutating endpoints (`${ENV}` allowed). Default: a random token written
     /// to `STATE_DIR/api-token` (mode 0600), which the CLI reads.

@@ -23,11 +23,11 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
             None,
         );
     }
-    if config.api.listen.parse::<std::net::SocketAddr>().is_err() {
+    if let Err(e) = super::listen::parse(&config.api.listen) {
         errors.push(
             section("api"),
             Some("[api]"),
-            format!("listen address {:?} is not IP:PORT", config.api.listen),
+            e,
             Some("e.g. \"127.0.0.1:9330\"".into()),
         );
     }

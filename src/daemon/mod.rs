@@ -7,6 +7,7 @@ mod deadman;
 mod internal;
 pub mod liveness;
 pub mod paging;
+pub mod place;
 pub mod scheduler;
 mod systemd;
 
@@ -38,14 +39,10 @@ pub struct RunOptions {
     pub listen: Option<String>,
 }
 
-/// The default state directory.
-pub const DEFAULT_STATE_DIR: &str = "./lookout-data";
-
-/// The state directory: `--state-dir`, else the config's, else [`DEFAULT_STATE_DIR`].
-pub fn state_dir(opt: Option<&Path>, config: &Config) -> PathBuf {
-    opt.map(Path::to_path_buf)
-        .or_else(|| config.daemon.state_dir.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+/// The state directory: `--state-dir`, else the config's, else `/var/lib/lookout` when it
+/// exists, else `./lookout-data` (see [`place::choose_state_dir`]).
+pub fn state_dir(opt: Option<&Path>, config: &Config) -> place::StateDir {
+    place::choose_state_dir(opt, config.daemon.state_dir.as_deref())
 }
 
 /// The API token: from the configuration, else `STATE_DIR/api-token` (created, mode 0600).
@@ -89,15 +86,16 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let config_path = config::locate(opts.config.as_deref());
     let config = config::load(config_path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     log_config_warnings(&config);
-    let state_dir = state_dir(opts.state_dir.as_deref(), &config);
+    let chosen = state_dir(opts.state_dir.as_deref(), &config);
+    // Before anything reads or writes the state directory: one daemon per directory.
+    let _lock = place::lock_state_dir(&chosen)?;
+    let state_dir = chosen.path.clone();
     let listen = opts
         .listen
         .clone()
         .unwrap_or_else(|| config.api.listen.clone());
-    let addr: SocketAddr = listen
-        .parse()
-        .with_context(|| format!("listen address {listen:?} is not IP:PORT"))?;
-    tracing::info!(config = %config.origin(), state_dir = %state_dir.display(), "starting lookout {}", env!("CARGO_PKG_VERSION"));
+    let addr: SocketAddr = config::listen::parse(&listen).map_err(anyhow::Error::msg)?;
+    tracing::info!(config = %config.origin(), state_dir = %chosen.absolute().display(), "starting lookout {}", env!("CARGO_PKG_VERSION"));
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let previous_run = liveness::previous_run(&state_dir);
@@ -151,6 +149,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         core.set_dispatcher(core.dispatcher().with_ack_links(links.clone()));
         core.set_ack_links(links);
     }
+    place::remember_api_address(&state_dir, bound);
     // Only a run that got this far can die uncleanly; a failed start leaves no marker.
     liveness::mark_running(&state_dir, clock.now().wall);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

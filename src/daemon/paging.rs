@@ -507,15 +507,14 @@ impl Core {
         Ok(s)
     }
 
-    /// Ends a silence now; on the timeline with who did it.
+    /// Ends a silence (id or unique prefix, as for `ack`) now; on the timeline with who did it.
     pub fn expire_silence(&self, id: &str, by: &str) -> Result<Silence, String> {
         let now = self.clock.now();
         let s = {
             let mut list = self.paging.silences.lock().expect("silences lock");
-            let s = list
-                .iter_mut()
-                .find(|s| s.id == id)
-                .ok_or_else(|| format!("no silence with id {id}"))?;
+            let at = silence_by_prefix(&list, id)?;
+            let s = &mut list[at];
+            let id = s.id.clone();
             if !s.active(now.wall) {
                 return Err(format!("silence {id} is not in force"));
             }
@@ -528,7 +527,7 @@ impl Core {
             now,
             "silence_expired",
             Some(by),
-            format!("{by} expired silence {id} ({})", s.matchers.join(", ")),
+            format!("{by} expired silence {} ({})", s.id, s.matchers.join(", ")),
         );
         Ok(s)
     }
@@ -539,5 +538,23 @@ impl Core {
             body: serde_json::to_string(s).unwrap_or_default(),
             ends_at: s.ends_at,
         });
+    }
+}
+
+/// The silence whose id is `id` or, failing that, the only one whose id starts with it.
+fn silence_by_prefix(list: &[Silence], id: &str) -> Result<usize, String> {
+    if let Some(i) = list.iter().position(|s| s.id == id) {
+        return Ok(i);
+    }
+    let found: Vec<usize> = (0..list.len())
+        .filter(|&i| !id.is_empty() && list[i].id.starts_with(id))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(format!("no silence with id {id}")),
+        many => Err(format!(
+            "silence id {id} is ambiguous ({} silences start with it)",
+            many.len()
+        )),
     }
 }
