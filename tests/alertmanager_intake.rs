@@ -7,14 +7,14 @@ mod intake_kit;
 mod kit;
 
 use intake_kit::{Alertmanager, request, request_typed, rfc3339};
-use kit::{Daemon, Sink, write_file};
+use kit::{Daemon, Sink, write_config};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "AMINTAKET0KEN";
 
 fn lookout(sink: &Sink, work: &std::path::Path) -> Daemon {
-    let config = write_file(
+    let config = write_config(
         work,
         "lookout.toml",
         &format!(
@@ -418,7 +418,7 @@ fn usual_severity_names_map_and_show_where_they_came_from() {
     let work = tempfile::tempdir().unwrap();
     // As docs/paging.md sets it up: a route with the default group_wait (0 s for critical,
     // 30 s otherwise).
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

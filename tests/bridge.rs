@@ -20,7 +20,7 @@ mod matrix_kit;
 
 use bridge_kit::proxy::Mode;
 use bridge_kit::{OWNER, PASSWORD, Stack};
-use kit::{Daemon, Received, Sink, write_file};
+use kit::{Daemon, Received, Sink, write_config, write_file};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -164,7 +164,7 @@ fn bridge_probe_sees_each_direction_on_its_own() {
     let work = tempfile::tempdir().unwrap();
 
     // `lookout check --once`: both directions with their latency, and the ping.
-    let once = write_file(
+    let once = write_config(
         work.path(),
         "once.toml",
         &bridge_probe(&stack, work.path(), "once", "lkonce", ""),
@@ -228,7 +228,7 @@ fn bridge_probe_sees_each_direction_on_its_own() {
     // The daemon: Synapse's write path (the `matrix` probe), the IRC server's port, the bridge
     // depending on both.
     let sink = Sink::start();
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

@@ -115,7 +115,7 @@ fn check_once_reports_the_tls_failure_and_joins_with_the_right_ca() {
     let (ircd, tls_port, good, other) = ircd(dir.path());
     let refused = bridge_kit::free_port();
     let check = |id: &str, ca: &Path| -> String {
-        let config = kit::write_file(
+        let config = kit::write_config(
             dir.path(),
             &format!("{id}.toml"),
             &format!(

@@ -2,7 +2,7 @@
 
 mod kit;
 
-use kit::{Daemon, free_port, write_file};
+use kit::{Daemon, free_port, write_config};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -182,9 +182,9 @@ fn check_once_json_lists_each_filesystem_with_space_reserve_and_inodes() {
 fn sighup_with_a_broken_file_keeps_the_old_config_and_warns() {
     let work = tempfile::tempdir().unwrap();
     let good = "[[probe]]\nid = \"root\"\nkind = \"disk\"\nmounts = [\"/\"]\ninterval = \"1s\"\n";
-    let cfg = write_file(work.path(), "lookout.toml", good);
+    let cfg = write_config(work.path(), "lookout.toml", good);
     let d = Daemon::start(&cfg, &work.path().join("state"), work.path());
-    write_file(
+    write_config(
         work.path(),
         "lookout.toml",
         "[[probe]]\nid = \"root\"\nkind = \"disk\"\nintervall = \"1s\"\n",
@@ -237,7 +237,7 @@ fn sighup_with_a_broken_file_keeps_the_old_config_and_warns() {
     let after = root_run_at();
     assert!(after > before, "the old configuration still runs");
     // A fixed file clears the warning.
-    write_file(work.path(), "lookout.toml", good);
+    write_config(work.path(), "lookout.toml", good);
     d.signal(rustix::process::Signal::HUP);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -264,7 +264,7 @@ fn a_pending_alert_shows_since_when_in_the_api_and_the_cli() {
     // Issue 9 item 18: a pending alert has no start yet, and its SINCE column was empty.
     let work = tempfile::tempdir().unwrap();
     // A floor of 100 % is always breached; `for = "1h"` keeps the alert pending.
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         "[[probe]]\nid = \"root\"\nkind = \"disk\"\nmounts = [\"/\"]\ninterval = \"1s\"\nfor = \"1h\"\nwarning_free = \"100%\"\ncritical_free = \"100%\"\n",

@@ -4,7 +4,7 @@
 
 mod kit;
 
-use kit::{Daemon, Sink, free_port, is_event, lookout_bin, write_file};
+use kit::{Daemon, Sink, free_port, is_event, lookout_bin, write_config};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -117,7 +117,7 @@ fn nine_minutes_off_pages_critical_and_back_in_step_resolves() {
     let ntp = SntpServer::start(-540);
     let sink = Sink::start();
     let work = tempfile::tempdir().unwrap();
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(
@@ -163,7 +163,7 @@ fn nine_minutes_off_pages_critical_and_back_in_step_resolves() {
 /// Runs `lookout check --once --json` on a config; returns the exit code, the clock row, and
 /// how long it took.
 fn check_once(work: &Path, toml: &str) -> (i32, Value, Duration) {
-    let config = write_file(work, "check.toml", toml);
+    let config = write_config(work, "check.toml", toml);
     let started = Instant::now();
     let out = Command::new(lookout_bin())
         .args([
@@ -336,7 +336,7 @@ fn a_real_wall_clock_step_of_the_process_is_a_timeline_event() {
     let work = tempfile::tempdir().unwrap();
     let stamp = work.path().join("faketime.rc");
     set_fake_offset(&stamp, "+0");
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         r#"
@@ -427,7 +427,7 @@ fn a_stepped_wall_clock_neither_stretches_durations_nor_reorders_the_timeline() 
     let stamp = work.path().join("faketime.rc");
     set_fake_offset(&stamp, "+0");
     let flag = work.path().join("broken");
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

@@ -5,7 +5,7 @@
 
 mod kit;
 
-use kit::{Daemon, Sink, http_get, is_event, write_file};
+use kit::{Daemon, Sink, http_get, is_event, write_config, write_file};
 use lookout::model::{Labels, Observation, Status};
 use lookout::probe::Probe;
 use lookout::probe::command::{CommandConfig, CommandProbe};
@@ -293,7 +293,7 @@ fn a_critical_plugin_pages_through_the_daemon_and_its_perfdata_is_in_metrics() {
         "check_queue",
         "echo 'QUEUE CRITICAL - 512 messages waiting | depth=512;100;500;0 age=2500ms'\nexit 2",
     );
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

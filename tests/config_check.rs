@@ -124,7 +124,7 @@ fn a_dhcp_lease_path_that_does_not_exist_is_a_warning_at_its_position() {
     let real = tmp.path().join("dhcp");
     std::fs::create_dir(&real).unwrap();
     let typo = tmp.path().join("dhpc");
-    let config = kit::write_file(
+    let config = kit::write_config(
         tmp.path(),
         "lookout.toml",
         &format!(

@@ -5,7 +5,7 @@
 mod kit;
 
 use kit::fake::{ALWAYS_CRITICAL, failing, wait_alert};
-use kit::{Daemon, Sink, lookout_bin, write_file};
+use kit::{Daemon, Sink, lookout_bin, write_config};
 use std::time::{Duration, Instant};
 
 fn pings_within(sink: &Sink, since: Instant) -> usize {
@@ -44,7 +44,7 @@ timeout = "1s"
         monitor = monitor.url,
         fail = fail.url,
     );
-    let cfg = write_file(work.path(), "lookout.toml", &cfg);
+    let cfg = write_config(work.path(), "lookout.toml", &cfg);
     let state = work.path().join("state");
     let d = Daemon::start(&cfg, &state, work.path());
 
@@ -132,7 +132,7 @@ timeout = "1s"
         chat = chat.url,
         monitor = monitor.url,
     );
-    let cfg = write_file(work.path(), "lookout.toml", &cfg);
+    let cfg = write_config(work.path(), "lookout.toml", &cfg);
     let d = Daemon::start(&cfg, &work.path().join("state"), work.path());
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(6));

@@ -4,7 +4,7 @@
 
 mod kit;
 
-use kit::{Daemon, Sink, is_event, write_file};
+use kit::{Daemon, Sink, is_event, write_config};
 use std::time::Duration;
 
 /// The log lines (tracing's format: `TIME LEVEL target: message fields`) that contain `what`.
@@ -24,7 +24,7 @@ fn successful_deliveries_and_resolutions_are_info_failures_warn() {
     let flag = work.path().join("broken");
     std::fs::write(&flag, "").unwrap();
     // A command probe that is critical while the flag file exists.
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

@@ -3,7 +3,7 @@
 
 mod kit;
 
-use kit::{lookout_bin, write_file};
+use kit::{lookout_bin, write_config, write_file};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -59,7 +59,7 @@ fn check(work: &Path, dir: &Path) -> (i32, Value) {
 
 /// Runs `lookout check --once --json` with one dhcp_lease probe with these options.
 fn check_with(work: &Path, options: &str) -> (i32, Value) {
-    let config = write_file(
+    let config = write_config(
         work,
         "lookout.toml",
         &format!("[[probe]]\nid = \"leases\"\nkind = \"dhcp_lease\"\n{options}"),

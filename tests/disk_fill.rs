@@ -4,7 +4,7 @@
 
 mod kit;
 
-use kit::{Daemon, LoopFs, Sink, is_event, write_file};
+use kit::{Daemon, LoopFs, Sink, is_event, write_config};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ fn forecast_pages_before_unprivileged_writes_fail() {
     kit::sh("chown", &["65534:65534", fs.path()]);
     let sink = Sink::start();
     let work = tempfile::tempdir().unwrap();
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(
@@ -155,7 +155,7 @@ fn a_steady_fill_pages_once_and_is_never_called_accelerating() {
     kit::sh("chown", &["65534:65534", fs.path()]);
     let sink = Sink::start();
     let work = tempfile::tempdir().unwrap();
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

@@ -6,7 +6,7 @@ mod kit;
 
 use kit::fake::{ALWAYS_CRITICAL, failing, wait_alert};
 use kit::smtp::Smtp;
-use kit::{Daemon, write_file};
+use kit::{Daemon, write_config};
 use lookout::config::notifiers::NotifierKind;
 use lookout::notify::{Notification, Outcome};
 use std::time::Duration;
@@ -15,7 +15,7 @@ use std::time::Duration;
 fn a_critical_alert_is_mailed_and_a_missing_starttls_fails_clearly() {
     let smtp = Smtp::start();
     let work = tempfile::tempdir().unwrap();
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

@@ -12,7 +12,7 @@ mod matrix_kit;
 
 use escalation_kit::*;
 use kit::fake::{Contract, Fake};
-use kit::{Daemon, Sink, write_file};
+use kit::{Daemon, Sink, write_config};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ fn seed_scenario_escalates_falls_back_survives_kill_and_stops_on_ack() {
         Sink::start(),
         Sink::start(),
     );
-    let config = write_file(
+    let config = write_config(
         dir.path(),
         "lookout.toml",
         &format!(
@@ -392,7 +392,7 @@ fn a_check_mark_on_a_grouped_matrix_page_acknowledges_the_whole_group() {
         dir.path().join("web"),
     );
     let (second, chat) = (Sink::start(), Sink::start());
-    let config = write_file(
+    let config = write_config(
         dir.path(),
         "lookout.toml",
         &format!(

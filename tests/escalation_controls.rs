@@ -6,7 +6,7 @@ mod kit;
 mod matrix_kit; // escalation_kit reads Matrix rooms
 
 use escalation_kit::*;
-use kit::{Daemon, Sink, lookout_bin, write_file};
+use kit::{Daemon, Sink, lookout_bin, write_config};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -211,7 +211,7 @@ fn a_maintenance_window_holds_pages_until_it_closes() {
 #[test]
 fn oncall_shows_who_is_on_call_across_dst() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_file(
+    let config = write_config(
         dir.path(),
         "lookout.toml",
         r#"
@@ -323,7 +323,7 @@ fn group_by_pages_once_and_a_reload_keeps_the_escalation_going() {
     let flag = dir.path().join("flag");
     let (first, second) = (Sink::start(), Sink::start());
     let write = |ack_timeout: &str, step2: &str| {
-        write_file(
+        write_config(
             dir.path(),
             "lookout.toml",
             &format!(

@@ -7,7 +7,7 @@ mod kit;
 mod matrix_kit; // escalation_kit reads Matrix rooms
 
 use escalation_kit::*;
-use kit::{Daemon, Sink, write_file};
+use kit::{Daemon, Sink, write_config};
 use std::time::Duration;
 
 /// One tick of the escalation timer.
@@ -24,7 +24,7 @@ fn steps_and_repeats_arrive_at_their_nominal_times_and_lateness_does_not_grow() 
     let sink = Sink::start();
     // Timeouts that are not multiples of the tick: an escalation that counted each step from
     // the tick that noticed it would fall ~0.15 s further behind at every step.
-    let config = write_file(
+    let config = write_config(
         dir.path(),
         "lookout.toml",
         &format!(
@@ -154,7 +154,7 @@ fn a_failing_channel_is_told_to_the_people_being_paged_not_to_the_next_tier() {
     pd.respond_with(500);
     let (phone, chat, bob) = (Sink::start(), Sink::start(), Sink::start());
     // As docs/paging.md sets it up; `[paging] meta_route` left at its default ("paged").
-    let config = write_file(
+    let config = write_config(
         dir.path(),
         "lookout.toml",
         &format!(

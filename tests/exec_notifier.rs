@@ -6,7 +6,7 @@
 mod kit;
 
 use kit::fake::{ALWAYS_CRITICAL, failing, wait_alert};
-use kit::{Daemon, write_file};
+use kit::{Daemon, write_config, write_file};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -80,7 +80,7 @@ exit 0"#,
             work.path().display()
         ),
     );
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

@@ -6,7 +6,7 @@ mod intake_kit;
 mod kit;
 
 use intake_kit::request;
-use kit::{Daemon, Sink, is_event, write_file};
+use kit::{Daemon, Sink, is_event, write_config};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "HEARTBEATT0KEN";
@@ -21,7 +21,7 @@ fn is_beat(body: &serde_json::Value, event: &str, rule: &str, name: &str) -> boo
 fn a_quiet_heartbeat_alerts_within_period_plus_grace_and_recovers() {
     let sink = Sink::start();
     let work = tempfile::tempdir().unwrap();
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

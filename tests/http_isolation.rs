@@ -5,7 +5,7 @@ mod http_tcp_servers;
 mod kit;
 
 use http_tcp_servers::{Server, hold};
-use kit::{Daemon, write_file};
+use kit::{Daemon, write_config};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ fn fifty_stalled_http_probes_do_not_delay_an_unrelated_probe() {
         fast.port
     )
     .unwrap();
-    let path = write_file(work.path(), "lookout.toml", &config);
+    let path = write_config(work.path(), "lookout.toml", &config);
     let daemon = Daemon::start(&path, &work.path().join("state"), work.path());
 
     // Let the first stalled runs start (their first runs are spread over up to 0.3 s).

@@ -261,7 +261,7 @@ fn check_once_says_why_its_net_lint_row_is_there() {
     // configures. It stays (the daemon lints the host with any configuration and raises
     // `net_lint`), and says so.
     let tmp = tempfile::tempdir().unwrap();
-    let config = kit::write_file(
+    let config = kit::write_config(
         tmp.path(),
         "lookout.toml",
         "[[probe]]\nid = \"root\"\nkind = \"disk\"\nmounts = [\"/\"]\n",

@@ -10,7 +10,7 @@ mod kit;
 mod matrix_kit;
 
 use kit::fake::{ALWAYS_CRITICAL, wait_alert};
-use kit::{Daemon, write_file};
+use kit::{Daemon, write_config, write_file};
 use matrix_kit::{Synapse, SynapseOptions};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -64,7 +64,7 @@ fn a_check_mark_from_the_paged_user_acknowledges_and_others_cannot() {
 
     let work = tempfile::tempdir().unwrap();
     write_file(work.path(), "bot.password", &format!("{BOT_PASSWORD}\n"));
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

@@ -8,7 +8,7 @@ mod kit;
 mod matrix_kit;
 
 use kit::fake::wait_alert;
-use kit::{Daemon, lookout_bin, write_file};
+use kit::{Daemon, lookout_bin, write_config, write_file};
 use matrix_kit::{Synapse, SynapseOptions, enc};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -48,7 +48,7 @@ visible_within = "3s"
 fn a_healthy_run_shows_send_and_visibility_latency() {
     let work = tempfile::tempdir().unwrap();
     let (hs, owner, room) = stack(work.path());
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &probe_toml(&hs, work.path(), "timeout = \"10s\""),
@@ -151,7 +151,7 @@ fn set_send_level(hs: &Synapse, owner: &str, room: &str, level: u32) {
 fn rejected_sends_carry_the_errcode_and_a_stopped_synapse_is_unreachable() {
     let work = tempfile::tempdir().unwrap();
     let (mut hs, owner, room) = stack(work.path());
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &probe_toml(
@@ -361,7 +361,7 @@ request_timeout = "2s"
 "##,
         pw = work.path().join("probe.password").display()
     );
-    let config = write_file(work.path(), "lookout.toml", &text);
+    let config = write_config(work.path(), "lookout.toml", &text);
     let cases: [(u8, &str, &str); 4] = [
         (PASS, "ok", "sent and read back in "),
         (

@@ -8,7 +8,7 @@ mod kit;
 mod pg_common;
 mod pg_kit;
 
-use kit::{Daemon, Sink, is_event, write_file};
+use kit::{Daemon, Sink, is_event, write_config};
 use pg_common::*;
 use pg_kit::{Cluster, PrimaryOpts};
 use serde_json::Value;
@@ -78,7 +78,7 @@ targets = ["hook"]
 ack_timeout = "2s"
 "#
     );
-    let config = write_file(dir.path(), "lookout.toml", &text);
+    let config = write_config(dir.path(), "lookout.toml", &text);
     let daemon = Daemon::start(&config, &dir.path().join("state"), dir.path());
     wait_for(
         "the standby connected",

@@ -7,7 +7,7 @@ mod kit;
 use base64::Engine;
 use kit::fake::{ALWAYS_CRITICAL, Contract, Fake, failing};
 use kit::smtp::Smtp;
-use kit::{Daemon, write_file};
+use kit::{Daemon, write_config, write_file};
 use std::time::{Duration, Instant};
 
 const ROUTING_KEY: &str = "PDR0UT1NGK3YVALUE0000000000000AB";
@@ -78,7 +78,7 @@ fn no_notifier_leaks_a_secret_when_it_fails() {
         "#!/bin/sh\ncat >/dev/null\necho \"refused key $PAGER_KEY\" >&2\nexit 1\n",
     );
     std::fs::set_permissions(&echo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

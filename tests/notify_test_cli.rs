@@ -2,7 +2,7 @@
 
 mod kit;
 
-use kit::{Sink, lookout_bin, write_file};
+use kit::{Sink, lookout_bin, write_config};
 
 #[test]
 fn each_hop_is_reported_and_a_failing_one_sets_the_exit_code() {
@@ -24,7 +24,7 @@ url = "{}"
 "#,
         good.url, bad.url
     );
-    let cfg = write_file(work.path(), "lookout.toml", &cfg);
+    let cfg = write_config(work.path(), "lookout.toml", &cfg);
     let run = |args: &[&str]| {
         std::process::Command::new(lookout_bin())
             .arg("--config")
@@ -102,7 +102,7 @@ layers = [{{ rotation = ["alice"], start = "2099-01-01T00:00", every = "1d" }}]
 "#,
         ntfy.url, phone.url, bob.url
     );
-    let cfg = write_file(work.path(), "lookout.toml", &cfg);
+    let cfg = write_config(work.path(), "lookout.toml", &cfg);
     let run = |args: &[&str]| {
         std::process::Command::new(lookout_bin())
             .arg("--config")

@@ -6,7 +6,7 @@
 mod kit;
 
 use kit::fake::{ALWAYS_CRITICAL, Contract, Fake, HANG, Request, failing, mentions, wait_alert};
-use kit::{Daemon, write_file};
+use kit::{Daemon, write_config};
 use std::time::{Duration, Instant};
 
 const ROUTING_KEY: &str = "R0UT1NGKEY000000000000000000000A";
@@ -37,7 +37,7 @@ impl Services {
 
     /// The config: the always-critical probe and one notifier per service.
     fn config(&self, dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
-        write_file(
+        write_config(
             dir,
             "lookout.toml",
             &format!(

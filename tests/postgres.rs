@@ -6,7 +6,7 @@ mod kit;
 mod pg_common;
 mod pg_kit;
 
-use kit::write_file;
+use kit::write_config;
 use lookout::alert::AlertState;
 use lookout::model::{Severity, Status};
 use pg_common::*;
@@ -105,7 +105,7 @@ fn scenario_1_healthy_primary_and_standby() {
     // `lookout check --once` prints the same lines. A fresh process logs in anew (SCRAM in a
     // debug build) while other tests load this 2-core machine: give it 5 s, not the 1 s the
     // runs above need with their sessions already open.
-    let cfg = write_file(
+    let cfg = write_config(
         dir.path(),
         "check.toml",
         &text

@@ -7,7 +7,7 @@ mod kit;
 mod pg_common;
 mod pg_kit;
 
-use kit::{Daemon, Sink, is_event, write_file};
+use kit::{Daemon, Sink, is_event, write_config, write_file};
 use pg_common::*;
 use pg_kit::{Cluster, PrimaryOpts};
 use rustix::process::Signal;
@@ -85,7 +85,7 @@ fn documented_grants_run_the_heartbeat_and_write_check_and_a_frozen_receiver_pag
         ),
         webhook(&sink.url)
     );
-    let config = write_file(dir.path(), "lookout.toml", &text);
+    let config = write_config(dir.path(), "lookout.toml", &text);
     let daemon = Daemon::start(&config, &dir.path().join("state"), dir.path());
     wait_for(
         "a heartbeat age from the standby",
@@ -194,7 +194,7 @@ fn missing_table_and_grants_are_named_first_on_the_primary_and_the_standby() {
         probe_toml_as("db2", &standby, "lookout", pw, "2s", "heartbeat = true"),
         webhook(&sink.url)
     );
-    let config = write_file(dir.path(), "lookout.toml", &text);
+    let config = write_config(dir.path(), "lookout.toml", &text);
     let daemon = Daemon::start(&config, &dir.path().join("state"), dir.path());
 
     // No table, no CREATE: the primary's page says what to run, on its first line.

@@ -6,7 +6,7 @@ mod kit;
 mod pg_common;
 mod pg_kit;
 
-use kit::write_file;
+use kit::{write_config, write_file};
 use lookout::alert::AlertState;
 use lookout::model::{Severity, Status};
 use pg_common::*;
@@ -179,7 +179,7 @@ fn a_standby_without_a_heartbeat_row_says_so_from_its_second_run() {
 #[test]
 fn config_check_rejects_an_unknown_role_at_its_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(
+    let cfg = write_config(
         dir.path(),
         "lookout.toml",
         "[[probe]]\nid = \"db1\"\nkind = \"postgres\"\nrole = \"replica\"\n\n\

@@ -6,7 +6,7 @@ mod kit;
 mod pg_common;
 mod pg_kit;
 
-use kit::{Daemon, LoopFs, Sink, is_event, write_file};
+use kit::{Daemon, LoopFs, Sink, is_event, write_config};
 use lookout::model::{Severity, Status};
 use pg_common::*;
 use pg_kit::{Cluster, PrimaryOpts};
@@ -35,7 +35,7 @@ fn scenario_3_blocked_stream_heartbeat_alert_through_the_daemon() {
         ),
         webhook(&sink.url)
     );
-    let config = write_file(dir.path(), "lookout.toml", &text);
+    let config = write_config(dir.path(), "lookout.toml", &text);
     let daemon = Daemon::start(&config, &dir.path().join("state"), dir.path());
     wait_for(
         "a heartbeat age from the standby",
@@ -131,7 +131,7 @@ critical_free = "512KiB"
         mount = fs.path(),
         hook = webhook(&sink.url)
     );
-    let config = write_file(dir.path(), "lookout.toml", &text);
+    let config = write_config(dir.path(), "lookout.toml", &text);
     let daemon = Daemon::start(&config, &dir.path().join("state"), dir.path());
     wait_for(
         "the pg_wal mount from the primary's probe",

@@ -4,7 +4,7 @@
 
 mod kit;
 
-use kit::{Daemon, write_file};
+use kit::{Daemon, write_config};
 use lookout::model::{Labels, Observation, Status};
 use lookout::probe::Probe;
 use lookout::probe::process::{ProcessConfig, ProcessProbe, samples};
@@ -238,7 +238,7 @@ fn by_name_count_kill_and_restart() {
 fn a_restart_reaches_the_timeline_through_the_daemon() {
     let bin = SleepBinary::new('c');
     let work = tempfile::tempdir().unwrap();
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

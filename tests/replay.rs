@@ -110,7 +110,7 @@ fn replay_prints_each_transition_in_the_documented_shape() {
 #[test]
 fn replay_uses_the_configured_probe_thresholds() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = kit::write_file(
+    let cfg = kit::write_config(
         dir.path(),
         "l.toml",
         "[[probe]]\nid = \"db\"\nkind = \"disk\"\nwarning_within = \"48h\"\ncritical_within = \"1h\"\nfor = \"0s\"\n",

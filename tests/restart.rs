@@ -3,7 +3,7 @@
 
 mod kit;
 
-use kit::{Daemon, Sink, is_event, write_file};
+use kit::{Daemon, Sink, is_event, write_config};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -11,7 +11,7 @@ fn a_firing_alert_survives_kill_9_without_a_second_page() {
     let sink = Sink::start();
     let work = tempfile::tempdir().unwrap();
     // A floor of 100 % is always breached: a critical alert from the first run.
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(
@@ -128,7 +128,7 @@ fn the_timeline_says_lookout_died_and_what_it_restored() {
     // Issue 9 item 13: after `kill -9` the timeline showed only "lookout started".
     let sink = Sink::start();
     let work = tempfile::tempdir().unwrap();
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

@@ -5,7 +5,7 @@
 
 mod kit;
 
-use kit::{lookout_bin, require_root, sh, write_file};
+use kit::{lookout_bin, require_root, sh, write_config};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -164,7 +164,7 @@ fn route_loss_pages_and_recovers(probe: &str, missing: &str) {
     let work = tempfile::tempdir().unwrap();
     let mut ns = NetNs::new();
     let port = kit::free_port();
-    let config = write_file(work.path(), "lookout.toml", probe);
+    let config = write_config(work.path(), "lookout.toml", probe);
     ns.start_daemon(&config, work.path(), port);
 
     // The daemon is up and the probe has run once without complaint.

@@ -3,7 +3,7 @@
 
 mod kit;
 
-use kit::{Daemon, Sink, free_port, write_file};
+use kit::{Daemon, Sink, free_port, write_config};
 use std::time::{Duration, Instant};
 
 const SECRETS: [&str; 4] = [
@@ -19,7 +19,7 @@ fn secrets_stay_out_of_logs_api_metrics_and_timeline() {
     sink.respond_with(500);
     let work = tempfile::tempdir().unwrap();
     let closed = free_port();
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

@@ -4,7 +4,7 @@
 
 mod kit;
 
-use kit::{Daemon, LoopFs, Sink, is_event, write_file};
+use kit::{Daemon, LoopFs, Sink, is_event, write_config};
 use std::time::Duration;
 
 #[test]
@@ -13,7 +13,7 @@ fn a_full_store_disk_is_alerted_and_paging_goes_on() {
     let sink = Sink::start();
     let work = tempfile::tempdir().unwrap();
     let state = fs.mount.join("state");
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

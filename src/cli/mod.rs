@@ -391,9 +391,9 @@ fn config_check(path: Option<&std::path::Path>) -> ExitCode {
             }
             let n = c.warnings.len();
             println!(
-                "{}: ok ({} probes, {} notifiers{})",
+                "{}: ok ({}, {} notifiers{})",
                 c.origin(),
-                c.probes.len(),
+                config::host::summary(&c),
                 c.notifiers.len(),
                 match n {
                     0 => String::new(),

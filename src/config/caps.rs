@@ -398,8 +398,10 @@ mod tests {
     }
 
     #[test]
-    fn the_example_configuration_has_no_warnings() {
+    fn the_example_configurations_have_no_warnings() {
         let src = include_str!("../../examples/lookout.toml");
         assert_eq!(warn(src), Vec::<String>::new());
+        let filled = include_str!("../../examples/reference.toml").replace("CHANGE-ME", "x");
+        assert_eq!(warn(&filled), Vec::<String>::new());
     }
 }

@@ -152,6 +152,44 @@ impl HeartbeatConfig {
     }
 }
 
+/// The endpoints that take requests without a token: the Alertmanager intake (always served)
+/// without `[intake] alertmanager_token`, and each `[[heartbeat]]` without a `token`.
+pub fn unauthenticated_endpoints(
+    intake: &IntakeConfig,
+    heartbeats: &[HeartbeatConfig],
+) -> Vec<String> {
+    let mut open = Vec::new();
+    if intake.alertmanager_token.is_none() && intake.alertmanager_token_file.is_none() {
+        open.push("POST /api/v1/alertmanager (no [intake] alertmanager_token)".to_string());
+    }
+    for h in heartbeats {
+        if h.token.is_none() && h.token_file.is_none() {
+            open.push(format!("/api/v1/heartbeat/{} (no token)", h.name));
+        }
+    }
+    open
+}
+
+/// Why serving on `listen` would be an open door, or `None`: a non-loopback address while
+/// [`unauthenticated_endpoints`] is not empty and `[api] allow_unauthenticated` is off.
+/// An address that does not parse as `IP:PORT` is left to the other checks.
+pub fn open_door(config: &super::Config, listen: &str) -> Option<String> {
+    let addr: std::net::SocketAddr = listen.parse().ok()?;
+    if addr.ip().is_loopback() || config.api.allow_unauthenticated {
+        return None;
+    }
+    let open = unauthenticated_endpoints(&config.intake, &config.heartbeats);
+    (!open.is_empty()).then(|| {
+        format!(
+            "listening on {addr}, which is not a loopback address, while anyone who reaches it can raise pages without a token: {}",
+            open.join(", ")
+        )
+    })
+}
+
+/// The hint that goes with [`open_door`].
+pub const OPEN_DOOR_HINT: &str = "set [intake] alertmanager_token and a `token` on every [[heartbeat]], or listen on 127.0.0.1 (behind a reverse proxy that authenticates), or set [api] allow_unauthenticated = true if the network itself is trusted";
+
 /// Checks every heartbeat and that names are unique (pure).
 pub fn validate_heartbeats(list: &[HeartbeatConfig], errors: &mut Collector<'_>) {
     let mut seen = std::collections::BTreeSet::new();
@@ -189,8 +227,8 @@ mod tests {
 
     #[test]
     fn the_example_configuration_has_valid_heartbeats() {
-        let src = include_str!("../../examples/lookout.toml");
-        let c = crate::config::parse_str(std::path::Path::new("lookout.toml"), src)
+        let src = include_str!("../../examples/reference.toml").replace("CHANGE-ME", "x");
+        let c = crate::config::parse_str(std::path::Path::new("reference.toml"), &src)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.heartbeats.len(), 2);
         assert_eq!(c.heartbeats[0].grace().secs(), 3600.0);

@@ -8,6 +8,7 @@
 pub mod caps;
 pub mod deadman;
 pub mod error;
+pub mod host;
 pub mod intake;
 pub mod listen;
 
@@ -21,6 +22,7 @@ pub mod values;
 
 pub use deadman::DeadmanConfig;
 pub use error::{ConfigError, ConfigErrors};
+pub use host::HostConfig;
 pub use intake::{HeartbeatConfig, IntakeConfig};
 pub use notifiers::{NotifierCommon, NotifierConfig, NotifierKindConfig};
 pub use paging::{MaintenanceConfig, PersonConfig, PolicyConfig, RouteConfig, ScheduleConfig};
@@ -37,6 +39,8 @@ pub struct Config {
     pub source: Option<PathBuf>,
     /// Daemon-wide settings.
     pub daemon: DaemonConfig,
+    /// `[host]`: the built-in host view.
+    pub host: HostConfig,
     /// The HTTP API and status page.
     pub api: ApiConfig,
     /// The embedded store.
@@ -63,7 +67,8 @@ pub struct Config {
     pub schedules: Vec<ScheduleConfig>,
     /// `[[maintenance]]`: windows in which matching alerts are not paged.
     pub maintenance: Vec<MaintenanceConfig>,
-    /// Where each top-level section starts in the file (for validation messages).
+    /// Where each top-level section starts in the file, and a few keys as `section.key`
+    /// (`api.listen`, `host.watch`), for validation messages.
     pub section_spans: std::collections::BTreeMap<String, std::ops::Range<usize>>,
     /// Problems that do not make the file invalid: values the daemon caps (see [`caps`]) and
     /// host checks (a configured path that does not exist); `config check` prints them, the
@@ -113,6 +118,10 @@ pub struct ApiConfig {
     pub ack_links: bool,
     /// How long such a link works after the page was sent. Default 24h.
     pub ack_link_expiry: Dur,
+    /// Allow a non-loopback `listen` address while the Alertmanager intake or a heartbeat takes
+    /// requests without a token (anyone who reaches the address could raise or silence pages).
+    /// Default false: `config check` and `lookout run` refuse such a configuration.
+    pub allow_unauthenticated: bool,
 }
 
 /// The longest `ack_link_expiry` accepted.
@@ -127,6 +136,7 @@ impl Default for ApiConfig {
             public_url: None,
             ack_links: true,
             ack_link_expiry: Dur::from_secs(86_400),
+            allow_unauthenticated: false,
         }
     }
 }
@@ -211,25 +221,46 @@ pub fn parse_str(path: &Path, src: &str) -> Result<Config, ConfigErrors> {
     let mut errors = error::Collector::new(path, src);
     let mut config = parse::parse(src, &mut errors);
     config.source = Some(path.to_path_buf());
+    host::add_host_view(&mut config);
     validate::validate(&config, &mut errors);
     if errors.errors.is_empty() {
         config.warnings = caps::warnings(&config, path, src);
+        config.warnings.extend(watching_nothing(&config, path, src));
         Ok(config)
     } else {
         Err(ConfigErrors(errors.into_sorted()))
     }
 }
 
+/// The warning for a configuration that watches nothing (see [`host::watches_nothing`]).
+fn watching_nothing(config: &Config, path: &Path, src: &str) -> Option<ConfigError> {
+    if !host::watches_nothing(config) {
+        return None;
+    }
+    let mut c = error::Collector::new(path, src);
+    let at = config
+        .section_spans
+        .get("host.watch")
+        .or_else(|| config.section_spans.get("host"))
+        .cloned();
+    c.push(
+        at,
+        Some("[host]"),
+        WATCHING_NOTHING,
+        Some("remove `[host] watch = false` to watch this host (filesystems, clock, routes), or add a [[probe]] or [[heartbeat]]".into()),
+    );
+    c.errors.pop()
+}
+
+/// The message of the "watches nothing" warning (also the text of the `watching_nothing` alert).
+pub const WATCHING_NOTHING: &str = "lookout watches nothing: no probe, no heartbeat, no [intake], and the host view is off; nothing can ever alert";
+
 impl Config {
     /// The built-in profile: watch this host's real filesystems, its clock and the routes it
     /// had at start, serve the API on 127.0.0.1:9330, no notifiers.
     pub fn zero_config() -> Config {
         Config {
-            probes: vec![
-                ProbeConfig::zero_config_disks(),
-                ProbeConfig::zero_config_clock(),
-                ProbeConfig::zero_config_routes(),
-            ],
+            probes: host::host_view(),
             ..Config::default()
         }
     }

@@ -10,6 +10,7 @@ use toml::de::{DeTable, DeValue};
 
 const SECTIONS: &[&str] = &[
     "daemon",
+    "host",
     "api",
     "store",
     "probe",
@@ -36,13 +37,18 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
         return config;
     }
     super::paths::expand(doc.get_mut(), errors);
+    for (key, value) in doc.get_ref().iter() {
+        find_placeholders(key.get_ref(), None, value, errors);
+    }
     for (key, value) in doc.into_inner() {
         let span = key.span();
         config
             .section_spans
             .insert(key.get_ref().to_string(), span.clone());
+        record_key_spans(key.get_ref(), &value, &mut config.section_spans);
         match key.get_ref().as_ref() {
             "daemon" => section(value, "[daemon]", errors, |v| config.daemon = v),
+            "host" => section(value, "[host]", errors, |v| config.host = v),
             "api" => section(value, "[api]", errors, |v| config.api = v),
             "store" => section(value, "[store]", errors, |v| config.store = v),
             "intake" => section(value, "[intake]", errors, |v| config.intake = v),
@@ -77,6 +83,75 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
         }
     }
     config
+}
+
+/// The value the reference configuration (`examples/reference.toml`) holds where only the user
+/// knows the right one; a string containing it is an error until changed.
+pub const PLACEHOLDER: &str = "CHANGE-ME";
+
+/// Reports every string under `value` that still holds [`PLACEHOLDER`], naming its key (e.g.
+/// `notifier "phones": \`topic\` still holds …`).
+fn find_placeholders(
+    path: &str,
+    component: Option<&str>,
+    value: &Spanned<DeValue<'_>>,
+    errors: &mut Collector<'_>,
+) {
+    match value.get_ref() {
+        DeValue::String(s) if s.contains(PLACEHOLDER) => errors.push(
+            Some(value.span()),
+            component,
+            format!("`{path}` still holds the placeholder {PLACEHOLDER}"),
+            Some(
+                "replace it with your own value, or remove the key (or the section) you do not use"
+                    .into(),
+            ),
+        ),
+        DeValue::Table(t) => {
+            // An entry of an array of tables is named by its id (or name), as in other errors,
+            // and its keys are named from there.
+            let named = ["id", "name"].iter().find_map(|k| {
+                t.get(*k)
+                    .and_then(|v| v.get_ref().as_str())
+                    .map(|id| format!("{path} {id:?}"))
+            });
+            for (k, v) in t.iter() {
+                match &named {
+                    Some(c) => find_placeholders(k.get_ref(), Some(c), v, errors),
+                    None => {
+                        find_placeholders(&format!("{path}.{}", k.get_ref()), component, v, errors)
+                    }
+                }
+            }
+        }
+        DeValue::Array(items) => {
+            for item in items {
+                find_placeholders(path, component, item, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Keys whose own position validation messages point at, recorded as `section.key` in
+/// [`Config::section_spans`].
+const KEYS_WITH_SPANS: &[(&str, &str)] = &[("api", "listen"), ("host", "watch")];
+
+fn record_key_spans(
+    section: &str,
+    value: &Spanned<DeValue<'_>>,
+    spans: &mut std::collections::BTreeMap<String, Range<usize>>,
+) {
+    let DeValue::Table(table) = value.get_ref() else {
+        return;
+    };
+    for (s, k) in KEYS_WITH_SPANS {
+        if *s == section
+            && let Some((key, _)) = table.get_key_value(*k)
+        {
+            spans.insert(format!("{s}.{k}"), key.span());
+        }
+    }
 }
 
 fn section<'i, T: Deserialize<'i>>(

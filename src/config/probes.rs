@@ -36,7 +36,8 @@ pub struct ProbeCommon {
     /// Probes whose failure suppresses this one's alerts.
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
-    /// Consecutive failing runs before an alert is pending. Default 1.
+    /// Consecutive failing runs before an alert is pending. Default per kind (http, tcp: 2;
+    /// the others: 1).
     pub fail_after: Option<u32>,
     /// Consecutive passing runs before a firing alert resolves. Default per kind (disk: 3).
     pub recover_after: Option<u32>,
@@ -68,6 +69,8 @@ pub struct KindDefaults {
     pub interval: Dur,
     /// Timeout.
     pub timeout: Dur,
+    /// `fail_after`.
+    pub fail_after: u32,
     /// `recover_after`.
     pub recover_after: u32,
     /// `for`.
@@ -75,13 +78,22 @@ pub struct KindDefaults {
 }
 
 impl KindDefaults {
-    /// Defaults with `recover_after = 2` and `for = 0s`.
+    /// Defaults with `fail_after = 1`, `recover_after = 2` and `for = 0s`.
     pub const fn new(interval_secs: u64, timeout_secs: u64) -> KindDefaults {
         KindDefaults {
             interval: Dur::from_secs(interval_secs),
             timeout: Dur::from_secs(timeout_secs),
+            fail_after: 1,
             recover_after: 2,
             for_: Dur::from_secs(0),
+        }
+    }
+
+    /// The same defaults with another `fail_after`.
+    pub const fn fail_after(self, runs: u32) -> KindDefaults {
+        KindDefaults {
+            fail_after: runs,
+            ..self
         }
     }
 }
@@ -230,7 +242,7 @@ impl ProbeConfig {
     pub fn policy(&self) -> AlertPolicy {
         let d = self.kind.defaults();
         AlertPolicy {
-            fail_after: self.common.fail_after.unwrap_or(1),
+            fail_after: self.common.fail_after.unwrap_or(d.fail_after),
             recover_after: self.common.recover_after.unwrap_or(d.recover_after),
             for_seconds: self.common.for_.unwrap_or(d.for_).secs(),
         }

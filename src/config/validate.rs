@@ -31,6 +31,18 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
             Some("e.g. \"127.0.0.1:9330\"".into()),
         );
     }
+    if let Some(why) = super::intake::open_door(config, &config.api.listen) {
+        errors.push(
+            config
+                .section_spans
+                .get("api.listen")
+                .cloned()
+                .or_else(|| section("api")),
+            Some("[api]"),
+            why,
+            Some(super::intake::OPEN_DOOR_HINT.into()),
+        );
+    }
     if config.api.token.is_some() && config.api.token_file.is_some() {
         errors.push(
             section("api"),

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 pub const STORE_RULE: &str = "store_failing";
 /// Standing warning while no notifier is configured.
 pub const NO_NOTIFIER_RULE: &str = "no_notifier";
+/// Warning while the configuration watches nothing (no probe, heartbeat or intake).
+pub const WATCHING_NOTHING_RULE: &str = "watching_nothing";
 /// Warning while a reload was refused.
 pub const CONFIG_RULE: &str = "config_invalid";
 
@@ -81,6 +83,29 @@ pub fn announce_notifiers(core: &Core) {
             Labels::new(),
             Severity::Warning,
             "no notifier is configured: alerts are only logged and shown, nobody would be paged (add a [[notifier]])",
+        )
+    };
+    core.set_internal(cond);
+}
+
+/// Raises or clears the standing "nothing is watched" warning for `config`.
+pub fn announce_watching(core: &Core, config: &crate::config::Config) {
+    let cond = if crate::config::host::watches_nothing(config) {
+        tracing::warn!("WATCHING NOTHING: {}", crate::config::WATCHING_NOTHING);
+        Condition::active(
+            WATCHING_NOTHING_RULE,
+            Labels::new(),
+            Severity::Warning,
+            format!(
+                "{} (remove `[host] watch = false`, or add a [[probe]] or [[heartbeat]])",
+                crate::config::WATCHING_NOTHING
+            ),
+        )
+    } else {
+        Condition::clear(
+            WATCHING_NOTHING_RULE,
+            Labels::new(),
+            crate::config::host::summary(config),
         )
     };
     core.set_internal(cond);

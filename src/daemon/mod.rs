@@ -95,6 +95,12 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         .clone()
         .unwrap_or_else(|| config.api.listen.clone());
     let addr: SocketAddr = config::listen::parse(&listen).map_err(anyhow::Error::msg)?;
+    if let Some(why) = config::intake::open_door(&config, &listen) {
+        anyhow::bail!(
+            "refusing to start: {why}\n  hint: {}",
+            config::intake::OPEN_DOOR_HINT
+        );
+    }
     tracing::info!(config = %config.origin(), state_dir = %chosen.absolute().display(), "starting lookout {}", env!("CARGO_PKG_VERSION"));
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
@@ -154,15 +160,13 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     liveness::mark_running(&state_dir, clock.now().wall);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(crate::api::serve(listener, core.clone(), stop_rx.clone()));
-    println!(
-        "lookout is watching {} probes; status page: http://{bound}/",
-        config.probes.len()
-    );
+    print_banner(&config, &state_dir, bound);
     let config_path_for_reload = config_path.clone();
     let self_checks = tokio::spawn(internal::run(core.clone(), feedback_rx, stop_rx.clone()));
     let touching = tokio::spawn(liveness::keep_touching(state_dir.clone(), stop_rx.clone()));
     note_start(&core, &config, previous_run.as_ref());
     internal::announce_notifiers(&core);
+    internal::announce_watching(&core, &config);
     let lint_core = core.clone();
     tokio::spawn(async move { internal::lint_network(&lint_core).await });
     systemd::ready(&format!(
@@ -196,6 +200,25 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let _ = touching.await;
     liveness::mark_stopped(&state_dir);
     Ok(())
+}
+
+/// The start banner on standard output: what is watched, where the state and the API token
+/// are, and the status page.
+fn print_banner(config: &Config, state_dir: &Path, bound: SocketAddr) {
+    let abs = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let token = match (&config.api.token_file, &config.api.token) {
+        (Some(f), _) => format!("token file {}", f.display()),
+        (None, Some(_)) => "token from [api] token".to_string(),
+        (None, None) => format!("token file {}", abs.join("api-token").display()),
+    };
+    println!(
+        "lookout is watching {}; state directory {}; API {token}; status page: http://{bound}/",
+        config::host::summary(config),
+        abs.display()
+    );
+    if config::host::watches_nothing(config) {
+        println!("WARNING: {}", config::WATCHING_NOTHING);
+    }
 }
 
 /// The timeline's start entry: what started with what, whether the last run stopped
@@ -472,6 +495,7 @@ fn reload(
             let s = start_scheduler(core, &config).expect("scheduler start cannot fail");
             core.set_internal(internal::config_condition(None));
             internal::announce_notifiers(core);
+            internal::announce_watching(core, &config);
             let status = format!(
                 "configuration reloaded from {} ({} probes)",
                 config.origin(),

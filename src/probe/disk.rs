@@ -7,7 +7,7 @@ use crate::rule::disk::{DiskRuleParams, samples};
 use crate::rule::forecast::ForecastParams;
 use async_trait::async_trait;
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Instant;
@@ -246,14 +246,40 @@ fn unescape(s: &str) -> String {
 }
 
 /// The probe.
+#[derive(Clone)]
 pub struct DiskProbe {
     config: DiskConfig,
+    /// The filesystems the last run watched (mount point → type), so one that disappears is
+    /// named on the timeline instead of silently dropped.
+    watched: std::sync::Arc<std::sync::Mutex<BTreeMap<String, String>>>,
 }
 
 impl DiskProbe {
     /// A probe for this configuration.
     pub fn new(config: DiskConfig) -> DiskProbe {
-        DiskProbe { config }
+        DiskProbe {
+            config,
+            watched: Default::default(),
+        }
+    }
+
+    /// Events for the filesystems the last run watched that are gone from `selected` (those
+    /// listed in `mounts` are reported as missing instead), and remembers `selected`.
+    fn note_vanished(&self, selected: &[&Mount]) -> Vec<String> {
+        let now: BTreeMap<String, String> = selected
+            .iter()
+            .map(|m| (m.point.clone(), m.fs_type.clone()))
+            .collect();
+        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        let gone = watched
+            .iter()
+            .filter(|(p, _)| !now.contains_key(*p) && !self.config.mounts.contains(p))
+            .map(|(p, t)| {
+                format!("filesystem {p} ({t}) is no longer mounted; lookout stopped watching it")
+            })
+            .collect();
+        *watched = now;
+        gone
     }
 
     /// The filesystems this probe watches among `mounts`.
@@ -303,6 +329,7 @@ impl DiskProbe {
         let mounts = parse_mountinfo(&text);
         let selected = self.select(&mounts);
         let mut obs = Observation::new(Status::Ok, format!("{} filesystems", selected.len()));
+        obs.events = self.note_vanished(&selected);
         let mut problems = Vec::new();
         for missing in self
             .config
@@ -363,7 +390,7 @@ pub fn statvfs_samples(m: &Mount) -> std::io::Result<Vec<Sample>> {
 #[async_trait]
 impl Probe for DiskProbe {
     async fn run(&self) -> Observation {
-        let me = DiskProbe::new(self.config.clone());
+        let me = self.clone();
         // statvfs can block for as long as an NFS server is gone: keep it off the runtime.
         tokio::task::spawn_blocking(move || me.measure())
             .await
@@ -385,6 +412,28 @@ mod tests {
 26 22 8:3 / /mnt/cdrom ro,relatime - ext4 /dev/vdc ro
 27 22 0:30 / /run rw - tmpfs tmpfs rw
 ";
+
+    #[test]
+    fn a_discovered_filesystem_that_disappears_is_an_event_once() {
+        let probe = DiskProbe::new(DiskConfig::default());
+        let all = parse_mountinfo(INFO);
+        assert!(probe.note_vanished(&probe.select(&all)).is_empty());
+        let fewer: Vec<Mount> = all
+            .iter()
+            .filter(|m| m.point != "/var/lib/post gres")
+            .cloned()
+            .collect();
+        assert_eq!(
+            probe.note_vanished(&probe.select(&fewer)),
+            [
+                "filesystem /var/lib/post gres (ext4) is no longer mounted; lookout stopped watching it"
+            ]
+        );
+        assert!(
+            probe.note_vanished(&probe.select(&fewer)).is_empty(),
+            "said once"
+        );
+    }
 
     #[test]
     fn mountinfo_parses_escapes_and_types() {

@@ -45,7 +45,8 @@ impl KindConfig for TcpConfig {
     const NAME: &'static str = "tcp";
 
     fn defaults() -> KindDefaults {
-        KindDefaults::new(30, 5)
+        // Two failed runs in a row page: one blip does not (see docs/probes/tcp.md).
+        KindDefaults::new(30, 5).fail_after(2)
     }
 
     fn validate(

@@ -2,7 +2,7 @@
 //! and CLI called as an operator would, Matrix room reads.
 #![allow(dead_code)]
 
-use super::kit::{Daemon, Sink, lookout_bin, write_file};
+use super::kit::{Daemon, Sink, lookout_bin, write_config, write_file};
 use super::matrix_kit::{Synapse, SynapseOptions};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
@@ -158,7 +158,7 @@ pub fn cli(config: &Path, state: &Path, api: &str, args: &[&str]) -> (bool, Stri
 }
 
 pub fn legacy_config(dir: &Path, flag: &Path, sink: &Sink, extra: &str) -> PathBuf {
-    write_file(
+    write_config(
         dir,
         "lookout.toml",
         &format!(

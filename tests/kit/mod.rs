@@ -433,6 +433,17 @@ pub fn is_event(body: &Value, event: &str, rule: &str, severity: Option<&str>) -
         && severity.is_none_or(|s| body["alert"]["severity"] == s)
 }
 
+/// The lines [`write_config`] appends: the documented way to turn the host view off
+/// (docs/configuration.md).
+pub const HOST_VIEW_OFF: &str = "\n# the test watches only what it set up\n[host]\nwatch = false\n";
+
+/// Writes a lookout configuration with the host view turned off (`[host] watch = false`, as
+/// docs/configuration.md says), so a test's daemon watches only what the test set up and not
+/// the loop mounts, namespaces and clocks of tests running beside it; returns its path.
+pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    write_file(dir, name, &format!("{text}{HOST_VIEW_OFF}"))
+}
+
 /// Writes a file and returns its path.
 pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

@@ -1,7 +1,7 @@
 //! Helpers shared by the PostgreSQL scenario tests (`tests/postgres*.rs`).
 #![allow(dead_code)]
 
-use crate::kit::{Daemon, write_file};
+use crate::kit::{Daemon, write_config, write_file};
 use crate::pg_kit::{Cluster, PASSWORD};
 use lookout::alert::{Alert, AlertEvent, AlertState, Engine};
 use lookout::config::ProbeConfig;
@@ -23,7 +23,7 @@ pub struct Harness {
 impl Harness {
     pub fn new(config_text: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let path = write_file(dir.path(), "lookout.toml", config_text);
+        let path = write_config(dir.path(), "lookout.toml", config_text);
         let config = lookout::config::parse_str(&path, config_text)
             .unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
         let mut engine = Engine::new();

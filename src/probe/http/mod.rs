@@ -112,7 +112,9 @@ impl KindConfig for HttpConfig {
     const NAME: &'static str = "http";
 
     fn defaults() -> KindDefaults {
-        KindDefaults::new(30, 10)
+        // Two failed runs in a row page, as Gatus's failure-threshold: one blip (a restart,
+        // a dropped connection) does not.
+        KindDefaults::new(30, 10).fail_after(2)
     }
 
     fn validate(
