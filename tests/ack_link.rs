@@ -8,7 +8,7 @@ mod kit;
 
 use kit::fake::{ALWAYS_CRITICAL, Contract, Fake, Request, wait_alert};
 use kit::smtp::Smtp;
-use kit::{Daemon, Sink, free_port, write_file};
+use kit::{Daemon, Sink, free_port};
 use lookout::notify::ack_link::{LinkKey, LinkToken, sign};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -87,7 +87,7 @@ impl Receivers {
 
     /// Every notifier on step 1 of one policy; step 2 (`later`) after 10 s without an ack.
     fn config(&self, dir: &std::path::Path, api: &str) -> std::path::PathBuf {
-        write_file(
+        kit::write_config(
             dir,
             "lookout.toml",
             &format!(

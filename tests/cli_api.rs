@@ -384,7 +384,7 @@ fn silences_take_an_id_prefix_say_what_they_match_and_show_in_alerts_and_on_the_
     );
     let page = kit::http_get(&format!("{}/", d.url()));
     assert!(
-        page.contains("<tr class=silenced>") && page.contains("firing, silenced"),
+        page.contains(" class=silenced><td") && page.contains("firing, silenced"),
         "{page}"
     );
 
@@ -448,7 +448,7 @@ fn an_empty_listing_says_there_are_no_open_alerts() {
     // Issue 10, trap 10: an empty `lookout alerts` printed only its header.
     let sink = kit::Sink::start();
     let work = tempfile::tempdir().unwrap();
-    let config = write_file(
+    let config = write_config(
         work.path(),
         "lookout.toml",
         &format!(

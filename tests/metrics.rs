@@ -93,7 +93,7 @@ fn metrics_pass_promtool_and_carry_per_probe_and_per_notifier_series() {
         .unwrap()
         .parse()
         .unwrap();
-    let config = write_file(
+    let config = kit::write_config(
         work.path(),
         "lookout.toml",
         &format!(
@@ -231,7 +231,7 @@ fn zero_config_metrics_pass_promtool() {
 #[test]
 fn prometheus_gets_openmetrics_with_counters_typed_by_family() {
     let work = tempfile::tempdir().unwrap();
-    let config = write_file(
+    let config = kit::write_config(
         work.path(),
         "lookout.toml",
         "[[probe]]\nid = \"closed\"\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 9\ninterval = \"1s\"\n",

@@ -181,7 +181,7 @@ fn the_test_page_is_critical_by_default_so_ntfy_sends_it_at_priority_5() {
     let work = tempfile::tempdir().unwrap();
     let ntfy = Fake::start(Contract::Ntfy);
     let pd = Fake::start(Contract::PagerDuty);
-    let cfg = write_file(
+    let cfg = write_config(
         work.path(),
         "lookout.toml",
         &format!(

@@ -4,7 +4,7 @@
 
 mod kit;
 
-use kit::{Daemon, Sink, free_port, is_event, lookout_bin, write_file};
+use kit::{Daemon, Sink, free_port, is_event, lookout_bin};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ fn a_second_daemon_on_the_same_state_directory_exits_naming_the_first_and_nobody
     let sink = Sink::start();
     let work = tempfile::tempdir().unwrap();
     // A floor of 100 % is always breached: a critical page from the first run.
-    let config = write_file(
+    let config = kit::write_config(
         work.path(),
         "lookout.toml",
         &format!(
