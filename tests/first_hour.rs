@@ -28,8 +28,8 @@ fn check_with(file: &Path, env: &[(&str, &str)]) -> (i32, String) {
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -403,7 +403,11 @@ fn one_blip_does_not_page_two_failed_runs_do(kind: &str) {
 
     // A hard failure: every run fails from now on.
     flaky.failing.store(true, Ordering::SeqCst);
-    let page = sink.wait_for(&format!("{kind} failing twice"), Duration::from_secs(10), firing);
+    let page = sink.wait_for(
+        &format!("{kind} failing twice"),
+        Duration::from_secs(10),
+        firing,
+    );
     let failures = flaky.failures();
     let first = failures[1];
     assert!(
@@ -412,10 +416,15 @@ fn one_blip_does_not_page_two_failed_runs_do(kind: &str) {
         failures.len() - 1
     );
     let second = failures[2];
-    assert!(page.at >= second, "{kind}: paged before the second failed run");
+    assert!(
+        page.at >= second,
+        "{kind}: paged before the second failed run"
+    );
     let after_second = page.at - second;
     let after_first = page.at - first;
-    eprintln!("{kind}: paged {after_second:?} after the second failed run, {after_first:?} after the first");
+    eprintln!(
+        "{kind}: paged {after_second:?} after the second failed run, {after_first:?} after the first"
+    );
     assert!(
         after_second <= Duration::from_secs(2),
         "{kind}: {after_second:?} after the second failed run"
@@ -457,14 +466,19 @@ fn a_discovered_filesystem_that_disappears_is_on_the_timeline() {
         std::thread::sleep(Duration::from_millis(200));
     }
     drop(fs);
-    let want = format!("all-disks: filesystem {mount} (ext4) is no longer mounted; lookout stopped watching it");
+    let want = format!(
+        "all-disks: filesystem {mount} (ext4) is no longer mounted; lookout stopped watching it"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let timeline = d.get("/api/v1/timeline");
         if timeline.to_string().contains(&want) {
             break;
         }
-        assert!(Instant::now() < deadline, "no timeline entry {want:?}: {timeline:#}");
+        assert!(
+            Instant::now() < deadline,
+            "no timeline entry {want:?}: {timeline:#}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
