@@ -244,10 +244,17 @@ fn the_deb_installs_runs_as_lookout_and_purges_clean() {
             "{link} -> {}",
             to.display()
         );
+        // deb-systemd-helper answers only maintainer scripts: say which package asks.
         ok(
             10,
-            "deb-systemd-helper",
-            &["--quiet", "was-enabled", "lookout.service"],
+            "env",
+            &[
+                "DPKG_MAINTSCRIPT_PACKAGE=lookout",
+                "deb-systemd-helper",
+                "--quiet",
+                "was-enabled",
+                "lookout.service",
+            ],
         );
     }
     assert_eq!(
