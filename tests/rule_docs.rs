@@ -184,3 +184,60 @@ fn every_rule_the_code_can_raise_is_in_its_docs_alert_rules_table() {
         problems.join("\n")
     );
 }
+
+/// The cells of every row of a doc's "Alert rules" table, by header name.
+fn rule_rows(doc: &str) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(root().join(doc)).unwrap();
+    let Some(start) = text.find("\n## Alert rules") else {
+        return Vec::new();
+    };
+    let section = &text[start + 1..];
+    let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
+    let cells = |line: &str| -> Vec<String> {
+        line.trim()
+            .trim_matches('|')
+            .split(" | ")
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let mut header: Vec<String> = Vec::new();
+    let mut rows = Vec::new();
+    for line in section[..end].lines().filter(|l| l.starts_with('|')) {
+        if line.starts_with("| rule ") {
+            header = cells(line);
+        } else if !line.starts_with("|---") && !header.is_empty() {
+            rows.push(header.iter().cloned().zip(cells(line)).collect());
+        }
+    }
+    rows
+}
+
+#[test]
+fn every_rule_row_names_its_labels_and_default_severity() {
+    let mut docs = probe_docs();
+    docs.push("docs/paging.md".into());
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for doc in &docs {
+        for row in rule_rows(doc) {
+            seen += 1;
+            let rule = row.get("rule").cloned().unwrap_or_default();
+            for column in ["labels", "default severity"] {
+                if row.get(column).is_none_or(|c| c.is_empty()) {
+                    problems.push(format!("{doc}: {rule} has no {column}"));
+                }
+            }
+            let severity = row.get("default severity").cloned().unwrap_or_default();
+            if !["critical", "warning", "info", "unknown", "as ", "per ", "from "]
+                .iter()
+                .any(|s| severity.contains(s))
+            {
+                problems.push(format!(
+                    "{doc}: {rule}'s default severity {severity:?} names no severity"
+                ));
+            }
+        }
+    }
+    assert!(seen > 30, "the tables were not read: {seen} rows");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
