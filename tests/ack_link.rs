@@ -418,7 +418,7 @@ fn without_public_url_links_point_at_the_listen_address_and_config_check_says_so
     );
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains("no public_url: acknowledgement links in pages will point at http://127.0.0.1:9330 (the listen address) and will only work on this host"),
+        text.contains("no public_url: acknowledgement links in pages will point at the address lookout listens on (http://127.0.0.1:9330, or the one --listen gives) and will only work on this host"),
         "{text}"
     );
 

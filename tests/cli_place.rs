@@ -194,7 +194,8 @@ fn a_broken_lookout_toml_in_the_working_directory_does_not_stop_alerts_or_ack() 
         "one warning line about the file: {err}"
     );
     assert!(
-        err.contains("warning: ignoring the invalid configuration ./lookout.toml"),
+        // The line docs/cli.md shows.
+        err.contains("lookout: warning: ignoring the invalid configuration ./lookout.toml (missing `kind` (unknown field `knd`); `lookout config check` lists every problem); using only its [api] listen and [daemon] state_dir"),
         "{err}"
     );
 

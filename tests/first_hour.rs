@@ -266,6 +266,11 @@ fn a_listener_beyond_loopback_needs_tokens_or_an_explicit_yes() {
     );
     let (code, out) = check(&write_config(work.path(), "yes.toml", &yes));
     assert_eq!(code, 0, "{out}");
+    // Allowed, but never silent.
+    assert!(
+        out.contains("warning: [api]: allow_unauthenticated: anyone who reaches 0.0.0.0:9 can raise pages without a token"),
+        "{out}"
+    );
 
     // `--listen` beyond loopback is judged the same way, before binding.
     let local = write_config(work.path(), "local.toml", "");

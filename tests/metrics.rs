@@ -225,6 +225,11 @@ fn zero_config_metrics_pass_promtool() {
     let (ok, said) = promtool_check(&m);
     assert!(ok && said.trim().is_empty(), "promtool: {said}\n{m}");
     assert!(m.contains("lookout_disk_inodes{"), "{m}");
+    // No critical alert is open: the series says 0 rather than being absent.
+    assert!(
+        m.contains("lookout_alerts{state=\"firing\",severity=\"critical\"} 0\n"),
+        "{m}"
+    );
     assert_documented(&m);
 }
 

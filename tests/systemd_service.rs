@@ -124,8 +124,25 @@ token_file = "${{CREDENTIALS_DIRECTORY}}/ntfy-token"
     assert_eq!(out.status.code(), Some(1), "{shown}");
     assert!(
         shown.contains(&format!(
-            "cannot read secret file {}/api-token",
+            "{file}:2:1: [api]: cannot read secret file {}/api-token",
             empty.display()
+        )),
+        "{shown}"
+    );
+
+    // Made with `install -m 0600 /dev/null …` and never filled: refused, not sent as `Bearer `.
+    let unfilled = work.path().join("unfilled");
+    credentials(
+        &unfilled,
+        &[("ntfy-token", ""), ("api-token", "api_from_a_credential\n")],
+    );
+    let out = lookout(&cfg, Some(&unfilled), &["config", "check"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "{file}:9:1: notifier \"phone\": secret file {}/ntfy-token is empty",
+            unfilled.display()
         )),
         "{shown}"
     );

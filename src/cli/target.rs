@@ -26,7 +26,9 @@ impl Known {
     fn from_config(c: &Config) -> Known {
         Known {
             file: c.source.clone(),
-            listen: Some(c.api.listen.clone()),
+            // The default address is not "from [api] listen": messages say "the default".
+            listen: (c.api.listen != config::ApiConfig::default().listen)
+                .then(|| c.api.listen.clone()),
             state_dir: c.daemon.state_dir.clone(),
             token: c.api.token.clone(),
         }

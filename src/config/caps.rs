@@ -22,6 +22,15 @@ pub fn warnings(config: &Config, path: &Path, src: &str) -> Vec<ConfigError> {
     }
     store(config, src, &mut out);
     ack_links(config, src, &mut out);
+    if let Some(why) = super::intake::open_door_allowed(config, &config.api.listen) {
+        let at = config.section_spans.get("api").map(|s| s.start);
+        out.push(
+            at.and_then(|s| key_span(src, s, "allow_unauthenticated")),
+            Some("[api]"),
+            why,
+            Some("only on a network you trust; tokens are safer (docs/api.md)".into()),
+        );
+    }
     out.into_sorted()
 }
 
@@ -228,10 +237,10 @@ fn ack_links(config: &Config, src: &str, out: &mut Collector<'_>) {
     let start = config.section_spans.get("api").map(|s| s.start);
     let at = start.and_then(|s| key_span(src, s, "listen").or(Some(s..s)));
     out.push(
-        at.or(Some(0..0)),
+        at,
         Some("[api]"),
         format!(
-            "no public_url: acknowledgement links in pages will point at {listen} (the listen address) and will only work on this host"
+            "no public_url: acknowledgement links in pages will point at the address lookout listens on ({listen}, or the one --listen gives) and will only work on this host"
         ),
         Some("set `public_url` under [api] to the URL people reach lookout at (e.g. through a reverse proxy), or `ack_links = false`".into()),
     );
@@ -372,7 +381,7 @@ mod tests {
         assert_eq!(
             warn(&format!("[api]\nlisten = \"0.0.0.0:9330\"\n{hook}")),
             [
-                "t.toml:2:1: warning: [api]: no public_url: acknowledgement links in pages will point at http://127.0.0.1:9330 (the listen address) and will only work on this host\n  hint: set `public_url` under [api] to the URL people reach lookout at (e.g. through a reverse proxy), or `ack_links = false`"
+                "t.toml:2:1: warning: [api]: no public_url: acknowledgement links in pages will point at the address lookout listens on (http://127.0.0.1:9330, or the one --listen gives) and will only work on this host\n  hint: set `public_url` under [api] to the URL people reach lookout at (e.g. through a reverse proxy), or `ack_links = false`"
             ]
         );
         let w = warn(hook);

@@ -187,6 +187,22 @@ pub fn open_door(config: &super::Config, listen: &str) -> Option<String> {
     })
 }
 
+/// What [`open_door`] would refuse, when `[api] allow_unauthenticated = true` allows it: said as
+/// a warning, so an open door is never silent.
+pub fn open_door_allowed(config: &super::Config, listen: &str) -> Option<String> {
+    let addr: std::net::SocketAddr = listen.parse().ok()?;
+    if addr.ip().is_loopback() || !config.api.allow_unauthenticated {
+        return None;
+    }
+    let open = unauthenticated_endpoints(&config.intake, &config.heartbeats);
+    (!open.is_empty()).then(|| {
+        format!(
+            "allow_unauthenticated: anyone who reaches {addr} can raise pages without a token: {}",
+            open.join(", ")
+        )
+    })
+}
+
 /// The hint that goes with [`open_door`].
 pub const OPEN_DOOR_HINT: &str = "set [intake] alertmanager_token and a `token` on every [[heartbeat]], or listen on 127.0.0.1 (behind a reverse proxy that authenticates), or set [api] allow_unauthenticated = true if the network itself is trusted";
 

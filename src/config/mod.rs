@@ -199,7 +199,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
         }])
     })?;
     let mut config = parse_str(path, &src)?;
-    config.resolve_secret_files()?;
+    config.resolve_secret_files(&src)?;
     config.warnings.extend(host_warnings(&config, path, &src));
     config.warnings.sort_by_key(|w| (w.line, w.column));
     Ok(config)
@@ -252,6 +252,27 @@ fn watching_nothing(config: &Config, path: &Path, src: &str) -> Option<ConfigErr
     c.errors.pop()
 }
 
+/// The first `*_file = …` key of the table that starts at byte `table` of `src`, for secret
+/// file errors.
+fn secret_file_key(src: &str, table: usize) -> Option<std::ops::Range<usize>> {
+    let from = src.floor_char_boundary(table.min(src.len()));
+    let line_start = src[..from].rfind('\n').map_or(0, |i| i + 1);
+    let mut offset = line_start;
+    for (i, line) in src[line_start..].split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        if i > 0 && trimmed.starts_with('[') {
+            return None;
+        }
+        let key = trimmed.split('=').next().unwrap_or("").trim();
+        if trimmed.contains('=') && key.ends_with("_file") {
+            let start = offset + line.len() - trimmed.len();
+            return Some(start..start + key.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
 /// The message of the "watches nothing" warning (also the text of the `watching_nothing` alert).
 pub const WATCHING_NOTHING: &str = "lookout watches nothing: no probe, no heartbeat, no [intake], and the host view is off; nothing can ever alert";
 
@@ -265,44 +286,47 @@ impl Config {
         }
     }
 
-    /// Reads `*_file` secrets; errors name the component and the file, never the secret.
-    fn resolve_secret_files(&mut self) -> Result<(), ConfigErrors> {
-        let file = self.source.clone().unwrap_or_default();
+    /// Reads `*_file` secrets; errors name the component, the `*_file` key's line and column
+    /// in `src` and the file, never the secret.
+    fn resolve_secret_files(&mut self, src: &str) -> Result<(), ConfigErrors> {
         let mut errors = Vec::new();
-        let mut fail = |component: Option<String>, message: String| {
-            errors.push(ConfigError {
-                file: file.clone(),
-                line: 0,
-                column: 0,
-                component,
+        let file = self.source.clone().unwrap_or_default();
+        let mut collector = error::Collector::new(&file, src);
+        let mut fail = |table: Option<usize>, component: String, message: String| {
+            let at = table.and_then(|t| secret_file_key(src, t));
+            collector.push(
+                at,
+                Some(&component),
                 message,
-                hint: None,
-            });
+                Some("the file must exist, be readable by lookout's user and hold the secret (one trailing newline is dropped)".into()),
+            );
         };
+        let section = |name: &str| self.section_spans.get(name).map(|s| s.start);
         if let Some(p) = &self.api.token_file {
             match Secret::from_file(p) {
                 Ok(s) => self.api.token = Some(s),
-                Err(e) => fail(Some("api".into()), e),
+                Err(e) => fail(section("api"), "[api]".into(), e),
             }
         }
         if let Err(e) = self.intake.resolve_secret_files() {
-            fail(Some("[intake]".into()), e);
+            fail(section("intake"), "[intake]".into(), e);
         }
         if let Some(d) = &mut self.deadman
             && let Err(e) = d.resolve_secret_files()
         {
-            fail(Some("[deadman]".into()), e);
+            fail(section("deadman"), "[deadman]".into(), e);
         }
         for h in &mut self.heartbeats {
             if let Err(e) = h.resolve_secret_files() {
-                fail(Some(format!("heartbeat {:?}", h.name)), e);
+                fail(Some(h.span.start), format!("heartbeat {:?}", h.name), e);
             }
         }
         for n in &mut self.notifiers {
             if let Err(e) = n.kind.resolve_secret_files() {
-                fail(Some(format!("notifier {:?}", n.id)), e);
+                fail(Some(n.span.start), format!("notifier {:?}", n.id), e);
             }
         }
+        errors.extend(collector.errors);
         if errors.is_empty() {
             Ok(())
         } else {

@@ -373,12 +373,27 @@ fn split_entry<'i>(
             k
         }
         Ok(None) => {
-            errors.push(
-                Some(span.clone()),
-                Some(&component),
-                "missing `kind`",
-                Some(format!("known kinds: {}", kinds.join(", "))),
-            );
+            // `knd = "tcp"`: name the misspelled key, where it is.
+            let typo = table
+                .keys()
+                .find(|k| k.get_ref() != "kind" && suggest(k.get_ref(), &["kind"]).is_some());
+            match typo {
+                Some(k) => errors.push(
+                    Some(k.span()),
+                    Some(&component),
+                    format!("missing `kind` (unknown field `{}`)", k.get_ref()),
+                    Some(format!(
+                        "did you mean `kind`? known kinds: {}",
+                        kinds.join(", ")
+                    )),
+                ),
+                None => errors.push(
+                    Some(span.clone()),
+                    Some(&component),
+                    "missing `kind`",
+                    Some(format!("known kinds: {}", kinds.join(", "))),
+                ),
+            }
             return None;
         }
         Err(s) => {

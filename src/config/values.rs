@@ -155,7 +155,15 @@ impl Secret {
     pub fn from_file(path: &std::path::Path) -> Result<Secret, String> {
         let raw = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
-        Ok(Secret(raw.strip_suffix('\n').unwrap_or(&raw).to_string()))
+        let value = raw.strip_suffix('\n').unwrap_or(&raw);
+        if value.trim().is_empty() {
+            // An empty token would be sent as `Bearer ` and refused at the first page.
+            return Err(format!(
+                "secret file {} is empty: write the secret into it",
+                path.display()
+            ));
+        }
+        Ok(Secret(value.to_string()))
     }
 }
 

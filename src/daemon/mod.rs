@@ -211,11 +211,24 @@ fn print_banner(config: &Config, state_dir: &Path, bound: SocketAddr) {
         (None, Some(_)) => "token from [api] token".to_string(),
         (None, None) => format!("token file {}", abs.join("api-token").display()),
     };
+    // 0.0.0.0 is where it listens, not an address anyone can open.
+    let page = if bound.ip().is_unspecified() {
+        format!(
+            "http://HOST:{0}/ on every address of this host (here: http://127.0.0.1:{0}/)",
+            bound.port()
+        )
+    } else {
+        format!("http://{bound}/")
+    };
     println!(
-        "lookout is watching {}; state directory {}; API {token}; status page: http://{bound}/",
+        "lookout is watching {}; state directory {}; API {token}; status page: {page}",
         config::host::summary(config),
         abs.display()
     );
+    if let Some(why) = config::intake::open_door_allowed(config, &bound.to_string()) {
+        println!("WARNING: {why}");
+        tracing::warn!("{why}");
+    }
     if config::host::watches_nothing(config) {
         println!("WARNING: {}", config::WATCHING_NOTHING);
     }

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod family;
 
 use crate::daemon::core::Core;
+use crate::model::Severity;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
@@ -108,6 +109,13 @@ fn sample_families(core: &Core) -> Vec<Family> {
 fn alert_family(core: &Core) -> Family {
     let mut f = Family::gauge("lookout_alerts", "Alerts by state and severity.");
     let mut counts: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    // Every open state × severity is a series, 0 when empty, so `sum(lookout_alerts{state=
+    // "firing"})` is 0 rather than nothing when all is well.
+    for state in ["pending", "firing", "acknowledged", "suppressed"] {
+        for sev in [Severity::Critical, Severity::Warning, Severity::Info] {
+            counts.insert((state, sev.as_str()), 0);
+        }
+    }
     let alerts = core.alerts();
     for a in &alerts {
         *counts
