@@ -216,6 +216,32 @@ fn sighup_with_a_broken_file_keeps_the_old_config_and_warns() {
             .contains("unknown field `intervall`"),
         "{alert}"
     );
+    // The timeline (which shows a message's first line) says why, too.
+    let timeline = d.get("/api/v1/timeline");
+    let entry = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["kind"] == "alert_firing"
+                && e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("config_invalid")
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("{timeline}"));
+    assert!(
+        entry["message"]
+            .as_str()
+            .unwrap()
+            .contains("still in force: ")
+            && entry["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown field `intervall`"),
+        "{entry}"
+    );
     // The old probe keeps running (it may not have run once yet on a slow machine).
     let root_run_at = || {
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -139,7 +139,7 @@ fn a_dhcp_lease_path_that_does_not_exist_is_a_warning_at_its_position() {
     assert_eq!(
         stdout,
         format!(
-            "{c}:4:{column}: warning: probe \"leases\": lease path {t} does not exist on this host: the probe will find no lease there and read unknown\n  hint: check the spelling; leave `paths` out to read the usual lease directories\n{c}: ok (1 probes, 0 notifiers, 1 warning)\n",
+            "{c}:4:{column}: warning: probe \"leases\": lease path {t} does not exist on this host: the probe will find no lease there and read unknown\n  hint: check the spelling; leave `paths` out to read the usual lease directories\n{c}: ok (1 probe (dhcp_lease), host view off, 0 notifiers, 1 warning)\n",
             c = config.display(),
             t = typo.display()
         )
@@ -153,7 +153,10 @@ fn a_dhcp_lease_path_that_does_not_exist_is_a_warning_at_its_position() {
         (code, stdout),
         (
             0,
-            format!("{}: ok (1 probes, 0 notifiers)\n", config.display())
+            format!(
+                "{}: ok (1 probe (dhcp_lease), host view off, 0 notifiers)\n",
+                config.display()
+            )
         )
     );
 }

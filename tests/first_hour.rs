@@ -49,7 +49,7 @@ fn a_file_with_only_a_notifier_still_watches_the_host() {
     assert_eq!(code, 0, "{out}");
     assert!(
         // The one warning: without [api] public_url, acknowledgement links work on this host only.
-        out.contains(": ok (3 probes (disk, clock, route), host view on, 1 notifiers, 1 warning)")
+        out.contains(": ok (3 probes (disk, clock, route), host view on, 1 notifier, 1 warning)")
             && out.contains("no public_url"),
         "{out}"
     );
@@ -146,6 +146,23 @@ fn the_starter_passes_and_the_reference_needs_its_placeholders_filled() {
             "examples/reference.toml:{topic_line}:9: notifier \"phones\": `topic` still holds the placeholder CHANGE-ME\n  hint: replace it with your own value"
         )),
         "{out}"
+    );
+    // The example docs/configuration.md shows is what `config check` prints.
+    let doc = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
+    let shown = doc
+        .lines()
+        .skip_while(|l| !l.contains("still holds the placeholder CHANGE-ME"))
+        .take(2)
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        shown.len(),
+        2,
+        "docs/configuration.md shows no placeholder error"
+    );
+    assert!(
+        out.contains(&format!("{}\n  {}", shown[0], shown[1])),
+        "docs/configuration.md shows {shown:?}, config check prints:\n{out}"
     );
     for key in [
         "notifier \"pagerduty\": `routing_key`",

@@ -391,10 +391,11 @@ fn config_check(path: Option<&std::path::Path>) -> ExitCode {
             }
             let n = c.warnings.len();
             println!(
-                "{}: ok ({}, {} notifiers{})",
+                "{}: ok ({}, {} notifier{}{})",
                 c.origin(),
                 config::host::summary(&c),
                 c.notifiers.len(),
+                if c.notifiers.len() == 1 { "" } else { "s" },
                 match n {
                     0 => String::new(),
                     1 => ", 1 warning".into(),

@@ -64,10 +64,27 @@ pub fn config_condition(errors: Option<&str>) -> Condition {
             CONFIG_RULE,
             Labels::new(),
             Severity::Warning,
-            format!("the configuration was not reloaded, the previous one is still in force:\n{e}"),
+            format!(
+                "the configuration was not reloaded, the previous one is still in force: {}{}\n{e}",
+                first_problem(e),
+                match e.lines().filter(|l| !l.starts_with(' ')).count() {
+                    0 | 1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                }
+            ),
         ),
         None => Condition::clear(CONFIG_RULE, Labels::new(), "configuration valid"),
     }
+}
+
+/// The first problem of a `config check` report, on one line (the timeline and the first line
+/// of a page show only that).
+fn first_problem(report: &str) -> &str {
+    report
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
 }
 
 /// Raises or clears the standing "nobody would be paged" warning.
