@@ -160,3 +160,46 @@ fn a_dhcp_lease_path_that_does_not_exist_is_a_warning_at_its_position() {
         )
     );
 }
+
+#[test]
+fn files_a_probe_reads_at_run_time_are_checked_on_this_host() {
+    // Replayed from the docs: the reference's plugin and password files did not exist, and
+    // `config check` said ok; only `check --once` showed it.
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("pg-password");
+    std::fs::write(&empty, "\n").unwrap();
+    let plugin = tmp.path().join("check_load");
+    let config = kit::write_config(
+        tmp.path(),
+        "lookout.toml",
+        &format!(
+            "[[probe]]\nid = \"load\"\nkind = \"command\"\nargv = [\"{}\", \"-w\", \"5\"]\n\n[[probe]]\nid = \"db\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nuser = \"lookout\"\npassword_file = \"{}\"\n",
+            plugin.display(),
+            empty.display()
+        ),
+    );
+    let (code, stdout, stderr) = check(config.to_str().unwrap());
+    let c = config.display();
+    assert_eq!(code, 0, "warnings do not fail the check: {stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "{c}:4:1: warning: probe \"load\": {} does not exist on this host: every run will read unknown",
+            plugin.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{c}:11:1: warning: probe \"db\": `password_file` {} is empty on this host",
+            empty.display()
+        )),
+        "{stdout}"
+    );
+    // Once they are there, the check is quiet.
+    std::fs::write(&empty, "s3cret\n").unwrap();
+    std::fs::write(&plugin, "#!/bin/sh\necho OK\n").unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (code, stdout, _) = check(config.to_str().unwrap());
+    assert_eq!(code, 0, "{stdout}");
+    assert!(!stdout.contains("warning"), "{stdout}");
+}

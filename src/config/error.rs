@@ -130,6 +130,41 @@ impl<'a> Collector<'a> {
         });
     }
 
+    /// Records a problem at `key = …` of the table that starts at byte `table` (at the table
+    /// when the key is not written there plainly).
+    pub fn push_key(
+        &mut self,
+        table: usize,
+        key: &str,
+        component: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let at = super::caps::key_span(self.src, table, key).unwrap_or(table..table);
+        self.push(Some(at), Some(component), message, hint);
+    }
+
+    /// Warns at `key` when the file a probe will read at run time (a password, a token, a CA)
+    /// is missing, unreadable or empty on this host.
+    pub fn warn_unreadable(&mut self, table: usize, key: &str, component: &str, path: &Path) {
+        let why = match std::fs::read(path) {
+            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => "is empty".to_string(),
+            Ok(_) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
+            Err(e) => format!("cannot be read ({e})"),
+        };
+        self.push_key(
+            table,
+            key,
+            component,
+            format!(
+                "`{key}` {} {why} on this host: the probe will read unknown until it does",
+                path.display()
+            ),
+            Some("the file must exist and be readable by the user lookout runs as".into()),
+        );
+    }
+
     /// Records a deserialization error; an unknown field gets a "did you mean" hint drawn from
     /// the kind's fields and `extra_fields` (the fields every entry has).
     pub fn push_toml(

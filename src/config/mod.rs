@@ -211,7 +211,7 @@ fn host_warnings(config: &Config, path: &Path, src: &str) -> Vec<ConfigError> {
     let mut warnings = error::Collector::new(path, src);
     for p in &config.probes {
         p.kind
-            .host_warnings(&format!("probe {:?}", p.id), &mut warnings);
+            .host_warnings(&format!("probe {:?}", p.id), p.span.start, &mut warnings);
     }
     warnings.into_sorted()
 }

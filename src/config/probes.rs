@@ -115,7 +115,16 @@ pub trait KindConfig: for<'de> Deserialize<'de> + Clone + std::fmt::Debug {
     }
     /// Checks against this host that are not errors (I/O: e.g. a configured path that does
     /// not exist); `config check` prints them as warnings.
-    fn host_warnings(&self, _component: &str, _warnings: &mut super::error::Collector<'_>) {}
+    /// `table` is where the probe's table starts in the file (for [`Collector::push_key`]).
+    ///
+    /// [`Collector::push_key`]: super::error::Collector::push_key
+    fn host_warnings(
+        &self,
+        _component: &str,
+        _table: usize,
+        _warnings: &mut super::error::Collector<'_>,
+    ) {
+    }
     /// The runnable probe and its rules.
     fn build(&self, ctx: &crate::probe::BuildContext) -> crate::probe::Built;
 }
@@ -161,8 +170,8 @@ macro_rules! probe_kinds {
             }
 
             /// The kind's checks against this host (warnings).
-            pub fn host_warnings(&self, component: &str, warnings: &mut super::error::Collector<'_>) {
-                match self { $(ProbeKindConfig::$variant(c) => c.host_warnings(component, warnings)),* }
+            pub fn host_warnings(&self, component: &str, table: usize, warnings: &mut super::error::Collector<'_>) {
+                match self { $(ProbeKindConfig::$variant(c) => c.host_warnings(component, table, warnings)),* }
             }
 
             /// Builds the probe and its rules.

@@ -81,6 +81,20 @@ impl KindConfig for MatrixConfig {
         KindDefaults::new(60, 30)
     }
 
+    fn host_warnings(
+        &self,
+        component: &str,
+        table: usize,
+        warnings: &mut crate::config::error::Collector<'_>,
+    ) {
+        if let Some(p) = &self.password_file {
+            warnings.warn_unreadable(table, "password_file", component, p);
+        }
+        if let Some(p) = &self.access_token_file {
+            warnings.warn_unreadable(table, "access_token_file", component, p);
+        }
+    }
+
     fn validate(
         &self,
         component: &str,

@@ -43,6 +43,37 @@ impl KindConfig for CommandConfig {
         KindDefaults::new(60, 30)
     }
 
+    fn host_warnings(
+        &self,
+        component: &str,
+        table: usize,
+        warnings: &mut crate::config::error::Collector<'_>,
+    ) {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(program) = self.argv.first().map(std::path::Path::new) else {
+            return;
+        };
+        if !program.is_absolute() {
+            return; // an error already
+        }
+        let why = match std::fs::metadata(program) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => return,
+            Ok(_) => "is not an executable file".to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
+            Err(e) => format!("cannot be read ({e})"),
+        };
+        warnings.push_key(
+            table,
+            "argv",
+            component,
+            format!(
+                "{} {why} on this host: every run will read unknown",
+                program.display()
+            ),
+            Some("install the plugin (e.g. monitoring-plugins) or fix the path".into()),
+        );
+    }
+
     fn validate(
         &self,
         component: &str,

@@ -105,7 +105,12 @@ impl KindConfig for DhcpLeaseConfig {
         }
     }
 
-    fn host_warnings(&self, component: &str, warnings: &mut crate::config::error::Collector<'_>) {
+    fn host_warnings(
+        &self,
+        component: &str,
+        _table: usize,
+        warnings: &mut crate::config::error::Collector<'_>,
+    ) {
         for p in self.paths.iter().flatten() {
             let path = Path::new(p.get_ref());
             if !path.is_absolute() {

@@ -278,6 +278,17 @@ impl KindConfig for PostgresConfig {
         KindDefaults::new(30, 10)
     }
 
+    fn host_warnings(
+        &self,
+        component: &str,
+        table: usize,
+        warnings: &mut crate::config::error::Collector<'_>,
+    ) {
+        if let Some(p) = &self.password_file {
+            warnings.warn_unreadable(table, "password_file", component, p);
+        }
+    }
+
     fn validate(
         &self,
         component: &str,
