@@ -379,7 +379,9 @@ mod tests {
     fn pages_without_a_public_url_warn_that_links_work_only_here() {
         let hook = "[[notifier]]\nid = \"n\"\nkind = \"webhook\"\nurl = \"https://h/x\"\n";
         assert_eq!(
-            warn(&format!("[api]\nlisten = \"0.0.0.0:9330\"\n{hook}")),
+            warn(&format!(
+                "[api]\nlisten = \"0.0.0.0:9330\"\n[intake]\nalertmanager_token = \"t\"\n{hook}"
+            )),
             [
                 "t.toml:2:1: warning: [api]: no public_url: acknowledgement links in pages will point at the address lookout listens on (http://127.0.0.1:9330, or the one --listen gives) and will only work on this host\n  hint: set `public_url` under [api] to the URL people reach lookout at (e.g. through a reverse proxy), or `ack_links = false`"
             ]

@@ -144,9 +144,12 @@ receivers:
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && request("GET", &format!("{}/-/ready", self.url()), None, None).status == 200
-            {
+            // A connection refused or reset while it starts is "not yet", not a failure.
+            let url = format!("{}/-/ready", self.url());
+            let ready = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && std::panic::catch_unwind(|| request("GET", &url, None, None).status == 200)
+                    .unwrap_or(false);
+            if ready {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
