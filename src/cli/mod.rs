@@ -391,11 +391,16 @@ fn config_check(path: Option<&std::path::Path>) -> ExitCode {
             }
             let n = c.warnings.len();
             println!(
-                "{}: ok ({}, {} notifier{}{})",
+                "{}: ok ({}, {} notifier{}{}{})",
                 c.origin(),
                 config::host::summary(&c),
                 c.notifiers.len(),
                 if c.notifiers.len() == 1 { "" } else { "s" },
+                match c.actions.len() {
+                    0 => String::new(),
+                    1 => ", 1 action".into(),
+                    n => format!(", {n} actions"),
+                },
                 match n {
                     0 => String::new(),
                     1 => ", 1 warning".into(),
