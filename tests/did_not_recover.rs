@@ -15,8 +15,15 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The configuration: `db` (postgres), `app-write` (http POST /write, depends on db) with
-/// `recover_within`, and a webhook notifier.
-fn config(dir: &Path, db: &Cluster, app: &App, sink: &Sink, recover_within: &str) -> String {
+/// `recover_within`, a webhook notifier `hook`, and `extra` (more notifiers, routes).
+fn config(
+    dir: &Path,
+    db: &Cluster,
+    app: &App,
+    sink: &Sink,
+    recover_within: &str,
+    extra: &str,
+) -> String {
     let pw = write_file(dir, "pgpass", &format!("{PASSWORD}\n"));
     format!(
         r#"
@@ -45,6 +52,7 @@ recover_within = "{recover_within}"
 id = "hook"
 kind = "webhook"
 url = "{hook}"
+{extra}
 "#,
         port = db.port,
         pw = pw.display(),
@@ -118,11 +126,31 @@ fn the_app_that_did_not_recover_after_a_db_restart_pages_did_not_recover() {
     let app = App::start(&AppDb::postgres(db.port, PASSWORD));
     assert_eq!(app.write().map(|(c, _)| c), Some(200), "{}", app.log());
     let sink = Sink::start();
+    // did_not_recover of app-write is routed, by rule and probe, to its own receiver.
+    let oncall = Sink::start();
+    let route = format!(
+        r#"
+[[notifier]]
+id = "oncall"
+kind = "webhook"
+url = "{}"
+
+[[policy]]
+id = "app-recovery"
+[[policy.step]]
+targets = ["oncall"]
+
+[[route]]
+matchers = ["rule=did_not_recover", "probe=app-write"]
+policy = "app-recovery"
+"#,
+        oncall.url
+    );
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
         "lookout.toml",
-        &config(dir.path(), &db, &app, &sink, "5s"),
+        &config(dir.path(), &db, &app, &sink, "5s", &route),
     );
     let d = Daemon::start(&cfg, dir.path(), dir.path());
     wait_status(&d, "db", "ok", Duration::from_secs(20));
@@ -143,7 +171,7 @@ fn the_app_that_did_not_recover_after_a_db_restart_pages_did_not_recover() {
     assert_eq!(code, 503, "the app never reconnects: {body}");
     assert!(body.starts_with("database connection lost: "), "{body}");
 
-    let page = sink.wait_for("did_not_recover", Duration::from_secs(60), |b| {
+    let page = oncall.wait_for("did_not_recover", Duration::from_secs(60), |b| {
         is_event(b, "firing", "did_not_recover", Some("critical"))
     });
     let to_page = page.at - restarted;
@@ -183,7 +211,7 @@ fn the_app_that_did_not_recover_after_a_db_restart_pages_did_not_recover() {
     let remedy = Instant::now();
     app.wait_up(old, Duration::from_secs(30));
     assert_eq!(app.restarts(), 1);
-    let resolved = sink.wait_for("did_not_recover resolved", Duration::from_secs(30), |b| {
+    let resolved = oncall.wait_for("did_not_recover resolved", Duration::from_secs(30), |b| {
         is_event(b, "resolved", "did_not_recover", None)
     });
     let writable = resolved.at - remedy;
@@ -197,6 +225,10 @@ fn the_app_that_did_not_recover_after_a_db_restart_pages_did_not_recover() {
         "never paged the app's own alert"
     );
     find(&timeline(&d), &["did_not_recover on app-write", "resolved"]);
+    assert!(
+        pages_for(&sink, "app-write", "did_not_recover").is_empty(),
+        "the route took did_not_recover to its own receiver only"
+    );
     eprintln!(
         "measured: db restart took {:?}; db back → did_not_recover page {to_page:?}; \
          app kill → resolved {writable:?}; fault → resolved {:?}",
@@ -214,7 +246,7 @@ fn an_app_that_reconnects_within_the_grace_pages_nothing() {
     let cfg = write_config(
         dir.path(),
         "lookout.toml",
-        &config(dir.path(), &db, &app, &sink, "20s"),
+        &config(dir.path(), &db, &app, &sink, "20s", ""),
     );
     let d = Daemon::start(&cfg, dir.path(), dir.path());
     wait_status(&d, "db", "ok", Duration::from_secs(20));
