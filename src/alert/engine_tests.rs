@@ -455,3 +455,43 @@ fn an_open_did_not_recover_survives_a_restart() {
     assert_eq!(ev[0].alert.rule, "did_not_recover");
     assert_eq!(ev[0].kind, AlertEventKind::Resolved);
 }
+
+/// db → api → app: the app's grace starts only when api (its last failing dependency) is ok
+/// again, and its did_not_recover names api; api's own did_not_recover names db.
+#[test]
+fn the_grace_starts_when_the_last_dependency_recovers_transitively() {
+    let mut e = Engine::new();
+    e.set_probe(spec("db", &[]), Box::new(NoRules));
+    e.set_probe(spec("api", &["db"]), Box::new(NoRules));
+    e.set_probe(spec("app", &["api"]), Box::new(NoRules));
+    let down = || Observation::new(Status::Critical, "down");
+    let up = || Observation::new(Status::Ok, "ok");
+    e.ingest("db", down(), at(0.0));
+    e.ingest("api", down(), at(1.0));
+    e.ingest("app", down(), at(1.0));
+    let (obs, _) = e.ingest("db", up(), at(10.0));
+    assert_eq!(
+        obs.events.len(),
+        1,
+        "only api's grace starts: {:?}",
+        obs.events
+    );
+    assert!(obs.events[0].contains("api has 1m00s"), "{:?}", obs.events);
+    assert!(
+        e.ingest("app", down(), at(80.0)).1.is_empty(),
+        "api still fails"
+    );
+    let (_, ev) = e.ingest("api", down(), at(80.0));
+    assert_eq!(ev[0].alert.rule, "did_not_recover");
+    assert_eq!(ev[0].alert.labels["dependency"], "db");
+    let (obs, ev) = e.ingest("api", up(), at(90.0));
+    assert_eq!(ev[0].kind, AlertEventKind::Resolved);
+    assert!(obs.events[0].contains("app has 1m00s"), "{:?}", obs.events);
+    assert!(
+        e.ingest("app", down(), at(149.0)).1.is_empty(),
+        "in its grace"
+    );
+    let (_, ev) = e.ingest("app", down(), at(150.0));
+    assert_eq!(ev[0].alert.rule, "did_not_recover");
+    assert_eq!(ev[0].alert.labels["dependency"], "api");
+}
