@@ -113,6 +113,7 @@ impl Engine {
     /// Drops probes not in `keep` and resolves their open alerts.
     pub fn retain_probes(&mut self, keep: &BTreeSet<String>, now: Moment) -> Vec<AlertEvent> {
         self.probes.retain(|id, _| keep.contains(id));
+        self.recovery.retain(|id, _| keep.contains(id));
         self.alerts
             .values_mut()
             .filter(|a| {
