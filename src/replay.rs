@@ -97,6 +97,8 @@ pub fn replay_disk(
         policy,
         unknown_severity: Severity::Warning,
         labels: Default::default(),
+        recover_within: 60.0,
+        did_not_recover_severity: Severity::Critical,
     };
     engine.set_probe(spec, Box::new(DiskRules::new(params)));
     let l = labels([("mount", "replay")]);

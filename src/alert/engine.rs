@@ -1,3 +1,4 @@
+use super::recovery::{self, Tracker};
 use super::state::{Alert, AlertEvent, AlertPolicy, fingerprint};
 use crate::model::{Moment, Observation, Sample, Severity, Status};
 use crate::rule::disk::{CauseNote, cause_sentence, samples as disk_samples};
@@ -22,6 +23,10 @@ pub struct ProbeSpec {
     pub unknown_severity: Severity,
     /// Extra labels added to every alert and sample of the probe.
     pub labels: crate::model::Labels,
+    /// Seconds the probe has, after its dependencies recovered, before `did_not_recover`.
+    pub recover_within: f64,
+    /// The severity of its `did_not_recover` alert.
+    pub did_not_recover_severity: Severity,
 }
 
 struct ProbeEntry {
@@ -44,6 +49,8 @@ pub struct Engine {
     sources: BTreeSet<String>,
     /// Ids of alerts whose stale marker changed without an event (see [`Engine::take_touched`]).
     touched: Vec<String>,
+    /// Recovery episodes of probes with `depends_on` (see [`recovery`]).
+    recovery: BTreeMap<String, Tracker>,
 }
 
 /// One observation's input to [`Engine::apply`].
@@ -106,6 +113,7 @@ impl Engine {
     /// Drops probes not in `keep` and resolves their open alerts.
     pub fn retain_probes(&mut self, keep: &BTreeSet<String>, now: Moment) -> Vec<AlertEvent> {
         self.probes.retain(|id, _| keep.contains(id));
+        self.recovery.retain(|id, _| keep.contains(id));
         self.alerts
             .values_mut()
             .filter(|a| {
@@ -120,6 +128,10 @@ impl Engine {
     /// Restores alerts loaded from the store (only those not resolved matter).
     pub fn restore(&mut self, alerts: Vec<Alert>, now: Moment) {
         for a in alerts {
+            if a.rule == recovery::RULE && a.state.is_open() {
+                let dep = a.labels.get("dependency").cloned().unwrap_or_default();
+                self.recovery.insert(a.probe.clone(), Tracker::open(&dep));
+            }
             self.alerts.insert(a.id.clone(), a.restore(now));
         }
     }
@@ -170,12 +182,23 @@ impl Engine {
                 c.labels.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
+        let was_failing = entry.last_status.is_some_and(Status::is_failing);
         entry.last_status = Some(obs.status);
         let policy = entry.spec.policy;
         self.publish_causes(probe, &obs, now);
         self.attach_causes(&mut obs, &mut conditions, now);
+        let mut notes = Vec::new();
+        let mut events = Vec::new();
+        if obs.status.is_failing() && !was_failing {
+            self.dependency_turned_failing(probe, &mut notes);
+        } else if was_failing && !obs.status.is_failing() {
+            self.dependency_recovered(probe, now, &mut notes);
+        }
+        let dep_failing = self.dependency_failing(probe);
+        let outcome = self.observe_recovery(probe, &obs, dep_failing, now);
+        let held = self.recovery.get(probe).is_some_and(Tracker::holds);
         let run = Run {
-            suppressed: self.dependency_failing(probe),
+            suppressed: dep_failing || held,
             failed: obs.unreadable().then(|| {
                 let first = obs.message.lines().next().unwrap_or("").trim();
                 format!("{probe} failed: {first}")
@@ -184,8 +207,8 @@ impl Engine {
             policy,
             now,
         };
-        let mut notes = Vec::new();
-        let events = self.apply(probe, &run, &mut notes);
+        events.extend(self.apply(probe, &run, &mut notes));
+        events.extend(self.recovery_events(probe, &obs, outcome, now, &mut notes));
         obs.events.extend(notes);
         (obs, events)
     }
@@ -321,7 +344,7 @@ impl Engine {
         for alert in self
             .alerts
             .values_mut()
-            .filter(|a| a.probe == probe && !seen.contains(&a.id))
+            .filter(|a| a.probe == probe && a.rule != recovery::RULE && !seen.contains(&a.id))
         {
             match failed {
                 // Unknown, not gone: keep the state, say so once.
@@ -410,6 +433,9 @@ impl Engine {
             .collect()
     }
 }
+
+#[path = "engine_recovery.rs"]
+mod engine_recovery;
 
 #[cfg(test)]
 #[path = "engine_tests.rs"]

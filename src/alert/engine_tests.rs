@@ -12,6 +12,8 @@ fn spec(id: &str, deps: &[&str]) -> ProbeSpec {
         policy: AlertPolicy::default(),
         unknown_severity: Severity::Critical,
         labels: Default::default(),
+        recover_within: 60.0,
+        did_not_recover_severity: Severity::Critical,
     }
 }
 
@@ -340,4 +342,156 @@ fn external_alerts_are_keyed_apart_from_probes_of_other_names() {
     e.set_external("alertmanager", c(), at(0.0));
     e.set_external("heartbeat", c(), at(0.0));
     assert_eq!(e.alerts().count(), 2);
+}
+
+/// db down, app down, db back: the app's alerts stay suppressed through the grace, then
+/// `did_not_recover` fires in their place, survives db failing again, and resolves only when
+/// the app reads ok.
+#[test]
+fn a_dependant_that_does_not_recover_raises_did_not_recover() {
+    let mut e = Engine::new();
+    e.set_probe(spec("db", &[]), Box::new(NoRules));
+    e.set_probe(spec("app", &["db"]), Box::new(NoRules));
+    let down = || Observation::new(Status::Critical, "HTTP 503: database connection lost");
+    let up = || Observation::new(Status::Ok, "ok");
+    e.ingest("db", down(), at(0.0));
+    let (_, ev) = e.ingest("app", down(), at(1.0));
+    assert_eq!(ev[0].kind, AlertEventKind::Suppressed);
+    let (obs, ev) = e.ingest("db", up(), at(100.0));
+    assert_eq!(ev[0].kind, AlertEventKind::Resolved, "db's own alert");
+    assert!(
+        obs.events[0].starts_with("recovered at ") && obs.events[0].contains("app has 1m00s"),
+        "{:?}",
+        obs.events
+    );
+    let (_, ev) = e.ingest("app", down(), at(130.0));
+    assert!(ev.is_empty(), "grace: still suppressed, {ev:?}");
+    let (_, ev) = e.ingest("app", down(), at(160.0));
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].kind, AlertEventKind::Firing);
+    let a = &ev[0].alert;
+    assert_eq!(
+        (a.rule.as_str(), a.probe.as_str()),
+        ("did_not_recover", "app")
+    );
+    assert_eq!(a.labels.get("dependency").map(String::as_str), Some("db"));
+    assert_eq!(a.severity, Severity::Critical);
+    assert!(
+        a.message
+            .starts_with("app still failing 1m00s after db recovered at ")
+            && a.message
+                .contains("; app did not recover within 1m00s: HTTP 503"),
+        "{}",
+        a.message
+    );
+    let own = |e: &Engine| {
+        e.alerts()
+            .find(|a| a.probe == "app" && a.rule == "probe_status")
+            .map(|a| a.state)
+    };
+    assert_eq!(
+        own(&e),
+        Some(AlertState::Suppressed),
+        "replaced, not doubled"
+    );
+    // db fails again: nothing resolves; back to suppressed; did_not_recover stays open.
+    let (obs, _) = e.ingest("db", down(), at(170.0));
+    assert!(obs.events[0].contains("stays open"), "{:?}", obs.events);
+    assert!(e.ingest("app", down(), at(175.0)).1.is_empty());
+    e.ingest("db", up(), at(180.0));
+    assert!(
+        e.ingest("app", down(), at(250.0)).1.is_empty(),
+        "no second page"
+    );
+    // Missing data never resolves it.
+    let failed = Observation::failed(Status::Unknown, "timed out after 5s");
+    assert!(e.ingest("app", failed, at(255.0)).1.is_empty());
+    let (_, ev) = e.ingest("app", up(), at(260.0));
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].kind, AlertEventKind::Resolved);
+    assert_eq!(ev[0].alert.rule, "did_not_recover");
+    assert_eq!(own(&e), Some(AlertState::Resolved), "quietly");
+}
+
+#[test]
+fn a_dependant_that_recovers_within_the_grace_pages_nothing() {
+    let mut e = Engine::new();
+    e.set_probe(spec("db", &[]), Box::new(NoRules));
+    e.set_probe(spec("app", &["db"]), Box::new(NoRules));
+    e.ingest("db", Observation::new(Status::Critical, "down"), at(0.0));
+    e.ingest("app", Observation::new(Status::Critical, "503"), at(1.0));
+    e.ingest("db", Observation::new(Status::Ok, "ok"), at(10.0));
+    e.ingest("app", Observation::new(Status::Critical, "503"), at(20.0));
+    let (obs, ev) = e.ingest("app", Observation::new(Status::Ok, "ok"), at(30.0));
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!(
+        obs.events,
+        vec!["recovered by itself 20s after db recovered"]
+    );
+    // A later, unrelated failure of the app is its own alert again.
+    let (_, ev) = e.ingest("app", Observation::new(Status::Critical, "503"), at(500.0));
+    assert_eq!(ev[0].kind, AlertEventKind::Firing);
+    assert_eq!(ev[0].alert.rule, "probe_status");
+}
+
+#[test]
+fn an_open_did_not_recover_survives_a_restart() {
+    let mut e = Engine::new();
+    e.set_probe(spec("db", &[]), Box::new(NoRules));
+    e.set_probe(spec("app", &["db"]), Box::new(NoRules));
+    e.ingest("db", Observation::new(Status::Critical, "down"), at(0.0));
+    e.ingest("app", Observation::new(Status::Critical, "503"), at(1.0));
+    e.ingest("db", Observation::new(Status::Ok, "ok"), at(10.0));
+    e.ingest("app", Observation::new(Status::Critical, "503"), at(80.0));
+    let saved: Vec<Alert> = e.alerts().cloned().collect();
+    let mut e = Engine::new();
+    e.set_probe(spec("db", &[]), Box::new(NoRules));
+    e.set_probe(spec("app", &["db"]), Box::new(NoRules));
+    e.restore(saved, at(90.0));
+    e.ingest("db", Observation::new(Status::Ok, "ok"), at(91.0));
+    let (_, ev) = e.ingest("app", Observation::new(Status::Critical, "503"), at(92.0));
+    assert!(ev.is_empty(), "still one page: {ev:?}");
+    let (_, ev) = e.ingest("app", Observation::new(Status::Ok, "ok"), at(93.0));
+    assert_eq!(ev[0].alert.rule, "did_not_recover");
+    assert_eq!(ev[0].kind, AlertEventKind::Resolved);
+}
+
+/// db → api → app: the app's grace starts only when api (its last failing dependency) is ok
+/// again, and its did_not_recover names api; api's own did_not_recover names db.
+#[test]
+fn the_grace_starts_when_the_last_dependency_recovers_transitively() {
+    let mut e = Engine::new();
+    e.set_probe(spec("db", &[]), Box::new(NoRules));
+    e.set_probe(spec("api", &["db"]), Box::new(NoRules));
+    e.set_probe(spec("app", &["api"]), Box::new(NoRules));
+    let down = || Observation::new(Status::Critical, "down");
+    let up = || Observation::new(Status::Ok, "ok");
+    e.ingest("db", down(), at(0.0));
+    e.ingest("api", down(), at(1.0));
+    e.ingest("app", down(), at(1.0));
+    let (obs, _) = e.ingest("db", up(), at(10.0));
+    assert_eq!(
+        obs.events.len(),
+        1,
+        "only api's grace starts: {:?}",
+        obs.events
+    );
+    assert!(obs.events[0].contains("api has 1m00s"), "{:?}", obs.events);
+    assert!(
+        e.ingest("app", down(), at(80.0)).1.is_empty(),
+        "api still fails"
+    );
+    let (_, ev) = e.ingest("api", down(), at(80.0));
+    assert_eq!(ev[0].alert.rule, "did_not_recover");
+    assert_eq!(ev[0].alert.labels["dependency"], "db");
+    let (obs, ev) = e.ingest("api", up(), at(90.0));
+    assert_eq!(ev[0].kind, AlertEventKind::Resolved);
+    assert!(obs.events[0].contains("app has 1m00s"), "{:?}", obs.events);
+    assert!(
+        e.ingest("app", down(), at(149.0)).1.is_empty(),
+        "in its grace"
+    );
+    let (_, ev) = e.ingest("app", down(), at(150.0));
+    assert_eq!(ev[0].alert.rule, "did_not_recover");
+    assert_eq!(ev[0].alert.labels["dependency"], "api");
 }

@@ -46,6 +46,11 @@ pub struct ProbeCommon {
     pub for_: Option<Dur>,
     /// Severity of the probe's own alert when it cannot tell (timeout, error). Default warning.
     pub unknown_severity: Option<Severity>,
+    /// How long, after every probe in `depends_on` is ok again, this probe may keep failing
+    /// before `did_not_recover` fires. Default: 2 intervals, at least 60s.
+    pub recover_within: Option<Dur>,
+    /// Severity of its `did_not_recover` alert. Default critical.
+    pub did_not_recover_severity: Option<Severity>,
 }
 
 /// The keys of [`ProbeCommon`] plus `id` and `kind`, split off before the kind's own fields.
@@ -60,6 +65,8 @@ pub const COMMON_FIELDS: &[&str] = &[
     "recover_after",
     "for",
     "unknown_severity",
+    "recover_within",
+    "did_not_recover_severity",
 ];
 
 /// Defaults of a kind.
@@ -257,6 +264,14 @@ impl ProbeConfig {
         }
     }
 
+    /// The effective `recover_within` in seconds (default 2 intervals, at least 60 s).
+    pub fn recover_within(&self) -> f64 {
+        self.common.recover_within.map_or_else(
+            || crate::alert::recovery::default_within(self.interval().secs()),
+            |d| d.secs(),
+        )
+    }
+
     /// The engine's view of this probe.
     pub fn spec(&self) -> crate::alert::ProbeSpec {
         crate::alert::ProbeSpec {
@@ -271,6 +286,11 @@ impl ProbeConfig {
             policy: self.policy(),
             labels: self.common.labels.clone(),
             unknown_severity: self.common.unknown_severity.unwrap_or(Severity::Warning),
+            recover_within: self.recover_within(),
+            did_not_recover_severity: self
+                .common
+                .did_not_recover_severity
+                .unwrap_or(Severity::Critical),
         }
     }
 }
