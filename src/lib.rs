@@ -4,6 +4,7 @@
 //! store, notifiers, API and CLI live at the edges. See `docs/ARCHITECTURE.md`.
 #![warn(missing_docs)]
 
+pub mod action;
 pub mod alert;
 pub mod api;
 pub mod cli;

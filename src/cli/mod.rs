@@ -391,10 +391,15 @@ fn config_check(path: Option<&std::path::Path>) -> ExitCode {
             }
             let n = c.warnings.len();
             println!(
-                "{}: ok ({}, {} notifiers{})",
+                "{}: ok ({}, {} notifiers{}{})",
                 c.origin(),
                 config::host::summary(&c),
                 c.notifiers.len(),
+                match c.actions.len() {
+                    0 => String::new(),
+                    1 => ", 1 action".into(),
+                    n => format!(", {n} actions"),
+                },
                 match n {
                     0 => String::new(),
                     1 => ", 1 warning".into(),

@@ -5,6 +5,7 @@
 //! does not hide the next one's errors. Validation ([`validate`]) is pure; resolving secret
 //! files is the only I/O and happens in [`load`].
 
+pub mod actions;
 pub mod caps;
 pub mod deadman;
 pub mod error;
@@ -49,6 +50,8 @@ pub struct Config {
     pub probes: Vec<ProbeConfig>,
     /// Configured notifiers, in file order.
     pub notifiers: Vec<NotifierConfig>,
+    /// `[[action]]`: configured remediations, in file order.
+    pub actions: Vec<actions::ActionConfig>,
     /// `[intake]`: alerts pushed by Alertmanager.
     pub intake: IntakeConfig,
     /// `[[heartbeat]]`: inbound heartbeats, in file order.

@@ -15,6 +15,7 @@ const SECTIONS: &[&str] = &[
     "store",
     "probe",
     "notifier",
+    "action",
     "intake",
     "heartbeat",
     "deadman",
@@ -65,6 +66,11 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
                     if let Some(p) = parse_probe(entry, errors) {
                         config.probes.push(p);
                     }
+                }
+            }
+            "action" => {
+                for entry in array_of_tables(value, "action", errors) {
+                    config.actions.extend(super::actions::parse(entry, errors));
                 }
             }
             "notifier" => {

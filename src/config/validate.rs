@@ -127,6 +127,7 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
         }
         n.kind.validate(&component, n.span.clone(), errors);
     }
+    super::actions::validate(config, errors);
     config.intake.validate(section("intake"), errors);
     if let Some(d) = &config.deadman {
         d.validate(section("deadman"), errors);

@@ -181,6 +181,15 @@ pub fn name_matches(p: &ProcInfo, name: &str) -> bool {
     p.comm == name || base == name || (p.comm.len() == 15 && name.starts_with(p.comm.as_str()))
 }
 
+/// The processes a configuration matches right now (the `signal` action finds its targets
+/// with it); `Err` says why none can be (a missing or stale pid file, an unreadable `/proc`).
+pub fn matching(config: &ProcessConfig, proc_root: &Path) -> Result<Vec<ProcInfo>, String> {
+    match ProcessProbe::find(config, proc_root) {
+        Found::Procs(p) => Ok(p),
+        Found::Missing(why) | Found::Error(why) => Err(why),
+    }
+}
+
 /// Clock ticks per second (`AT_CLKTCK` from `/proc/self/auxv`; 100 when unreadable).
 fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
