@@ -65,7 +65,10 @@ impl SignalConfig {
     }
 
     fn sig_name(&self) -> String {
-        format!("SIG{}", self.signal.strip_prefix("SIG").unwrap_or(&self.signal))
+        format!(
+            "SIG{}",
+            self.signal.strip_prefix("SIG").unwrap_or(&self.signal)
+        )
     }
 }
 
