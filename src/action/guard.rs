@@ -211,8 +211,8 @@ pub fn preconditions(
             Ok(since) if now - since < g.require_ok_for => {
                 why.push(format!(
                     "{id} has been ok for only {} of the required {}",
-                    crate::model::format_duration((now - since).max(0.0)),
-                    crate::model::format_duration(g.require_ok_for)
+                    span((now - since).max(0.0).floor()),
+                    span(g.require_ok_for)
                 ));
                 let at = since + g.require_ok_for;
                 retry = Some(retry.map_or(at, |r| r.min(at)));
@@ -226,6 +226,22 @@ pub fn preconditions(
             why: why.join("; "),
             retry_at,
         },
+    }
+}
+
+/// A configured span as written: `30s`, `5m`, `1h`, `2d`; other values as
+/// [`crate::model::format_duration`] does (`1m30s`).
+pub fn span(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    if (seconds - s as f64).abs() > 1e-9 || s == 0 {
+        return crate::model::format_duration(seconds);
+    }
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s if s < 60 => format!("{s}s"),
+        _ => crate::model::format_duration(seconds),
     }
 }
 
@@ -363,6 +379,9 @@ mod tests {
             Decision::Exhausted { .. }
         ));
         h.prune(&g, 5000.0);
+        assert_eq!(span(3600.0), "1h");
+        assert_eq!(span(300.0), "5m");
+        assert_eq!(span(90.0), "1m30s");
         assert_eq!(h.runs_in_window(&g, 5000.0), 0);
     }
 }

@@ -3,9 +3,10 @@
 
 use super::actions::{ACTION_PROPOSAL_RULE, LOOKOUT, Proposal, ProposalInfo};
 use super::core::Core;
+use crate::action::guard::span;
 use crate::action::guard::{Decision, Guards, Inputs};
 use crate::alert::Alert;
-use crate::model::{format_duration, format_utc, labels};
+use crate::model::{format_utc, labels};
 use crate::rule::Condition;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -39,7 +40,7 @@ pub(super) async fn propose(
         alert.probe,
         alert.message.lines().next().unwrap_or(""),
         format_utc(deadline),
-        format_duration(wait)
+        span(wait)
     );
     let (tx, rx) = tokio::sync::oneshot::channel();
     let page_alert_id =
@@ -113,7 +114,7 @@ pub(super) async fn propose(
                 LOOKOUT,
                 format!(
                     "proposal {id} expired unanswered after {}; nothing ran",
-                    format_duration(wait)
+                    span(wait)
                 ),
             );
             core.set_internal(Condition::clear(
@@ -224,16 +225,16 @@ impl Core {
                     "on": c.on,
                     "would_run": e.action.describe(),
                     "guards": {
-                        "delay": format_duration(g.delay),
+                        "delay": span(g.delay),
                         "require_ok": c.require_ok.clone().map_or(json!("the triggering probe's depends_on"), |r| json!(r)),
-                        "require_ok_for": format_duration(g.require_ok_for),
-                        "cooldown": format_duration(g.cooldown),
+                        "require_ok_for": span(g.require_ok_for),
+                        "cooldown": span(g.cooldown),
                         "max_runs": g.max_runs,
-                        "window": format_duration(g.window),
+                        "window": span(g.window),
                         "post_check": c.post_check,
-                        "post_check_within": format_duration(c.post_check_within.secs()),
-                        "ask_deadline": format_duration(g.ask_deadline),
-                        "timeout": format_duration(e.config.timeout().secs()),
+                        "post_check_within": span(c.post_check_within.secs()),
+                        "ask_deadline": span(g.ask_deadline),
+                        "timeout": span(e.config.timeout().secs()),
                     },
                     "last_run": e.last,
                     "runs_in_window": e.history.runs_in_window(&g, now.mono),
@@ -301,13 +302,13 @@ impl Core {
             }
             Decision::Cooldown { until } => refuse(format!(
                 "cooldown: the last run was less than {} ago; next run allowed in {}",
-                format_duration(g.cooldown),
-                format_duration(until - inputs.now)
+                span(g.cooldown),
+                span(until - inputs.now)
             )),
             Decision::Exhausted { runs, until, .. } => refuse(format!(
                 "max_runs reached: {runs} runs in {}; next run allowed in {}",
-                format_duration(g.window),
-                format_duration(until - inputs.now)
+                span(g.window),
+                span(until - inputs.now)
             )),
             Decision::NotReady { why, .. } => refuse(format!("precondition not met: {why}")),
             Decision::Resolved | Decision::Propose { .. } | Decision::Run => {

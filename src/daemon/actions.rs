@@ -4,12 +4,13 @@
 //! the scheduler. Manual runs and approvals are in [`super::action_runs`].
 
 use super::core::Core;
+use crate::action::guard::span;
 use crate::action::guard::{self, Decision, Guards, History, Inputs, Precondition};
 use crate::action::{Action, RunOutcome};
 use crate::alert::{Alert, AlertEvent, AlertEventKind, AlertState};
 use crate::config::Config;
 use crate::config::actions::ActionConfig;
-use crate::model::{Labels, Observation, Severity, Status, format_duration, format_utc, labels};
+use crate::model::{Labels, Observation, Severity, Status, format_utc, labels};
 use crate::rule::Condition;
 use crate::store::TimelineEntry;
 use serde::Serialize;
@@ -322,8 +323,8 @@ impl Core {
                 "started {} (run {runs} of at most {} per {}, timeout {})",
                 action.describe(),
                 g.max_runs,
-                format_duration(g.window),
-                format_duration(config.timeout().secs())
+                span(g.window),
+                span(config.timeout().secs())
             ),
         );
         let timeout = config.timeout().0;
@@ -387,7 +388,7 @@ impl Core {
                 format!(
                     "action {name} ran ({}) but the post-check failed: {probe} is still not ok after {}{tail}",
                     outcome.summary,
-                    format_duration(config.common.post_check_within.secs())
+                    span(config.common.post_check_within.secs())
                 ),
             ));
         }
@@ -440,7 +441,7 @@ impl Core {
                         LOOKOUT,
                         format!(
                             "post-check passed: {probe} reads ok {} after the run",
-                            format_duration(started.elapsed().as_secs_f64())
+                            span(started.elapsed().as_secs_f64())
                         ),
                     );
                     return true;
@@ -463,7 +464,7 @@ impl Core {
             LOOKOUT,
             format!(
                 "post-check failed: {probe} still not ok after {} ({last})",
-                format_duration(within)
+                span(within)
             ),
         );
         false
@@ -535,10 +536,13 @@ async fn pursue(core: &Arc<Core>, name: &str, alert: &Alert) {
     core.set_action_state(name, format!("delay: {on} fired"));
     sleep_until(core, core.clock.now().mono + delay).await;
     let mut said = String::new();
+    // Each reason is said once: the same words with other numbers (a time, a count) are the
+    // same reason.
     let mut say = |core: &Core, kind: &str, what: String| {
-        if what != said {
+        let key: String = what.chars().filter(|c| !c.is_ascii_digit()).collect();
+        if key != said {
             core.action_note(kind, name, Some(alert), LOOKOUT, &what);
-            said = what;
+            said = key;
         }
     };
     loop {
@@ -566,7 +570,7 @@ async fn pursue(core: &Arc<Core>, name: &str, alert: &Alert) {
             Decision::Cooldown { until } => {
                 let why = format!(
                     "waiting: cooldown ({} between runs) until {}",
-                    format_duration(g.cooldown),
+                    span(g.cooldown),
                     wall(until)
                 );
                 core.set_action_state(name, &why);
@@ -576,7 +580,7 @@ async fn pursue(core: &Arc<Core>, name: &str, alert: &Alert) {
             Decision::Exhausted { page, until, runs } => {
                 let why = format!(
                     "stopped: max_runs reached ({runs} runs in {}); no further run before {}",
-                    format_duration(g.window),
+                    span(g.window),
                     wall(until)
                 );
                 core.set_action_state(name, format!("exhausted until {}", wall(until)));
@@ -588,7 +592,7 @@ async fn pursue(core: &Arc<Core>, name: &str, alert: &Alert) {
                         Severity::Critical,
                         format!(
                             "action {name} ran {runs} times in {} for {on} and it is still failing; lookout stops trying until {} — a person must look",
-                            format_duration(g.window),
+                            span(g.window),
                             wall(until)
                         ),
                     ));
