@@ -331,9 +331,10 @@ mod tests {
         // The first run leaves the window: one more is allowed.
         assert_eq!(decide(&g, &mut h, &at(3600.0)), Decision::Run);
         h.record_run(3600.0);
-        // Exhausted again in a new window: pages again.
+        // Exhausted again, in a new window: pages again.
+        let g = Guards { cooldown: 0.0, ..g };
         assert!(matches!(
-            decide(&g, &mut h, &at(3900.0)),
+            decide(&g, &mut h, &at(3700.0)),
             Decision::Exhausted { page: true, .. }
         ));
     }
