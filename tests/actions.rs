@@ -656,3 +656,36 @@ argv = ["{}"]
     assert_eq!(status, 404);
     assert!(body["error"].as_str().unwrap().contains("no action"));
 }
+
+#[test]
+fn runs_in_the_window_are_rebuilt_from_the_timeline_after_a_restart() {
+    let s = Setup::new();
+    let runs = s.path("runs");
+    let fix = s.script("fix", &format!("echo run >> {}", runs.display()));
+    let action = format!(
+        r#"[[action]]
+name = "rotate"
+kind = "exec"
+argv = ["{}"]
+max_runs = 1
+cooldown = "1s"
+"#,
+        fix.display()
+    );
+    let d = s.start(&action);
+    let (status, body) = post(&d, "/api/v1/actions/rotate/run", json!({"by": "carol"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ok"], true);
+    // A crash right after the run: the timeline entry is committed before the run's answer.
+    d.kill9();
+    let d = s.start(&action);
+    assert_eq!(d.get("/api/v1/actions")[0]["runs_in_window"], 1);
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, body) = post(&d, "/api/v1/actions/rotate/run", json!({}));
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("max_runs reached"),
+        "{body}"
+    );
+    assert_eq!(lines(&runs), 1);
+}
