@@ -1,6 +1,7 @@
 //! `lookout run`: loads the configuration, opens the store, restores alerts, starts the
 //! scheduler, the API and the self-checks, and handles SIGTERM (stop) and SIGHUP (reload).
 
+mod action_exec;
 pub mod action_runs;
 pub mod actions;
 pub mod clock;
