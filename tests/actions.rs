@@ -689,3 +689,29 @@ cooldown = "1s"
     );
     assert_eq!(lines(&runs), 1);
 }
+
+#[test]
+fn a_proposal_is_withdrawn_when_its_alert_resolves_unanswered() {
+    let s = Setup::new();
+    let d = ask_action(&s, "5m");
+    let id = wait_proposal(&d)["id"].as_str().unwrap().to_string();
+    // The app comes back by itself (someone restarted it by hand).
+    std::fs::write(s.path("app-ok"), "").unwrap();
+    wait_entry(
+        &d,
+        "action_skipped",
+        &format!("proposal {id} withdrawn, the alert resolved before the run"),
+        Duration::from_secs(20),
+    );
+    s.sink
+        .wait_for("the proposal resolved", Duration::from_secs(10), |b| {
+            is_event(b, "resolved", "action_proposal", None)
+        });
+    let (status, _) = post(
+        &d,
+        &format!("/api/v1/actions/proposals/{id}/approve"),
+        json!({}),
+    );
+    assert_eq!(status, 404);
+    assert!(!s.path("runs").exists());
+}

@@ -90,7 +90,34 @@ pub(super) async fn propose(
         alert.severity,
         message,
     ));
-    let answer = tokio::time::timeout(Duration::from_secs_f64(wait.max(0.0)), rx).await;
+    // Approved, expired, or withdrawn when the alert resolves meanwhile (checked every second).
+    let mut rx = rx;
+    let expires = tokio::time::Instant::now() + Duration::from_secs_f64(wait.max(0.0));
+    let answer = loop {
+        tokio::select! {
+            by = &mut rx => break by.ok(),
+            _ = tokio::time::sleep_until(expires) => break None,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if !core.still_firing(&alert.id) {
+                    core.actions.inner.lock().expect("actions lock").proposals.remove(&id);
+                    core.action_note(
+                        "action_skipped",
+                        name,
+                        Some(alert),
+                        LOOKOUT,
+                        format!("skipped: proposal {id} withdrawn, the alert resolved before the run"),
+                    );
+                    core.set_internal(Condition::clear(
+                        ACTION_PROPOSAL_RULE,
+                        l,
+                        format!("proposal {id} withdrawn: the alert resolved"),
+                    ));
+                    core.set_action_state(name, "idle");
+                    return None;
+                }
+            }
+        }
+    };
     core.actions
         .inner
         .lock()
@@ -98,7 +125,7 @@ pub(super) async fn propose(
         .proposals
         .remove(&id);
     match answer {
-        Ok(Ok(by)) => {
+        Some(by) => {
             core.set_internal(Condition::clear(
                 ACTION_PROPOSAL_RULE,
                 l,
@@ -106,7 +133,7 @@ pub(super) async fn propose(
             ));
             Some(by)
         }
-        _ => {
+        None => {
             core.action_note(
                 "action_expired",
                 name,

@@ -229,8 +229,18 @@ impl Core {
         }
     }
 
+    /// Whether the action may run again as far as `max_runs` goes (unknown actions: yes).
+    fn has_room(&self, name: &str) -> bool {
+        let now = self.clock.now().mono;
+        let inner = self.actions.inner.lock().expect("actions lock");
+        inner.actions.get(name).is_none_or(|e| {
+            let g = Guards::of(&e.config.common);
+            e.history.runs_in_window(&g, now) < g.max_runs
+        })
+    }
+
     /// Whether the alert is still firing (acknowledged counts: someone looks, it is not fixed).
-    fn still_firing(&self, id: &str) -> bool {
+    pub(super) fn still_firing(&self, id: &str) -> bool {
         self.with_engine(|e| {
             e.alerts().any(|a| {
                 a.id == id && matches!(a.state, AlertState::Firing | AlertState::Acknowledged)
@@ -297,6 +307,33 @@ impl Core {
 /// for every action whose `on` matches.
 pub fn start(core: &Arc<Core>) -> tokio::task::JoinHandle<()> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    // What a restart left behind: proposals are not kept (their pages are withdrawn); an
+    // exhausted action with room in its window again may run; an alert still firing is taken
+    // up again (its delay and every guard apply anew, the runs in the window were rebuilt).
+    for a in core.alerts() {
+        if a.probe != crate::alert::INTERNAL_PROBE || !a.state.is_open() {
+            continue;
+        }
+        let action = a.labels.get("action").cloned().unwrap_or_default();
+        if a.rule == ACTION_PROPOSAL_RULE {
+            core.set_internal(Condition::clear(
+                ACTION_PROPOSAL_RULE,
+                a.labels.clone(),
+                "proposal withdrawn: lookout restarted; the action is proposed again if the alert still fires",
+            ));
+        } else if a.rule == REMEDIATION_EXHAUSTED_RULE && core.has_room(&action) {
+            core.set_internal(Condition::clear(
+                REMEDIATION_EXHAUSTED_RULE,
+                a.labels.clone(),
+                format!("action {action} may run again"),
+            ));
+        }
+    }
+    for a in core.alerts() {
+        if matches!(a.state, AlertState::Firing | AlertState::Acknowledged) {
+            let _ = tx.send(a);
+        }
+    }
     *core.actions.tx.lock().expect("actions tx lock") = Some(tx);
     tokio::spawn(bind(core.clone(), rx))
 }
