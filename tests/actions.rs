@@ -238,6 +238,8 @@ require_ok = []
     assert_eq!(timeline(&d, "action_started").len(), 1);
     let list = d.get("/api/v1/actions");
     assert_eq!(list[0]["name"], "restart-app");
+    assert_eq!(list[0]["kind"], "exec");
+    assert_eq!(list[0]["mode"], "auto");
     assert_eq!(list[0]["runs_in_window"], 1);
     assert_eq!(list[0]["last_run"]["ok"], true);
     assert_eq!(list[0]["guards"]["cooldown"], "5m");

@@ -247,7 +247,7 @@ impl Core {
                 let g = Guards::of(c);
                 json!({
                     "name": e.config.name,
-                    "kind": kind_name(&e.config),
+                    "kind": e.config.kind.name(),
                     "mode": c.mode.as_str(),
                     "on": c.on,
                     "would_run": e.action.describe(),
@@ -355,9 +355,4 @@ impl Core {
             }
         }
     }
-}
-
-fn kind_name(c: &crate::config::actions::ActionConfig) -> String {
-    let d = format!("{:?}", c.kind);
-    d.split('(').next().unwrap_or("").to_lowercase()
 }
