@@ -717,3 +717,42 @@ fn a_proposal_is_withdrawn_when_its_alert_resolves_unanswered() {
     assert_eq!(status, 404);
     assert!(!s.path("runs").exists());
 }
+
+#[test]
+fn after_a_restart_the_old_proposal_is_withdrawn_and_the_still_firing_alert_proposed_again() {
+    let s = Setup::new();
+    let d = ask_action(&s, "5m");
+    let first = wait_proposal(&d)["id"].as_str().unwrap().to_string();
+    s.sink
+        .wait_for("the first proposal's page", Duration::from_secs(10), |b| {
+            is_event(b, "firing", "action_proposal", None)
+                && b["alert"]["labels"]["proposal"] == first.as_str()
+        });
+    d.kill9();
+    let d = ask_action(&s, "5m");
+    s.sink
+        .wait_for("the old proposal withdrawn", Duration::from_secs(20), |b| {
+            is_event(b, "resolved", "action_proposal", None)
+                && b["alert"]["labels"]["proposal"] == first.as_str()
+        });
+    let second = wait_proposal(&d)["id"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    let (status, _) = post(
+        &d,
+        &format!("/api/v1/actions/proposals/{first}/approve"),
+        json!({}),
+    );
+    assert_eq!(status, 404);
+    let (status, body) = post(
+        &d,
+        &format!("/api/v1/actions/proposals/{second}/approve"),
+        json!({"by": "dave"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_entry(
+        &d,
+        "action_postcheck",
+        "post-check passed",
+        Duration::from_secs(20),
+    );
+}
