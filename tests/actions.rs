@@ -756,3 +756,36 @@ fn after_a_restart_the_old_proposal_is_withdrawn_and_the_still_firing_alert_prop
         Duration::from_secs(20),
     );
 }
+
+#[test]
+fn a_pursuit_waiting_on_a_precondition_ends_when_its_alert_resolves() {
+    let s = Setup::new();
+    let fix = s.script("fix", &format!("echo run >> {}", s.path("runs").display()));
+    let d = s.start(&format!(
+        r#"[[action]]
+name = "restart-app"
+kind = "exec"
+argv = ["{}"]
+on = {{ rule = "probe_status", probe = "app" }}
+mode = "auto"
+delay = "1s"
+require_ok = ["db"]
+"#,
+        fix.display()
+    ));
+    wait_entry(
+        &d,
+        "action_skipped",
+        "waiting: precondition not met: db is not ok",
+        Duration::from_secs(20),
+    );
+    std::fs::write(s.path("app-ok"), "").unwrap();
+    wait_entry(
+        &d,
+        "action_skipped",
+        "skipped: the alert resolved before the run",
+        Duration::from_secs(20),
+    );
+    assert!(!s.path("runs").exists());
+    assert_eq!(d.get("/api/v1/actions")[0]["state"], "idle");
+}

@@ -421,8 +421,15 @@ async fn pursue(core: &Arc<Core>, name: &str, alert: &Alert) {
             preconditions: core.preconditions_of(name, Some(&alert.probe), &g),
             manual: false,
         };
-        let Some((decision, _)) = core.decide_action(name, &inputs, false) else {
-            return;
+        // A pursuit ends as soon as its alert resolves, whatever guard it waits on (a
+        // precondition that never holds must not keep it forever, nor page exhaustion).
+        let decision = if inputs.alert_firing {
+            let Some((d, _)) = core.decide_action(name, &inputs, false) else {
+                return;
+            };
+            d
+        } else {
+            Decision::Resolved
         };
         let wall = |mono: f64| format_utc(now.wall + (mono - now.mono));
         match decision {
