@@ -7,6 +7,7 @@
 
 pub mod child;
 pub mod exec;
+pub mod guard;
 pub mod http;
 pub mod signal;
 pub mod systemd;

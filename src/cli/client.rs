@@ -102,6 +102,7 @@ impl Client {
 pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Silence { command } => return super::paging::silence(&c, command).await,
+        Command::Action { command } => return super::action::run(&c, command).await,
         Command::Status { json } => {
             let v = c.get("/api/v1/status").await?;
             if json {

@@ -1,6 +1,7 @@
 //! The command line: `run` starts the daemon; the other verbs talk to it over the API or run
 //! daemon logic offline (`check`, `config check`, `rules replay`).
 
+pub mod action;
 mod check;
 mod client;
 mod notify_test;
@@ -81,6 +82,12 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Remediation actions: list them, run one by hand, approve a proposed run.
+    Action {
+        /// What to do.
+        #[command(subcommand)]
+        command: action::ActionCommand,
     },
     /// Silence alerts by label matchers: they still show, but nobody is paged.
     Silence {

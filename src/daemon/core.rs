@@ -97,7 +97,17 @@ pub struct Core {
     pub(super) paging: super::paging::PagingState,
     /// How acknowledgement links are made and checked; `None` while they are turned off.
     ack_links: RwLock<Option<Arc<AckLinks>>>,
+    /// `[[action]]`: bindings, guards, runs and proposals (see [`super::actions`]).
+    pub(super) actions: super::actions::ActionsState,
+    /// The scheduled probes, to run one now (post-checks), and the shared run limit.
+    on_demand: RwLock<OnDemand>,
 }
+
+/// The scheduled probes by id, runnable on demand, with the scheduler's run limit.
+type OnDemand = (
+    BTreeMap<String, Arc<super::scheduler::Scheduled>>,
+    Arc<tokio::sync::Semaphore>,
+);
 
 /// The bearer tokens and settings of the intake endpoints, replaced on reload.
 #[derive(Clone, Debug, Default)]
@@ -138,7 +148,39 @@ impl Core {
             intake_tokens: RwLock::default(),
             paging: Default::default(),
             ack_links: RwLock::default(),
+            actions: Default::default(),
+            on_demand: RwLock::new((BTreeMap::new(), Arc::new(tokio::sync::Semaphore::new(1)))),
         }
+    }
+
+    /// Sets the probes [`Core::run_probe_now`] can run (the scheduler's, at start and reload).
+    pub fn set_on_demand(
+        &self,
+        probes: Vec<Arc<super::scheduler::Scheduled>>,
+        permits: Arc<tokio::sync::Semaphore>,
+    ) {
+        *self.on_demand.write().expect("on-demand lock") = (
+            probes.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            permits,
+        );
+    }
+
+    /// Runs a scheduled probe once now, within its timeout and the shared run limit, and
+    /// records the result like a scheduled run; `None` when no probe has that id.
+    pub async fn run_probe_now(&self, id: &str) -> Option<Observation> {
+        let (p, permits) = {
+            let od = self.on_demand.read().expect("on-demand lock");
+            (od.0.get(id)?.clone(), od.1.clone())
+        };
+        let obs = super::scheduler::run_once(&p, &permits).await;
+        self.record(id, obs.clone());
+        Some(obs)
+    }
+
+    /// The interval of a scheduled probe.
+    pub fn probe_interval(&self, id: &str) -> Option<std::time::Duration> {
+        let od = self.on_demand.read().expect("on-demand lock");
+        od.0.get(id).map(|p| p.interval)
     }
 
     /// Sets how acknowledgement links are made and checked (start and reload).
@@ -284,6 +326,7 @@ impl Core {
                 at: now.wall,
             },
         );
+        self.actions.observe(probe, &obs, now.mono);
         if previous.is_none_or(|p| p.observation.status != obs.status) {
             self.store.send(StoreOp::Status {
                 ts: now.wall,
@@ -393,6 +436,7 @@ impl Core {
                 message,
             });
             self.notify(&ev, &dispatcher);
+            self.actions.offer(&ev);
         }
     }
 

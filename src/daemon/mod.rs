@@ -1,6 +1,9 @@
 //! `lookout run`: loads the configuration, opens the store, restores alerts, starts the
 //! scheduler, the API and the self-checks, and handles SIGTERM (stop) and SIGHUP (reload).
 
+mod action_exec;
+pub mod action_runs;
+pub mod actions;
 pub mod clock;
 pub mod core;
 mod deadman;
@@ -139,6 +142,9 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     core.dispatcher().resume(restored.pending);
     core.dispatcher().seed_sent(restored.sent_keys);
     core.restore_paging(restored.escalations, restored.silences);
+    core.set_actions(&config);
+    core.restore_action_runs(&state_dir);
+    let _action_runner = actions::start(&core);
 
     let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut listeners = start_ack_listeners(&core, &ack_tx);
@@ -362,6 +368,18 @@ async fn apply_acks(
     mut acks: tokio::sync::mpsc::UnboundedReceiver<crate::notify::Ack>,
 ) {
     while let Some(ack) = acks.recv().await {
+        // A ✅ on the page of an action proposal approves the proposal.
+        if let Some(r) = core.approve_by_page(&ack.alert_id, &ack.by) {
+            match r {
+                Ok(p) => {
+                    tracing::info!(proposal = %p.id, action = %p.action, by = %ack.by, "proposal approved from a notification channel")
+                }
+                Err((_, e)) => {
+                    tracing::info!(alert = %ack.alert_id, by = %ack.by, "approval not applied: {e}")
+                }
+            }
+            continue;
+        }
         match core.acknowledge_page(&ack.alert_id, ack.group.as_deref(), &ack.by) {
             Ok(list) => {
                 for a in list {
@@ -505,6 +523,7 @@ fn reload(
             apply_probes(core, &config, &core.state_dir);
             core.set_intake(&config.intake, &config.heartbeats);
             core.set_paging(&config);
+            core.set_actions(&config);
             let s = start_scheduler(core, &config).expect("scheduler start cannot fail");
             core.set_internal(internal::config_condition(None));
             internal::announce_notifiers(core);

@@ -29,7 +29,7 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts one task per probe.
+    /// Starts one task per probe, and lets [`Core::run_probe_now`] run them on demand.
     pub fn start(
         core: Arc<Core>,
         probes: Vec<Scheduled>,
@@ -37,6 +37,8 @@ impl Scheduler {
         jitter: f64,
     ) -> Scheduler {
         let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
+        let probes: Vec<Arc<Scheduled>> = probes.into_iter().map(Arc::new).collect();
+        core.set_on_demand(probes.clone(), permits.clone());
         let tasks = probes
             .into_iter()
             .map(|p| tokio::spawn(run_probe(core.clone(), p, permits.clone(), jitter)))
@@ -66,7 +68,7 @@ fn spread(interval: Duration, jitter: f64) -> Duration {
     }
 }
 
-async fn run_probe(core: Arc<Core>, p: Scheduled, permits: Arc<Semaphore>, jitter: f64) {
+async fn run_probe(core: Arc<Core>, p: Arc<Scheduled>, permits: Arc<Semaphore>, jitter: f64) {
     // Spread the first runs so probes with equal intervals do not run in lockstep.
     let mut next = Instant::now() + spread(p.interval, jitter).min(Duration::from_secs(2));
     loop {

@@ -1,0 +1,542 @@
+//! The action runner: binds firing alerts to `[[action]]`s whose `on` matches, walks the
+//! guards ([`crate::action::guard`]) for each, runs, post-checks, proposes and records every
+//! decision on the timeline. Every pursuit and every run is its own task: nothing here blocks
+//! the scheduler. One run and its post-check are in `action_exec.rs`; manual runs and
+//! approvals in [`super::action_runs`].
+
+use super::core::Core;
+use crate::action::Action;
+use crate::action::guard::span;
+use crate::action::guard::{self, Decision, Guards, History, Inputs, Precondition};
+use crate::alert::{Alert, AlertEvent, AlertEventKind, AlertState};
+use crate::config::Config;
+use crate::config::actions::ActionConfig;
+use crate::model::{Labels, Observation, Severity, Status, format_utc, labels};
+use crate::rule::Condition;
+use crate::store::TimelineEntry;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+
+/// Critical: a run failed, or its post-check did (the message has the output tail).
+pub const ACTION_FAILED_RULE: &str = "action_failed";
+/// Critical: `max_runs` reached in the window; the action stops (paged once per window).
+pub const REMEDIATION_EXHAUSTED_RULE: &str = "remediation_exhausted";
+/// A proposed run waits for approval (`mode = "ask"`): the page carries what would run and
+/// how to approve.
+pub const ACTION_PROPOSAL_RULE: &str = "action_proposal";
+
+/// The actor of what lookout decides by itself.
+pub const LOOKOUT: &str = "lookout";
+
+/// The runner's state, held by [`Core`].
+#[derive(Default)]
+pub struct ActionsState {
+    pub(super) inner: Mutex<Inner>,
+    tx: Mutex<Option<UnboundedSender<Alert>>>,
+}
+
+#[derive(Default)]
+pub(super) struct Inner {
+    pub(super) actions: BTreeMap<String, Entry>,
+    /// Probe id → its `depends_on` (the default preconditions).
+    depends_on: BTreeMap<String, Vec<String>>,
+    /// Probe id → since when it is ok (monotonic), or why it is not.
+    ok_since: BTreeMap<String, Result<f64, String>>,
+    /// (action, alert id) pairs being pursued.
+    pursuits: BTreeSet<(String, String)>,
+    pub(super) proposals: BTreeMap<String, Proposal>,
+}
+
+pub(super) struct Entry {
+    pub(super) config: ActionConfig,
+    pub(super) action: Arc<dyn Action>,
+    pub(super) history: History,
+    pub(super) run_lock: Arc<tokio::sync::Mutex<()>>,
+    pub(super) last: Option<LastRun>,
+    /// What the action is doing, in words (`idle`, `waiting: …`, `running`, `exhausted`).
+    pub(super) state: String,
+}
+
+/// The latest run of an action.
+#[derive(Clone, Debug, Serialize)]
+pub struct LastRun {
+    /// Unix seconds of its start.
+    pub at: f64,
+    /// Whether it (and its post-check) succeeded.
+    pub ok: bool,
+    /// One line.
+    pub summary: String,
+    /// Who ran it (`lookout`, or the person).
+    pub by: String,
+}
+
+/// A run waiting for approval.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProposalInfo {
+    /// 16 hex digits.
+    pub id: String,
+    /// The action.
+    pub action: String,
+    /// The alert that triggered it.
+    pub alert_id: String,
+    /// Its rule and probe.
+    pub alert: String,
+    /// What would run, one line (secrets as `<secret>`).
+    pub would_run: String,
+    /// Unix seconds.
+    pub created_at: f64,
+    /// Unix seconds at which it expires unanswered.
+    pub deadline: f64,
+    /// The id of the `action_proposal` alert that pages it.
+    pub page_alert_id: String,
+}
+
+pub(super) struct Proposal {
+    pub(super) info: ProposalInfo,
+    pub(super) approve: Option<oneshot::Sender<String>>,
+}
+
+impl ActionsState {
+    /// Notes a probe result for the preconditions (called by [`Core::record`]).
+    pub fn observe(&self, probe: &str, obs: &Observation, mono: f64) {
+        let mut inner = self.inner.lock().expect("actions lock");
+        let next = if obs.status == Status::Ok {
+            match inner.ok_since.get(probe) {
+                Some(Ok(since)) => Ok(*since),
+                _ => Ok(mono),
+            }
+        } else {
+            Err(format!(
+                "{}: {}",
+                obs.status.as_str(),
+                obs.message.lines().next().unwrap_or("")
+            ))
+        };
+        inner.ok_since.insert(probe.to_string(), next);
+    }
+
+    /// Hands a firing alert to the runner (called by [`Core::handle`]; never blocks).
+    pub fn offer(&self, ev: &AlertEvent) {
+        if matches!(ev.kind, AlertEventKind::Firing)
+            && let Some(tx) = self.tx.lock().expect("actions tx lock").as_ref()
+        {
+            let _ = tx.send(ev.alert.clone());
+        }
+    }
+}
+
+impl Core {
+    /// Applies `[[action]]` of a (re)loaded configuration; the run history of an action that
+    /// keeps its name carries over.
+    pub fn set_actions(&self, config: &Config) {
+        let mut inner = self.actions.inner.lock().expect("actions lock");
+        let mut old = std::mem::take(&mut inner.actions);
+        for c in &config.actions {
+            let kept = old.remove(&c.name);
+            inner.actions.insert(
+                c.name.clone(),
+                Entry {
+                    config: c.clone(),
+                    action: crate::action::build(c),
+                    history: kept.as_ref().map(|k| k.history.clone()).unwrap_or_default(),
+                    run_lock: kept
+                        .as_ref()
+                        .map(|k| k.run_lock.clone())
+                        .unwrap_or_default(),
+                    last: kept.as_ref().and_then(|k| k.last.clone()),
+                    state: kept.map_or_else(|| "idle".into(), |k| k.state),
+                },
+            );
+        }
+        inner.depends_on = config
+            .probes
+            .iter()
+            .map(|p| (p.id.clone(), p.spec().depends_on.clone()))
+            .collect();
+    }
+
+    /// Rebuilds each action's runs in its window from the stored timeline (at start), so a
+    /// crash loop cannot run an action more than `max_runs` per window.
+    pub fn restore_action_runs(&self, state_dir: &std::path::Path) {
+        let now = self.clock.now();
+        let Ok(conn) = crate::store::open_read_only(state_dir) else {
+            return;
+        };
+        let mut inner = self.actions.inner.lock().expect("actions lock");
+        let longest = inner
+            .actions
+            .values()
+            .map(|e| {
+                e.config
+                    .common
+                    .window
+                    .secs()
+                    .max(e.config.common.cooldown.secs())
+            })
+            .fold(0.0, f64::max);
+        let Ok(rows) = crate::store::load_timeline(&conn, now.wall - longest, 100_000) else {
+            return;
+        };
+        for (name, e) in inner.actions.iter_mut() {
+            let runs: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.entry.kind == "action_started")
+                .filter(|r| r.entry.message.split_once(": ").map(|x| x.0) == Some(name))
+                .map(|r| now.mono - (now.wall - r.entry.ts))
+                .collect();
+            if !runs.is_empty() {
+                tracing::info!(action = %name, runs = runs.len(), "runs in the window taken back from the timeline");
+                e.history = History::with_runs(runs);
+            }
+        }
+    }
+
+    /// An action's timeline entry: `NAME: message`, about the triggering alert when there is
+    /// one, with its actor.
+    pub(super) fn action_note(
+        &self,
+        kind: &str,
+        name: &str,
+        alert: Option<&Alert>,
+        actor: &str,
+        message: impl std::fmt::Display,
+    ) {
+        self.timeline(TimelineEntry {
+            ts: self.clock.now().wall,
+            kind: kind.into(),
+            probe: alert.map(|a| a.probe.clone()),
+            alert_id: alert.map(|a| a.id.clone()),
+            severity: alert.map(|a| a.severity.as_str().to_string()),
+            actor: Some(actor.to_string()),
+            message: format!("{name}: {message}"),
+        });
+    }
+
+    pub(super) fn set_action_state(&self, name: &str, state: impl Into<String>) {
+        if let Some(e) = self
+            .actions
+            .inner
+            .lock()
+            .expect("actions lock")
+            .actions
+            .get_mut(name)
+        {
+            e.state = state.into();
+        }
+    }
+
+    /// Whether the action may run again as far as `max_runs` goes (unknown actions: yes).
+    fn has_room(&self, name: &str) -> bool {
+        let now = self.clock.now().mono;
+        let inner = self.actions.inner.lock().expect("actions lock");
+        inner.actions.get(name).is_none_or(|e| {
+            let g = Guards::of(&e.config.common);
+            e.history.runs_in_window(&g, now) < g.max_runs
+        })
+    }
+
+    /// Whether the alert is still firing (acknowledged counts: someone looks, it is not fixed).
+    pub(super) fn still_firing(&self, id: &str) -> bool {
+        self.with_engine(|e| {
+            e.alerts().any(|a| {
+                a.id == id && matches!(a.state, AlertState::Firing | AlertState::Acknowledged)
+            })
+        })
+    }
+
+    /// The precondition verdict of an action for a triggering probe.
+    pub(super) fn preconditions_of(
+        &self,
+        name: &str,
+        probe: Option<&str>,
+        g: &Guards,
+    ) -> Precondition {
+        let now = self.clock.now().mono;
+        let inner = self.actions.inner.lock().expect("actions lock");
+        let Some(e) = inner.actions.get(name) else {
+            return Precondition::Met;
+        };
+        let probes: Vec<String> = match (&e.config.common.require_ok, probe) {
+            (Some(r), _) => r.clone(),
+            (None, Some(p)) => inner.depends_on.get(p).cloned().unwrap_or_default(),
+            (None, None) => Vec::new(),
+        };
+        let states: Vec<(String, Result<f64, String>)> = probes
+            .into_iter()
+            .map(|p| {
+                let s = inner
+                    .ok_since
+                    .get(&p)
+                    .cloned()
+                    .unwrap_or_else(|| Err("no result yet".into()));
+                (p, s)
+            })
+            .collect();
+        guard::preconditions(&states, g, now)
+    }
+
+    /// Runs `decide` on an action's guards and history, counting the run when it says run.
+    pub(super) fn decide_action(
+        &self,
+        name: &str,
+        inputs: &Inputs,
+        force: bool,
+    ) -> Option<(Decision, Guards)> {
+        let mut inner = self.actions.inner.lock().expect("actions lock");
+        let e = inner.actions.get_mut(name)?;
+        let g = Guards::of(&e.config.common);
+        e.history.prune(&g, inputs.now);
+        let d = if force {
+            if g.mode == crate::config::actions::ActionMode::DryRun && !inputs.manual {
+                Decision::DryRun
+            } else {
+                Decision::Run
+            }
+        } else {
+            guard::decide(&g, &mut e.history, inputs)
+        };
+        Some((d, g))
+    }
+}
+
+/// Starts the runner: firing alerts handed over by [`ActionsState::offer`] start a pursuit
+/// for every action whose `on` matches.
+pub fn start(core: &Arc<Core>) -> tokio::task::JoinHandle<()> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    // What a restart left behind: proposals are not kept (their pages are withdrawn); an
+    // exhausted action with room in its window again may run; an alert still firing is taken
+    // up again (its delay and every guard apply anew, the runs in the window were rebuilt).
+    for a in core.alerts() {
+        if a.probe != crate::alert::INTERNAL_PROBE || !a.state.is_open() {
+            continue;
+        }
+        let action = a.labels.get("action").cloned().unwrap_or_default();
+        if a.rule == ACTION_PROPOSAL_RULE {
+            core.set_internal(Condition::clear(
+                ACTION_PROPOSAL_RULE,
+                a.labels.clone(),
+                "proposal withdrawn: lookout restarted; the action is proposed again if the alert still fires",
+            ));
+        } else if a.rule == REMEDIATION_EXHAUSTED_RULE && core.has_room(&action) {
+            core.set_internal(Condition::clear(
+                REMEDIATION_EXHAUSTED_RULE,
+                a.labels.clone(),
+                format!("action {action} may run again"),
+            ));
+        }
+    }
+    for a in core.alerts() {
+        if matches!(a.state, AlertState::Firing | AlertState::Acknowledged) {
+            let _ = tx.send(a);
+        }
+    }
+    *core.actions.tx.lock().expect("actions tx lock") = Some(tx);
+    tokio::spawn(bind(core.clone(), rx))
+}
+
+async fn bind(core: Arc<Core>, mut rx: UnboundedReceiver<Alert>) {
+    while let Some(alert) = rx.recv().await {
+        let l: Labels = crate::escalation::policy::match_labels(&alert);
+        let names: Vec<String> = {
+            let mut inner = core.actions.inner.lock().expect("actions lock");
+            let names: Vec<String> = inner
+                .actions
+                .values()
+                .filter(|e| !e.config.common.on.is_empty())
+                .filter(|e| e.config.common.on.iter().all(|(k, v)| l.get(k) == Some(v)))
+                .map(|e| e.config.name.clone())
+                .collect();
+            names
+                .into_iter()
+                .filter(|n| inner.pursuits.insert((n.clone(), alert.id.clone())))
+                .collect()
+        };
+        for name in names {
+            let core = core.clone();
+            let alert = alert.clone();
+            tokio::spawn(async move {
+                pursue(&core, &name, &alert).await;
+                core.actions
+                    .inner
+                    .lock()
+                    .expect("actions lock")
+                    .pursuits
+                    .remove(&(name.clone(), alert.id.clone()));
+            });
+        }
+    }
+}
+
+/// Sleeps until the monotonic moment `until` of the core's clock.
+async fn sleep_until(core: &Core, until: f64) {
+    let left = until - core.clock.now().mono;
+    if left > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(left)).await;
+    }
+}
+
+/// One action's answer to one firing alert: delay, then the guards in order, until it ran
+/// and the post-check passed, the alert resolved, a proposal expired, or a dry run was noted.
+async fn pursue(core: &Arc<Core>, name: &str, alert: &Alert) {
+    let Some(delay) = ({
+        let inner = core.actions.inner.lock().expect("actions lock");
+        inner
+            .actions
+            .get(name)
+            .map(|e| e.config.common.delay.secs())
+    }) else {
+        return;
+    };
+    let on = format!("{} on {}", alert.rule, alert.probe);
+    core.set_action_state(name, format!("delay: {on} fired"));
+    sleep_until(core, core.clock.now().mono + delay).await;
+    let mut said = String::new();
+    // Each reason is said once: the same words with other numbers (a time, a count) are the
+    // same reason.
+    let mut say = |core: &Core, kind: &str, what: String| {
+        let key: String = what.chars().filter(|c| !c.is_ascii_digit()).collect();
+        if key != said {
+            core.action_note(kind, name, Some(alert), LOOKOUT, &what);
+            said = key;
+        }
+    };
+    loop {
+        let Some(g) = ({
+            let inner = core.actions.inner.lock().expect("actions lock");
+            inner
+                .actions
+                .get(name)
+                .map(|e| Guards::of(&e.config.common))
+        }) else {
+            return;
+        };
+        let now = core.clock.now();
+        let inputs = Inputs {
+            now: now.mono,
+            alert_firing: core.still_firing(&alert.id),
+            preconditions: core.preconditions_of(name, Some(&alert.probe), &g),
+            manual: false,
+        };
+        // A pursuit ends as soon as its alert resolves, whatever guard it waits on (a
+        // precondition that never holds must not keep it forever, nor page exhaustion).
+        let decision = if inputs.alert_firing {
+            let Some((d, _)) = core.decide_action(name, &inputs, false) else {
+                return;
+            };
+            d
+        } else {
+            Decision::Resolved
+        };
+        let wall = |mono: f64| format_utc(now.wall + (mono - now.mono));
+        match decision {
+            Decision::Cooldown { until } => {
+                let why = format!(
+                    "waiting: cooldown ({} between runs) until {}",
+                    span(g.cooldown),
+                    wall(until)
+                );
+                core.set_action_state(name, &why);
+                say(core, "action_skipped", why);
+                sleep_until(core, until).await;
+            }
+            Decision::Exhausted { page, until, runs } => {
+                let why = format!(
+                    "stopped: max_runs reached ({runs} runs in {}); no further run before {}",
+                    span(g.window),
+                    wall(until)
+                );
+                core.set_action_state(name, format!("exhausted until {}", wall(until)));
+                say(core, "action_skipped", why);
+                if page {
+                    core.set_internal(Condition::active(
+                        REMEDIATION_EXHAUSTED_RULE,
+                        labels([("action", name)]),
+                        Severity::Critical,
+                        format!(
+                            "action {name} ran {runs} times in {} for {on} and it is still failing; lookout stops trying until {} — a person must look",
+                            span(g.window),
+                            wall(until)
+                        ),
+                    ));
+                }
+                sleep_until(core, until).await;
+                core.set_internal(Condition::clear(
+                    REMEDIATION_EXHAUSTED_RULE,
+                    labels([("action", name)]),
+                    format!("action {name} may run again"),
+                ));
+            }
+            Decision::NotReady { why, retry_at } => {
+                let why = format!("waiting: precondition not met: {why}");
+                core.set_action_state(name, &why);
+                say(core, "action_skipped", why);
+                sleep_until(core, retry_at.min(now.mono + 5.0)).await;
+            }
+            Decision::Resolved => {
+                say(
+                    core,
+                    "action_skipped",
+                    format!("skipped: the alert resolved before the run ({on})"),
+                );
+                core.set_action_state(name, "idle");
+                return;
+            }
+            Decision::DryRun => {
+                let would = core.describe_action(name).unwrap_or_default();
+                say(
+                    core,
+                    "action_proposed",
+                    format!(
+                        "dry run: would run {would} for {on}; nothing ran (mode = \"dry_run\")"
+                    ),
+                );
+                core.set_action_state(name, "idle");
+                return;
+            }
+            Decision::Propose { deadline } => {
+                match super::action_runs::propose(core, name, alert, deadline - now.mono).await {
+                    Some(by) if core.still_firing(&alert.id) => {
+                        if run_and_check(core, name, alert, &by).await {
+                            return;
+                        }
+                    }
+                    Some(_) => {
+                        say(
+                            core,
+                            "action_skipped",
+                            format!("skipped: the alert resolved before the run ({on})"),
+                        );
+                        core.set_action_state(name, "idle");
+                        return;
+                    }
+                    None => return,
+                }
+            }
+            Decision::Run => {
+                if run_and_check(core, name, alert, LOOKOUT).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Runs and post-checks; true when done (success, or the alert resolved meanwhile).
+async fn run_and_check(core: &Arc<Core>, name: &str, alert: &Alert, by: &str) -> bool {
+    match core.execute_action(name, Some(alert), by).await {
+        None => true,
+        Some((o, post)) => (o.ok && post != Some(false)) || !core.still_firing(&alert.id),
+    }
+}
+
+impl Core {
+    /// What a run of the action would do, one line.
+    pub fn describe_action(&self, name: &str) -> Option<String> {
+        let inner = self.actions.inner.lock().expect("actions lock");
+        inner.actions.get(name).map(|e| e.action.describe())
+    }
+}
