@@ -4,11 +4,14 @@
 //! store, notifiers, API and CLI live at the edges. See `docs/ARCHITECTURE.md`.
 #![warn(missing_docs)]
 
+// replaced by the kinds slice at merge (`pub mod action;`)
+pub mod action;
 pub mod alert;
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod drill;
 pub mod escalation;
 pub mod http;
 pub mod lint;

@@ -1,6 +1,7 @@
 //! The HTTP API (`/api/v1`), `/metrics`, `/healthz` and the status page.
 
 mod ack_link;
+mod drills;
 mod intake;
 mod metrics;
 mod page;
@@ -51,6 +52,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .merge(ack_link::routes())
         .merge(intake::routes())
         .merge(paging::routes())
+        .merge(drills::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(json_errors))
         .with_state(core)
@@ -115,6 +117,7 @@ async fn status(State(core): State<Arc<Core>>) -> impl IntoResponse {
         "probes": core.snapshots(),
         "open_alerts": open,
         "store": core.store.health(),
+        "drills": core.drills.last_results(),
     }))
 }
 

@@ -5,8 +5,11 @@
 //! does not hide the next one's errors. Validation ([`validate`]) is pure; resolving secret
 //! files is the only I/O and happens in [`load`].
 
+// replaced by the kinds slice at merge (the `actions` module)
+pub mod actions;
 pub mod caps;
 pub mod deadman;
+pub mod drills;
 pub mod error;
 pub mod host;
 pub mod intake;
@@ -67,6 +70,11 @@ pub struct Config {
     pub schedules: Vec<ScheduleConfig>,
     /// `[[maintenance]]`: windows in which matching alerts are not paged.
     pub maintenance: Vec<MaintenanceConfig>,
+    // replaced by the kinds slice at merge (the `actions` field)
+    /// `[[action]]`: remediation actions, in file order.
+    pub actions: Vec<actions::ActionConfig>,
+    /// `[[drill]]`: recovery drills, in file order.
+    pub drills: Vec<drills::DrillConfig>,
     /// Where each top-level section starts in the file, and a few keys as `section.key`
     /// (`api.listen`, `host.watch`), for validation messages.
     pub section_spans: std::collections::BTreeMap<String, std::ops::Range<usize>>,

@@ -24,6 +24,8 @@ const SECTIONS: &[&str] = &[
     "person",
     "schedule",
     "maintenance",
+    "action",
+    "drill",
 ];
 
 /// Parses configuration text; problems go to `errors`, the result holds what parsed.
@@ -60,6 +62,15 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
             "person" => push_tables(value, "person", errors, &mut config.people),
             "schedule" => push_tables(value, "schedule", errors, &mut config.schedules),
             "maintenance" => push_tables(value, "maintenance", errors, &mut config.maintenance),
+            "drill" => push_tables(value, "drill", errors, &mut config.drills),
+            // replaced by the kinds slice at merge (the `action` section)
+            "action" => {
+                for entry in array_of_tables(value, "action", errors) {
+                    if let Some(a) = parse_action(entry, errors) {
+                        config.actions.push(a);
+                    }
+                }
+            }
             "probe" => {
                 for entry in array_of_tables(value, "probe", errors) {
                     if let Some(p) = parse_probe(entry, errors) {
@@ -253,6 +264,7 @@ located!(
     super::ScheduleConfig,
     super::MaintenanceConfig
 );
+located!(super::drills::DrillConfig);
 
 /// Parses every `[[name]]` table into `out`, each with its span; errors go to `errors`.
 fn push_tables<'i, T: Deserialize<'i> + Located>(
@@ -473,4 +485,61 @@ fn push_all(
     for err in all {
         errors.push_toml(err, Some(component), span.clone(), extra_fields);
     }
+}
+
+// replaced by the kinds slice at merge (parse_action)
+fn parse_action(
+    entry: Spanned<DeTable<'_>>,
+    errors: &mut Collector<'_>,
+) -> Option<super::actions::ActionConfig> {
+    use super::actions::{ActionKindConfig, COMMON_FIELDS};
+    let span = entry.span();
+    let mut table = entry.into_inner();
+    let Ok(Some((name, _))) = take_string(&mut table, "name") else {
+        errors.push(Some(span), Some("action"), "missing `name`", None);
+        return None;
+    };
+    let component = format!("action {name:?}");
+    let kind = take_string(&mut table, "kind").ok().flatten();
+    if kind.as_ref().map(|k| k.0.as_str()) != Some("exec") {
+        errors.push(
+            Some(kind.map(|k| k.1).unwrap_or(span)),
+            Some(&component),
+            "unknown or missing kind",
+            Some(format!(
+                "known kinds: {}",
+                ActionKindConfig::KINDS.join(", ")
+            )),
+        );
+        return None;
+    }
+    let mut common = DeTable::new();
+    let keys: Vec<_> = table
+        .keys()
+        .filter(|k| COMMON_FIELDS.contains(&k.get_ref().as_ref()))
+        .cloned()
+        .collect();
+    for k in keys {
+        if let Some((key, value)) = table.remove_entry(&k) {
+            common.insert(key, value);
+        }
+    }
+    let common = deserialize_all::<super::actions::ActionCommon>(Spanned::new(
+        span.clone(),
+        DeValue::Table(common),
+    ))
+    .map_err(|all| push_all(errors, &all, &component, &span, &[]))
+    .ok();
+    let exec = deserialize_all::<super::actions::ExecConfig>(Spanned::new(
+        span.clone(),
+        DeValue::Table(table),
+    ))
+    .map_err(|all| push_all(errors, &all, &component, &span, COMMON_FIELDS))
+    .ok();
+    Some(super::actions::ActionConfig {
+        name,
+        span,
+        common: common?,
+        kind: ActionKindConfig::Exec(exec?),
+    })
 }

@@ -6,6 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Records every semantic problem of `config` in `errors`.
 pub fn validate(config: &Config, errors: &mut Collector<'_>) {
+    // replaced by the kinds slice at merge (action validation)
+    config.actions.iter().for_each(|a| a.validate(errors));
+    super::drills::validate(config, errors);
     let section = |name: &str| config.section_spans.get(name).cloned();
     if !(0.0..=0.5).contains(&config.daemon.jitter) {
         errors.push(

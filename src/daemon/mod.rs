@@ -139,6 +139,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     core.dispatcher().resume(restored.pending);
     core.dispatcher().seed_sent(restored.sent_keys);
     core.restore_paging(restored.escalations, restored.silences);
+    crate::drill::runner::apply(&core, &config);
 
     let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut listeners = start_ack_listeners(&core, &ack_tx);
@@ -492,6 +493,7 @@ fn reload(
             apply_probes(core, &config, &core.state_dir);
             core.set_intake(&config.intake, &config.heartbeats);
             core.set_paging(&config);
+            crate::drill::runner::apply(core, &config);
             let s = start_scheduler(core, &config).expect("scheduler start cannot fail");
             core.set_internal(internal::config_condition(None));
             internal::announce_notifiers(core);
