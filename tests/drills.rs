@@ -96,7 +96,7 @@ impl Drop for Supervised {
 
 /// The configuration of the tests: the http probe on the supervised server, a webhook, and
 /// drills whose fault kills the server only while the file `armed` exists.
-fn config(dir: &Path, web: &Supervised, hook: &str) -> PathBuf {
+fn config(dir: &Path, web: &Supervised, hook: &str, extra: &str) -> PathBuf {
     let armed = dir.join("armed");
     write_config(
         dir,
@@ -150,6 +150,7 @@ expect = [ {{ rule = "probe_status", probe = "web", within = "8s" }} ]
 recover = ["web"]
 recover_within = "4s"
 severity = "critical"
+{extra}
 "#,
             url = web.url(),
             armed = armed.display(),
@@ -197,7 +198,7 @@ fn a_drill_that_kills_the_server_passes_with_measured_times_in_the_cli_and_the_a
     let work = tempfile::tempdir().unwrap();
     let web = Supervised::start(work.path());
     let sink = Sink::start();
-    let cfg = config(work.path(), &web, &sink.url);
+    let cfg = config(work.path(), &web, &sink.url, "");
     std::fs::write(work.path().join("armed"), "").unwrap();
     let d = Daemon::start(&cfg, &work.path().join("state"), work.path());
     let before = web.server_pid();
@@ -303,7 +304,7 @@ fn a_failed_expectation_raises_drill_failed_naming_it_and_a_later_pass_resolves_
     let work = tempfile::tempdir().unwrap();
     let web = Supervised::start(work.path());
     let sink = Sink::start();
-    let cfg = config(work.path(), &web, &sink.url);
+    let cfg = config(work.path(), &web, &sink.url, "");
     let d = Daemon::start(&cfg, &work.path().join("state"), work.path());
 
     // Not armed: the fault does nothing, the alert never comes.
@@ -387,7 +388,7 @@ fn a_probe_that_stays_down_fails_the_recover_expectation_and_the_restore_runs() 
     let work = tempfile::tempdir().unwrap();
     let web = Supervised::start(work.path());
     let sink = Sink::start();
-    let cfg = config(work.path(), &web, &sink.url);
+    let cfg = config(work.path(), &web, &sink.url, "");
     let d = Daemon::start(&cfg, &work.path().join("state"), work.path());
 
     let (code, out, err) = cli(&d, &["drill", "run", "web-stays-down", "--json"]);
@@ -463,5 +464,63 @@ recover = ["web"]
             "restore names unknown action \"bring-back\"\n  hint: known actions: restart-web"
         ),
         "{text}"
+    );
+}
+
+#[test]
+fn a_scheduled_drill_runs_one_period_after_the_start_as_lookout() {
+    let work = tempfile::tempdir().unwrap();
+    let web = Supervised::start(work.path());
+    let sink = Sink::start();
+    let schedule = r#"
+[[drill]]
+name = "weekly-ish"
+fault = "kill-web"
+expect = [ { rule = "probe_status", probe = "web", within = "8s" } ]
+recover = ["web"]
+recover_within = "30s"
+every = "1m"
+"#;
+    let cfg = config(work.path(), &web, &sink.url, schedule);
+    std::fs::write(work.path().join("armed"), "").unwrap();
+    let d = Daemon::start(&cfg, &work.path().join("state"), work.path());
+    let started = Instant::now();
+    let list = d.get("/api/v1/drills");
+    let w = drill(&d, "weekly-ish", &list);
+    assert_eq!(w["every"], 60.0, "{w:#}");
+    let next = w["next_run_in"].as_f64().unwrap();
+    assert!(next > 50.0 && next <= 60.0, "{w:#}");
+    let (_, out, _) = cli(&d, &["drill", "list"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("weekly-ish") && l.contains("1m00s (next in")),
+        "{out}"
+    );
+    let last = loop {
+        let v = d.get("/api/v1/drills/weekly-ish");
+        if v["last"].is_object() {
+            break v["last"].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(110),
+            "no scheduled run within 110 s: {v:#}\nlog:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let at = started.elapsed();
+    assert!(
+        at > Duration::from_secs(55),
+        "ran after {at:?}, before its period"
+    );
+    assert_eq!(last["by"], "lookout", "{last:#}");
+    assert_eq!(last["passed"], true, "{last:#}\nlog:\n{}", d.log_text());
+    let tl = d.get("/api/v1/timeline?since=1h");
+    assert!(
+        tl.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "drill_finished" && e["actor"] == "lookout"),
+        "{tl:#}"
     );
 }

@@ -16,8 +16,8 @@ pub const DEFAULT_EXPECT_WITHIN: Dur = Dur::from_secs(60);
 pub const DEFAULT_RECOVER_WITHIN: Dur = Dur::from_secs(60);
 /// The longest `within` / `recover_within` accepted: a drill is a short rehearsal.
 pub const MAX_WAIT: Dur = Dur::from_secs(3600);
-/// The shortest `every` accepted.
-pub const MIN_EVERY: Dur = Dur::from_secs(600);
+/// The shortest `every` accepted (a drill disrupts what it rehearses: days are usual).
+pub const MIN_EVERY: Dur = Dur::from_secs(60);
 
 /// One `[[drill]]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -231,7 +231,7 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
                     Some(every.span()),
                     c,
                     format!(
-                        "every {e} is too short (at least 10m, and longer than one drill: {run})"
+                        "every {e} is too short (at least 1m, and longer than one drill: {run})"
                     ),
                     Some("a drill disrupts what it rehearses; e.g. every = \"7d\"".into()),
                 );
@@ -295,7 +295,7 @@ fault = "restart-ap"
 restore = "nothing-here"
 expect = [ { probe = "app-wrte", within = "2h" } ]
 recover = ["gone"]
-every = "1m"
+every = "30s"
 "#,
         )
         .unwrap_err();
@@ -306,7 +306,7 @@ every = "1m"
             "expects an alert of unknown probe \"app-wrte\"\n  hint: did you mean `app-write`?",
             "within 2h is outside 1s–1h",
             "recover names unknown probe \"gone\"",
-            "every 1m is too short",
+            "every 30s is too short (at least 1m",
         ] {
             assert!(e.contains(want), "missing {want:?} in:\n{e}");
         }
