@@ -524,3 +524,65 @@ every = "1m"
         "{tl:#}"
     );
 }
+
+#[test]
+fn a_run_cut_short_by_a_crash_is_restored_at_the_next_start_and_reported() {
+    let work = tempfile::tempdir().unwrap();
+    let web = Supervised::start(work.path());
+    let sink = Sink::start();
+    let cfg = config(work.path(), &web, &sink.url, "");
+    let state = work.path().join("state");
+    let d = Daemon::start(&cfg, &state, work.path());
+    let token = std::fs::read_to_string(state.join("api-token")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body: Value = rt.block_on(async {
+        let c = lookout::http::client(Duration::from_secs(10)).unwrap();
+        let r = c
+            .post(format!("{}/api/v1/drills/web-stays-down/run", d.url()))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+        r.json().await.unwrap()
+    });
+    let run = body["run"].as_str().unwrap().to_string();
+    // The fault holds the server down; lookout dies before the restore.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !web.hold.exists() {
+        assert!(Instant::now() < deadline, "the fault did not run");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.kill9();
+    let d = Daemon::start(&cfg, &state, work.path());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let last = loop {
+        let v = d.get("/api/v1/drills/web-stays-down");
+        if v["last"]["run"] == run.as_str() {
+            break v["last"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the interrupted run was not reported: {v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(last["passed"], false, "{last:#}");
+    assert_eq!(check(&last, "interrupted")["ok"], false, "{last:#}");
+    assert_eq!(check(&last, "restore")["ok"], true, "{last:#}");
+    assert!(!web.hold.exists(), "the restore ran at the next start");
+    sink.wait_for(
+        "drill_failed for the interrupted run",
+        Duration::from_secs(15),
+        |b| {
+            is_event(b, "firing", "drill_failed", None)
+                && b["alert"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("lookout stopped during run"))
+        },
+    );
+    web.wait_up(Duration::from_secs(15));
+}

@@ -5,6 +5,7 @@
 //! monotonic clock and decides when every expectation is met or missed. [`runner`] is the
 //! daemon side (the fault, the feed, the schedule, the report, the `drill_failed` alert).
 
+mod finish;
 pub mod runner;
 
 pub use runner::{DRILL_FAILED_RULE, Drills};

@@ -9,10 +9,9 @@ use crate::config::Config;
 use crate::config::drills::DrillConfig;
 use crate::daemon::core::{Core, Observed};
 use crate::escalation::policy::match_labels;
-use crate::model::{Status, labels};
-use crate::rule::Condition;
+use crate::model::Status;
 use crate::store::TimelineEntry;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,27 +20,24 @@ use tokio::sync::broadcast::error::RecvError;
 /// Raised (probe `lookout`, label `drill`) when a drill fails; a later pass resolves it.
 pub const DRILL_FAILED_RULE: &str = "drill_failed";
 
-/// The file under the state directory that keeps the last result of every drill.
-const STATE_FILE: &str = "drills.json";
-
 /// An action a drill runs directly.
 #[derive(Clone)]
-struct Step {
-    name: String,
-    action: Arc<dyn Action>,
-    timeout: Duration,
+pub(super) struct Step {
+    pub(super) name: String,
+    pub(super) action: Arc<dyn Action>,
+    pub(super) timeout: Duration,
 }
 
 /// One configured drill and its actions.
 #[derive(Clone)]
-struct Entry {
-    config: DrillConfig,
-    fault: Step,
-    restore: Option<Step>,
+pub(super) struct Entry {
+    pub(super) config: DrillConfig,
+    pub(super) fault: Step,
+    pub(super) restore: Option<Step>,
 }
 
 /// A run in progress.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Running {
     /// The run's id.
     pub run: String,
@@ -52,10 +48,10 @@ pub struct Running {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(super) struct Inner {
     entries: BTreeMap<String, Entry>,
-    running: BTreeMap<String, Running>,
-    last: BTreeMap<String, Report>,
+    pub(super) running: BTreeMap<String, Running>,
+    pub(super) last: BTreeMap<String, Report>,
     /// Monotonic seconds of the next scheduled run, by drill.
     next: BTreeMap<String, f64>,
     schedules: Vec<tokio::task::JoinHandle<()>>,
@@ -114,7 +110,7 @@ impl std::fmt::Display for StartError {
 }
 
 impl Drills {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("drills lock")
     }
 
@@ -202,12 +198,19 @@ pub fn apply(core: &Arc<Core>, config: &Config) {
     }
     let stored = {
         let inner = core.drills.lock();
-        (!inner.loaded).then(|| load_last(&core.state_dir))
+        (!inner.loaded).then(|| super::finish::load(&core.state_dir))
     };
     let mut inner = core.drills.lock();
     if let Some(stored) = stored {
-        inner.last = stored;
+        inner.last = stored.last;
         inner.loaded = true;
+        // Runs a stop of lookout cut short: restore, and report them.
+        for (name, r) in stored.running {
+            if let Some(e) = entries.get(&name) {
+                inner.running.insert(name, r.clone());
+                tokio::spawn(super::finish::interrupted(core.clone(), e.clone(), r));
+            }
+        }
     }
     inner.schedules.drain(..).for_each(|h| h.abort());
     inner.next.clear();
@@ -275,6 +278,7 @@ pub fn start(core: &Arc<Core>, name: &str, by: &str) -> Result<Started, StartErr
         );
         (entry, run)
     };
+    super::finish::save(core);
     let (entry, run) = entry;
     let plan = Plan::of(&entry.config);
     let max_seconds = entry.fault.timeout.as_secs_f64()
@@ -340,7 +344,7 @@ async fn run_drill(core: Arc<Core>, entry: Entry, run: String, by: String) {
         drill: name.clone(),
         run,
         passed,
-        by: by.clone(),
+        by,
         started_at: begin.wall,
         finished_at: end.wall,
         seconds: took,
@@ -351,49 +355,7 @@ async fn run_drill(core: Arc<Core>, entry: Entry, run: String, by: String) {
         None => format!("passed in {}", secs(took)),
         Some(c) => format!("failed: {}", c.message),
     };
-    let detail: Vec<String> = report.checks.iter().map(|c| c.message.clone()).collect();
-    core.timeline(TimelineEntry {
-        ts: end.wall,
-        kind: "drill_finished".into(),
-        probe: None,
-        alert_id: None,
-        severity: None,
-        actor: Some(by),
-        message: format!(
-            "drill {name} {} in {}: {}",
-            if passed { "passed" } else { "failed" },
-            secs(took),
-            detail.join("; ")
-        ),
-    });
-    let drill_labels = labels([("drill", name.as_str())]);
-    core.set_internal(if passed {
-        Condition::clear(
-            DRILL_FAILED_RULE,
-            drill_labels,
-            format!("drill {name} passed"),
-        )
-    } else {
-        let failed: Vec<&str> = report
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.message.as_str())
-            .collect();
-        Condition::active(
-            DRILL_FAILED_RULE,
-            drill_labels,
-            entry.config.severity(),
-            format!("drill {name} failed: {}", failed.join("; ")),
-        )
-    });
-    let snapshot = {
-        let mut inner = core.drills.lock();
-        inner.running.remove(&name);
-        inner.last.insert(name, report);
-        inner.last.clone()
-    };
-    save_last(&core.state_dir, &snapshot);
+    super::finish::finish(&core, &entry.config, report);
 }
 
 /// `expecting probe_status on app-write within 30s, then app-write ok within 30s`.
@@ -557,21 +519,5 @@ async fn watch(core: &Core, plan: &Plan, fault: &Step) -> Vec<Check> {
             },
             _ = tokio::time::sleep(Duration::from_secs_f64(wake)) => {}
         }
-    }
-}
-
-fn load_last(state_dir: &std::path::Path) -> BTreeMap<String, Report> {
-    std::fs::read_to_string(state_dir.join(STATE_FILE))
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default()
-}
-
-fn save_last(state_dir: &std::path::Path, last: &BTreeMap<String, Report>) {
-    let path = state_dir.join(STATE_FILE);
-    let tmp = state_dir.join(format!("{STATE_FILE}.tmp"));
-    let text = serde_json::to_string_pretty(last).unwrap_or_default();
-    if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path)) {
-        tracing::warn!(path = %path.display(), "cannot keep the drills' last results: {e}");
     }
 }
