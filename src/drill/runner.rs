@@ -286,7 +286,7 @@ pub fn start(core: &Arc<Core>, name: &str, by: &str) -> Result<Started, StartErr
             .restore
             .as_ref()
             .map_or(0.0, |r| r.timeout.as_secs_f64())
-        + 2.0 * plan.recover_within
+        + plan.recover_within.max(10.0)
         + plan.longest()
         + 10.0;
     let started = Started {
