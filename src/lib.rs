@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod drill;
 pub mod escalation;
 pub mod http;
 pub mod lint;

@@ -2,6 +2,7 @@
 
 mod ack_link;
 mod actions;
+mod drills;
 mod intake;
 mod metrics;
 mod page;
@@ -53,6 +54,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .merge(intake::routes())
         .merge(paging::routes())
         .merge(actions::routes())
+        .merge(drills::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(json_errors))
         .with_state(core)
@@ -117,6 +119,7 @@ async fn status(State(core): State<Arc<Core>>) -> impl IntoResponse {
         "probes": core.snapshots(),
         "open_alerts": open,
         "store": core.store.health(),
+        "drills": core.drills.last_results(),
     }))
 }
 

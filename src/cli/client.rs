@@ -103,6 +103,7 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Silence { command } => return super::paging::silence(&c, command).await,
         Command::Action { command } => return super::action::run(&c, command).await,
+        Command::Drill { command } => return super::drill::run(&c, command).await,
         Command::Status { json } => {
             let v = c.get("/api/v1/status").await?;
             if json {
@@ -127,6 +128,15 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
                     "open alerts: {}   store ok: {}",
                     v["open_alerts"], v["store"]["ok"]
                 );
+                let drills: Vec<Vec<String>> = v["drills"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| vec![str_of(&d["name"]), super::drill::last_result(d)])
+                    .collect();
+                if !drills.is_empty() {
+                    print!("{}", table(&["DRILL", "LAST RESULT"], &drills));
+                }
             }
         }
         Command::Alerts { all, json } => {

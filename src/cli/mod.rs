@@ -4,6 +4,7 @@
 pub mod action;
 mod check;
 mod client;
+mod drill;
 mod notify_test;
 mod output;
 mod paging;
@@ -147,6 +148,13 @@ pub enum Command {
         #[command(subcommand)]
         command: NotifyCommand,
     },
+    /// Recovery drills: list them, or run one through the daemon and wait for its result
+    /// (exit 0 pass, 1 fail).
+    Drill {
+        /// What to do.
+        #[command(subcommand)]
+        command: DrillCommand,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -209,6 +217,29 @@ pub enum SilenceCommand {
         /// Who (default: $USER).
         #[arg(long)]
         by: Option<String>,
+    },
+}
+
+/// `lookout drill …`.
+#[derive(Subcommand, Debug)]
+pub enum DrillCommand {
+    /// List the drills with their schedule and last result.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a drill now through the daemon, wait for it, and print each expectation with its
+    /// measured time (exit 0 pass, 1 fail).
+    Run {
+        /// The drill's name.
+        name: String,
+        /// Who runs it (default: $USER), for the timeline.
+        #[arg(long)]
+        by: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

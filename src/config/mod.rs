@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod caps;
 pub mod deadman;
+pub mod drills;
 pub mod error;
 pub mod host;
 pub mod intake;
@@ -70,6 +71,8 @@ pub struct Config {
     pub schedules: Vec<ScheduleConfig>,
     /// `[[maintenance]]`: windows in which matching alerts are not paged.
     pub maintenance: Vec<MaintenanceConfig>,
+    /// `[[drill]]`: recovery drills, in file order.
+    pub drills: Vec<drills::DrillConfig>,
     /// Where each top-level section starts in the file, and a few keys as `section.key`
     /// (`api.listen`, `host.watch`), for validation messages.
     pub section_spans: std::collections::BTreeMap<String, std::ops::Range<usize>>,

@@ -25,6 +25,7 @@ const SECTIONS: &[&str] = &[
     "person",
     "schedule",
     "maintenance",
+    "drill",
 ];
 
 /// Parses configuration text; problems go to `errors`, the result holds what parsed.
@@ -61,6 +62,7 @@ pub fn parse(src: &str, errors: &mut Collector<'_>) -> Config {
             "person" => push_tables(value, "person", errors, &mut config.people),
             "schedule" => push_tables(value, "schedule", errors, &mut config.schedules),
             "maintenance" => push_tables(value, "maintenance", errors, &mut config.maintenance),
+            "drill" => push_tables(value, "drill", errors, &mut config.drills),
             "probe" => {
                 for entry in array_of_tables(value, "probe", errors) {
                     if let Some(p) = parse_probe(entry, errors) {
@@ -259,6 +261,7 @@ located!(
     super::ScheduleConfig,
     super::MaintenanceConfig
 );
+located!(super::drills::DrillConfig);
 
 /// Parses every `[[name]]` table into `out`, each with its span; errors go to `errors`.
 fn push_tables<'i, T: Deserialize<'i> + Located>(

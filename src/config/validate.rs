@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Records every semantic problem of `config` in `errors`.
 pub fn validate(config: &Config, errors: &mut Collector<'_>) {
+    super::drills::validate(config, errors);
     let section = |name: &str| config.section_spans.get(name).cloned();
     if !(0.0..=0.5).contains(&config.daemon.jitter) {
         errors.push(

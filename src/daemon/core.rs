@@ -101,6 +101,33 @@ pub struct Core {
     pub(super) actions: super::actions::ActionsState,
     /// The scheduled probes, to run one now (post-checks), and the shared run limit.
     on_demand: RwLock<OnDemand>,
+    /// Alert events and probe results, for watchers such as drills ([`Core::subscribe`]).
+    observed: tokio::sync::broadcast::Sender<Observed>,
+    /// `[[drill]]`: the configured drills, their runs and last results.
+    pub drills: crate::drill::Drills,
+}
+
+/// What the daemon observed, sent to every [`Core::subscribe`]r as it happens.
+#[derive(Clone, Debug)]
+pub enum Observed {
+    /// An alert event.
+    Alert {
+        /// The event.
+        event: Box<AlertEvent>,
+        /// Monotonic seconds when it was handled.
+        mono: f64,
+    },
+    /// A probe result.
+    Probe {
+        /// Probe id.
+        id: String,
+        /// Its status.
+        status: crate::model::Status,
+        /// Its message.
+        message: String,
+        /// Monotonic seconds when it was recorded.
+        mono: f64,
+    },
 }
 
 /// The scheduled probes by id, runnable on demand, with the scheduler's run limit.
@@ -150,6 +177,20 @@ impl Core {
             ack_links: RwLock::default(),
             actions: Default::default(),
             on_demand: RwLock::new((BTreeMap::new(), Arc::new(tokio::sync::Semaphore::new(1)))),
+            observed: tokio::sync::broadcast::channel(4096).0,
+            drills: Default::default(),
+        }
+    }
+
+    /// Alert events and probe results from now on (a slow receiver sees `Lagged`).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Observed> {
+        self.observed.subscribe()
+    }
+
+    /// Sends to the subscribers, if any.
+    fn publish(&self, what: impl FnOnce() -> Observed) {
+        if self.observed.receiver_count() > 0 {
+            let _ = self.observed.send(what());
         }
     }
 
@@ -327,6 +368,12 @@ impl Core {
             },
         );
         self.actions.observe(probe, &obs, now.mono);
+        self.publish(|| Observed::Probe {
+            id: probe.to_string(),
+            status: obs.status,
+            message: obs.message.clone(),
+            mono: now.mono,
+        });
         if previous.is_none_or(|p| p.observation.status != obs.status) {
             self.store.send(StoreOp::Status {
                 ts: now.wall,
@@ -366,6 +413,11 @@ impl Core {
     pub fn handle(&self, events: Vec<AlertEvent>) {
         let dispatcher = self.dispatcher();
         for ev in events {
+            let mono = self.clock.now().mono;
+            self.publish(|| Observed::Alert {
+                event: Box::new(ev.clone()),
+                mono,
+            });
             self.store.send(StoreOp::Alert(ev.alert.clone()));
             let a = &ev.alert;
             let labels = if a.labels.is_empty() {

@@ -145,6 +145,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     core.set_actions(&config);
     core.restore_action_runs(&state_dir);
     let _action_runner = actions::start(&core);
+    crate::drill::runner::apply(&core, &config);
 
     let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut listeners = start_ack_listeners(&core, &ack_tx);
@@ -524,6 +525,7 @@ fn reload(
             core.set_intake(&config.intake, &config.heartbeats);
             core.set_paging(&config);
             core.set_actions(&config);
+            crate::drill::runner::apply(core, &config);
             let s = start_scheduler(core, &config).expect("scheduler start cannot fail");
             core.set_internal(internal::config_condition(None));
             internal::announce_notifiers(core);
