@@ -228,9 +228,11 @@ fn every_rule_row_names_its_labels_and_default_severity() {
                 }
             }
             let severity = row.get("default severity").cloned().unwrap_or_default();
-            if !["critical", "warning", "info", "unknown", "as ", "per ", "from "]
-                .iter()
-                .any(|s| severity.contains(s))
+            if ![
+                "critical", "warning", "info", "unknown", "as ", "per ", "from ",
+            ]
+            .iter()
+            .any(|s| severity.contains(s))
             {
                 problems.push(format!(
                     "{doc}: {rule}'s default severity {severity:?} names no severity"
