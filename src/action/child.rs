@@ -69,8 +69,9 @@ impl Finished {
         match &self.ending {
             Ending::Exited(s) => match s.code() {
                 Some(code) => format!("exit {code}"),
-                None => crate::probe::command::child::describe_exit(s)
-                    .replace("was killed", "killed"),
+                None => {
+                    crate::probe::command::child::describe_exit(s).replace("was killed", "killed")
+                }
             },
             Ending::TimedOut { .. } => format!(
                 "killed after {} timeout",

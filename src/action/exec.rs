@@ -48,7 +48,9 @@ impl ActionKind for ExecConfig {
             Some(p) if !p.starts_with('/') => err(
                 "argv[0]",
                 format!("argv[0] {p:?} is not an absolute path: PATH is not searched"),
-                Some("write the program's full path, e.g. \"/usr/sbin/ip\" (`command -v NAME` prints it)"),
+                Some(
+                    "write the program's full path, e.g. \"/usr/sbin/ip\" (`command -v NAME` prints it)",
+                ),
             ),
             Some(_) => {}
         }

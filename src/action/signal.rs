@@ -22,10 +22,11 @@ pub const SIGNALS: &[&str] = &["HUP", "INT", "TERM", "KILL", "USR1", "USR2"];
 pub struct SignalConfig {
     /// A file holding the pid, e.g. `/run/app.pid`. Default: none (then `name` is required).
     pub pid_file: Option<String>,
-    /// The process name, matched as the `process` probe matches it (`/proc/PID/comm` or the
-    /// base name of `argv[0]`); with `pid_file`, the pid's process must have it too. Every
-    /// matching process gets the signal. Default: none.
-    pub name: Option<String>,
+    /// The process name, matched as the `process` probe matches its `name` (`/proc/PID/comm`
+    /// or the base name of `argv[0]`); with `pid_file`, the pid's process must have it too.
+    /// Every matching process gets the signal. Called `process` because `name` is the
+    /// action's own name. Default: none.
+    pub process: Option<String>,
     /// Only processes whose command line contains this text. Default: none.
     pub cmdline_contains: Option<String>,
     /// `HUP`, `INT`, `TERM`, `KILL`, `USR1` or `USR2` (a `SIG` prefix is allowed). Default
@@ -56,7 +57,7 @@ impl SignalConfig {
     fn process(&self) -> ProcessConfig {
         ProcessConfig {
             pid_file: self.pid_file.clone(),
-            name: self.name.clone(),
+            name: self.process.clone(),
             cmdline_contains: self.cmdline_contains.clone(),
             min_count: None,
             max_count: None,
@@ -64,7 +65,10 @@ impl SignalConfig {
     }
 
     fn sig_name(&self) -> String {
-        format!("SIG{}", self.signal.strip_prefix("SIG").unwrap_or(&self.signal))
+        format!(
+            "SIG{}",
+            self.signal.strip_prefix("SIG").unwrap_or(&self.signal)
+        )
     }
 }
 
@@ -77,15 +81,24 @@ impl ActionKind for SignalConfig {
         let mut from_probe = Collector::new(std::path::Path::new(""), "");
         crate::config::KindConfig::validate(&self.process(), component, 0..0, &mut from_probe);
         for e in from_probe.errors {
-            let key = ["pid_file", "name"]
-                .into_iter()
-                .find(|k| e.message.starts_with(k))
-                .unwrap_or("");
+            let key = if e.message.starts_with("pid_file") {
+                "pid_file"
+            } else if e.message.starts_with("name") {
+                "process"
+            } else {
+                ""
+            };
+            let words = |t: &str| {
+                t.replace("to watch", "to signal")
+                    .replace("neither pid_file nor name", "neither pid_file nor process")
+                    .replace("name \"", "process \"")
+                    .replace("e.g. name =", "e.g. process =")
+            };
             errors.push(
                 Some(at.at(key)),
                 Some(component),
-                e.message.replace("to watch", "to signal"),
-                e.hint,
+                words(&e.message),
+                e.hint.as_deref().map(words),
             );
         }
         if parse_signal(&self.signal).is_none() {
@@ -186,7 +199,7 @@ impl SignalAction {
         if let Some(f) = &c.pid_file {
             parts.push(format!("the pid in {f}"));
         }
-        if let Some(n) = &c.name {
+        if let Some(n) = &c.process {
             parts.push(format!("processes named {n}"));
         }
         if let Some(s) = &c.cmdline_contains {

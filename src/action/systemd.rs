@@ -63,7 +63,10 @@ impl ActionKind for SystemdConfig {
                 .unwrap_or_else(|| format!("one of {}", VERBS.join(", ")));
             err(
                 "verb",
-                format!("verb {:?} is not a systemctl job this action runs", self.verb),
+                format!(
+                    "verb {:?} is not a systemctl job this action runs",
+                    self.verb
+                ),
                 Some(hint),
             );
         }

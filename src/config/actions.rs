@@ -269,11 +269,17 @@ impl ActionConfig {
 }
 
 /// Parses one `[[action]]` table; its problems go to `errors`.
-pub(super) fn parse(entry: Spanned<DeTable<'_>>, errors: &mut Collector<'_>) -> Option<ActionConfig> {
+pub(super) fn parse(
+    entry: Spanned<DeTable<'_>>,
+    errors: &mut Collector<'_>,
+) -> Option<ActionConfig> {
     let span = entry.span();
     let mut table = entry.into_inner();
     let fields = FieldSpans::of(span.clone(), &table);
-    let name = match table.remove("name").map(|v| (v.span(), v.get_ref().as_str().map(String::from))) {
+    let name = match table
+        .remove("name")
+        .map(|v| (v.span(), v.get_ref().as_str().map(String::from)))
+    {
         Some((_, Some(n))) => n,
         Some((s, None)) => {
             errors.push(Some(s), Some("action"), "`name` must be a string", None);
@@ -291,12 +297,20 @@ pub(super) fn parse(entry: Spanned<DeTable<'_>>, errors: &mut Collector<'_>) -> 
     };
     let component = format!("action {name:?}");
     let kinds = ActionKindConfig::KINDS;
-    let kind = match table.remove("kind").map(|v| (v.span(), v.get_ref().as_str().map(String::from))) {
+    let kind = match table
+        .remove("kind")
+        .map(|v| (v.span(), v.get_ref().as_str().map(String::from)))
+    {
         Some((s, Some(k))) if !kinds.contains(&k.as_str()) => {
             let hint = suggest(&k, kinds)
                 .map(|s| format!("did you mean `{s}`?"))
                 .unwrap_or_else(|| format!("known kinds: {}", kinds.join(", ")));
-            errors.push(Some(s), Some(&component), format!("unknown kind `{k}`"), Some(hint));
+            errors.push(
+                Some(s),
+                Some(&component),
+                format!("unknown kind `{k}`"),
+                Some(hint),
+            );
             return None;
         }
         Some((_, Some(k))) => k,
@@ -404,7 +418,9 @@ pub(super) fn validate(config: &super::Config, errors: &mut Collector<'_>) {
             if k.is_empty() || v.is_empty() {
                 err(
                     &format!("on.{k}"),
-                    format!("on: {k:?} = {v:?} matches nothing; label names and values are not empty"),
+                    format!(
+                        "on: {k:?} = {v:?} matches nothing; label names and values are not empty"
+                    ),
                     None,
                 );
             }
@@ -429,8 +445,14 @@ pub(super) fn validate(config: &super::Config, errors: &mut Collector<'_>) {
         if c.window < c.cooldown {
             err(
                 "window",
-                format!("window {} is shorter than the cooldown {}", c.window, c.cooldown),
-                Some("max_runs counts runs per window; the window must hold at least one cooldown".into()),
+                format!(
+                    "window {} is shorter than the cooldown {}",
+                    c.window, c.cooldown
+                ),
+                Some(
+                    "max_runs counts runs per window; the window must hold at least one cooldown"
+                        .into(),
+                ),
             );
         }
         a.kind.validate(&component, at, errors);
