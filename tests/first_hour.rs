@@ -163,8 +163,11 @@ fn the_starter_passes_and_the_reference_needs_its_placeholders_filled() {
     // Line and column move as the reference grows; the words must not.
     let lc = regex::Regex::new(r":\d+:\d+:").unwrap();
     assert!(
-        lc.replace_all(&out, ":L:C:")
-            .contains(&format!("{}\n  {}", lc.replace_all(shown[0], ":L:C:"), shown[1])),
+        lc.replace_all(&out, ":L:C:").contains(&format!(
+            "{}\n  {}",
+            lc.replace_all(shown[0], ":L:C:"),
+            shown[1]
+        )),
         "docs/configuration.md shows {shown:?}, config check prints:\n{out}"
     );
     for key in [
