@@ -1,7 +1,7 @@
 //! `/api/v1/actions`: the configured actions, manual runs, proposals and their approval.
 //! Mutating endpoints need the bearer token; every error is JSON.
 
-use super::{authorized, committed, error, optional_json};
+use super::{actor, authorized, committed, error, optional_json, unauthorized};
 use crate::daemon::core::Core;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -19,8 +19,6 @@ pub fn routes() -> Router<Arc<Core>> {
         .route("/api/v1/actions/proposals/{id}/approve", post(approve))
         .route("/api/v1/actions/{name}/run", post(run))
 }
-
-const UNAUTHORIZED: &str = "missing or wrong bearer token (see STATE_DIR/api-token or [api] token)";
 
 async fn list(State(core): State<Arc<Core>>) -> impl IntoResponse {
     Json(core.actions_list())
@@ -53,11 +51,6 @@ fn refused((status, message): (u16, String)) -> Response {
     )
 }
 
-fn who(by: Option<String>) -> String {
-    by.filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| "api".into())
-}
-
 async fn run(
     State(core): State<Arc<Core>>,
     Path(name): Path<String>,
@@ -65,13 +58,13 @@ async fn run(
     body: axum::body::Bytes,
 ) -> Response {
     if !authorized(&core, &headers) {
-        return error(StatusCode::UNAUTHORIZED, UNAUTHORIZED);
+        return unauthorized();
     }
     let b: RunBody = match optional_json(&headers, &body) {
         Ok(b) => b.unwrap_or_default(),
         Err(e) => return *e,
     };
-    let by = who(b.by);
+    let by = actor(b.by);
     match core
         .run_action_by_hand(&name, &by, b.dry_run, b.force)
         .await
@@ -91,13 +84,13 @@ async fn approve(
     body: axum::body::Bytes,
 ) -> Response {
     if !authorized(&core, &headers) {
-        return error(StatusCode::UNAUTHORIZED, UNAUTHORIZED);
+        return unauthorized();
     }
     let b: ApproveBody = match optional_json(&headers, &body) {
         Ok(b) => b.unwrap_or_default(),
         Err(e) => return *e,
     };
-    match core.approve_proposal(&id, &who(b.by)) {
+    match core.approve_proposal(&id, &actor(b.by)) {
         Ok(p) => {
             committed(&core).await;
             Json(p).into_response()

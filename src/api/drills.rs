@@ -4,7 +4,7 @@
 //! client polls `GET /api/v1/drills/{name}` until `last.run` is that id (a drill can last
 //! minutes: no request is held open that long, and a dropped connection loses nothing).
 
-use super::{authorized, error, optional_json};
+use super::{actor, authorized, error, optional_json, unauthorized};
 use crate::daemon::core::Core;
 use crate::drill::runner::{self, StartError};
 use axum::extract::{Path, State};
@@ -51,19 +51,13 @@ async fn run(
     body: axum::body::Bytes,
 ) -> Response {
     if !authorized(&core, &headers) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token (see STATE_DIR/api-token or [api] token)",
-        );
+        return unauthorized();
     }
     let body = match optional_json::<RunBody>(&headers, &body) {
         Ok(b) => b,
         Err(e) => return *e,
     };
-    let by = body
-        .and_then(|b| b.by)
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| "api".into());
+    let by = actor(body.and_then(|b| b.by));
     match runner::start(&core, &name, &by) {
         Ok(started) => (StatusCode::ACCEPTED, Json(started)).into_response(),
         Err(e @ StartError::Unknown(_)) => error(StatusCode::NOT_FOUND, e.to_string()),

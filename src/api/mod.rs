@@ -206,6 +206,20 @@ async fn committed(core: &Core) {
 }
 
 /// An error answer: `{"error": "what went wrong", "status": N}` (docs/api.md).
+/// The 401 answer of every endpoint that needs the API token.
+fn unauthorized() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong bearer token (see STATE_DIR/api-token or [api] token)",
+    )
+}
+
+/// Who did it: the `by` a client gave, else `api`.
+fn actor(by: Option<String>) -> String {
+    by.filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| "api".into())
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
@@ -249,19 +263,13 @@ async fn ack(
     body: axum::body::Bytes,
 ) -> Response {
     if !authorized(&core, &headers) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token (see STATE_DIR/api-token or [api] token)",
-        );
+        return unauthorized();
     }
     let body = match optional_json::<AckBody>(&headers, &body) {
         Ok(b) => b,
         Err(e) => return *e,
     };
-    let by = body
-        .and_then(|b| b.by)
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| "api".into());
+    let by = actor(body.and_then(|b| b.by));
     match core.acknowledge(&id, &by) {
         Ok(alert) => {
             committed(&core).await;

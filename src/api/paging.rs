@@ -1,6 +1,6 @@
 //! `/api/v1/silences` and `/api/v1/escalations`.
 
-use super::{authorized, committed, error};
+use super::{actor, authorized, committed, error, unauthorized};
 use crate::daemon::core::Core;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -45,15 +45,13 @@ struct NewSilence {
     author: Option<String>,
 }
 
-const UNAUTHORIZED: &str = "missing or wrong bearer token (see STATE_DIR/api-token or [api] token)";
-
 async fn add(
     State(core): State<Arc<Core>>,
     headers: HeaderMap,
     body: Result<Json<NewSilence>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     if !authorized(&core, &headers) {
-        return error(StatusCode::UNAUTHORIZED, UNAUTHORIZED);
+        return unauthorized();
     }
     let Json(b) = match body {
         Ok(b) => b,
@@ -67,10 +65,7 @@ async fn add(
             format!("duration {:?} is not like 2h or 30m", b.duration),
         );
     };
-    let author = b
-        .author
-        .filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(|| "api".into());
+    let author = actor(b.author);
     match core.add_silence(b.matchers, d.as_secs_f64(), b.comment, author) {
         Ok(s) => {
             committed(&core).await;
@@ -92,11 +87,9 @@ async fn expire(
     headers: HeaderMap,
 ) -> Response {
     if !authorized(&core, &headers) {
-        return error(StatusCode::UNAUTHORIZED, UNAUTHORIZED);
+        return unauthorized();
     }
-    let by =
-        q.by.filter(|b| !b.trim().is_empty())
-            .unwrap_or_else(|| "api".into());
+    let by = actor(q.by);
     match core.expire_silence(&id, &by) {
         Ok(s) => {
             committed(&core).await;
