@@ -5,7 +5,8 @@
 //! action bound to `did_not_recover` (docs/actions.md) the story ends as it should have on
 //! 05-12: the action restarts the app, its post-check passes, everything resolves, and the
 //! measured fault → app writable again time is printed; a restart that does not help stops
-//! after `max_runs` and pages `remediation_exhausted` once.
+//! after `max_runs` and pages `remediation_exhausted` once per episode, at once, and resolves it
+//! with the alert it answered.
 
 mod app_kit;
 mod kit;
@@ -414,7 +415,7 @@ post_check_within = "20s"
 }
 
 #[test]
-fn a_restart_that_does_not_help_stops_after_max_runs_and_pages_once() {
+fn a_restart_that_does_not_help_stops_after_max_runs_and_pages_once_per_episode() {
     let mut db = Cluster::primary("db", None, &PrimaryOpts::default());
     let app = App::start(&AppDb::postgres(db.port, PASSWORD));
     wait_writable(&app, Duration::from_secs(30));
@@ -429,7 +430,7 @@ on = { rule = "did_not_recover", probe = "app-write" }
 mode = "auto"
 delay = "1s"
 require_ok_for = "1s"
-cooldown = "2s"
+cooldown = "8s"
 max_runs = 2
 window = "1h"
 post_check_within = "2s"
@@ -440,27 +441,88 @@ post_check_within = "2s"
         &config(dir.path(), &db, &app, &sink, "4s", action),
     );
     let d = Daemon::start(&cfg, dir.path(), dir.path());
+    let outage = |db: &mut Cluster| {
+        db.stop();
+        std::thread::sleep(Duration::from_secs(2));
+        db.start();
+    };
     std::thread::sleep(Duration::from_secs(3));
-    db.stop();
-    std::thread::sleep(Duration::from_secs(2));
-    db.start();
+    outage(&mut db);
     sink.wait_for("remediation_exhausted", Duration::from_secs(90), |b| {
         is_event(b, "firing", "remediation_exhausted", None)
     });
+    // The last allowed run failed: the stop is paged at once, not after the 8 s cooldown.
+    let lines = timeline(&d);
+    let failed = lines
+        .iter()
+        .rposition(|l| l.starts_with("restart-wrong: post-check failed"))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    let stopped = find(&lines, &["restart-wrong: stopped: max_runs reached"]);
+    assert!(failed < stopped, "{lines:#?}");
+    let mut rows: Vec<Value> = d.get("/api/v1/timeline").as_array().unwrap().clone();
+    rows.sort_by_key(|r| r["seq"].as_i64().unwrap_or(0));
+    let at = |line: usize| rows[line]["ts"].as_f64().unwrap();
+    assert!(at(stopped) - at(failed) < 4.0, "{lines:#?}");
     // No restart loop: nothing more runs, one exhaustion page.
     std::thread::sleep(Duration::from_secs(6));
-    let lines = timeline(&d);
-    let started = lines
-        .iter()
-        .filter(|l| l.starts_with("restart-wrong: started "))
-        .count();
-    assert_eq!(started, 2, "{lines:#?}");
-    let exhausted = sink
-        .all()
-        .iter()
-        .filter(|r| is_event(&r.body, "firing", "remediation_exhausted", None))
-        .count();
-    assert_eq!(exhausted, 1);
+    let started = |d: &Daemon| {
+        timeline(d)
+            .iter()
+            .filter(|l| l.starts_with("restart-wrong: started "))
+            .count()
+    };
+    assert_eq!(started(&d), 2, "{:#?}", timeline(&d));
+    let pages = |kind: &str| {
+        sink.all()
+            .iter()
+            .filter(|r| is_event(&r.body, kind, "remediation_exhausted", None))
+            .count()
+    };
+    assert_eq!(pages("firing"), 1);
     assert_eq!(app.restarts(), 0, "the wrong restart never touched the app");
+    // A person fixes the app: did_not_recover resolves, and so does the exhaustion page.
+    app.kill();
+    sink.wait_for(
+        "remediation_exhausted resolved",
+        Duration::from_secs(30),
+        |b| is_event(b, "resolved", "remediation_exhausted", None),
+    );
+    let list = d.get("/api/v1/actions");
+    assert!(
+        list[0]["state"]
+            .as_str()
+            .unwrap()
+            .starts_with("exhausted: no automatic run before "),
+        "{list}"
+    );
+    // A forced manual run is the person's: it does not count against max_runs.
+    let out = std::process::Command::new(kit::lookout_bin())
+        .arg("--state-dir")
+        .arg(&d.state_dir)
+        .args(["action", "run", "restart-wrong", "--force", "--by", "sre"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        timeline(&d)
+            .iter()
+            .any(|l| l.contains("by hand: not counted in max_runs; 2 of 2 automatic runs")),
+        "{:#?}",
+        timeline(&d)
+    );
+    assert_eq!(d.get("/api/v1/actions")[0]["runs_in_window"], 2);
+    // A second outage, a new episode: the exhausted action says so and pages again.
+    std::thread::sleep(Duration::from_secs(3));
+    outage(&mut db);
+    sink.wait_for(
+        "second remediation_exhausted",
+        Duration::from_secs(90),
+        |b| {
+            is_event(b, "firing", "remediation_exhausted", None)
+                && b.to_string().contains("already ran 2 times")
+        },
+    );
+    assert_eq!(started(&d), 3, "two automatic runs and one forced");
+    assert_eq!(pages("firing"), 2);
     d.terminate(Duration::from_secs(5));
 }

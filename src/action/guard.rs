@@ -2,8 +2,9 @@
 //! seconds), nothing here sleeps or runs anything. The runner (`crate::daemon::actions`) asks
 //! [`decide`] what to do next and does it.
 //!
-//! The order is fixed (docs/actions.md): cooldown, max runs per window, preconditions, the
-//! alert still firing, then the mode.
+//! The order is fixed (docs/actions.md): max runs per window, cooldown, preconditions, the
+//! alert still firing, then the mode. `max_runs` comes first so that a pursuit whose last
+//! allowed run failed stops (and pages) at once instead of waiting out a cooldown for nothing.
 
 use crate::config::actions::{ActionCommon, ActionMode};
 
@@ -41,43 +42,50 @@ impl Guards {
     }
 }
 
-/// The runs of one action that count against its guards.
+/// The runs of one action that count against its guards: lookout's own runs (a pursuit's, an
+/// approved proposal's) count against `max_runs`; every run, a person's too, starts the
+/// cooldown.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
-    /// When each run started (monotonic seconds), oldest first.
+    /// When each counted run started (monotonic seconds), oldest first.
     runs: Vec<f64>,
-    /// The end of the window in which `remediation_exhausted` was paged, so it pages once per
-    /// window.
-    exhausted_until: Option<f64>,
+    /// The start of the latest run of any kind.
+    last_any: Option<f64>,
 }
 
 impl History {
-    /// A history holding these run starts (e.g. rebuilt from the stored timeline at start).
-    pub fn with_runs(mut runs: Vec<f64>) -> History {
+    /// A history holding these counted run starts and the latest run of any kind (e.g.
+    /// rebuilt from the stored timeline at start).
+    pub fn with_runs(mut runs: Vec<f64>, last_any: Option<f64>) -> History {
         runs.sort_by(f64::total_cmp);
-        History {
-            runs,
-            exhausted_until: None,
+        let last_any = match (runs.last().copied(), last_any) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        History { runs, last_any }
+    }
+
+    /// Notes a run that starts at `now`; `counted` runs count against `max_runs` (a person's
+    /// manual run does not).
+    pub fn record_run(&mut self, now: f64, counted: bool) {
+        if counted {
+            self.runs.push(now);
         }
+        self.last_any = Some(self.last_any.map_or(now, |l| l.max(now)));
     }
 
-    /// Counts a run that starts at `now`.
-    pub fn record_run(&mut self, now: f64) {
-        self.runs.push(now);
-    }
-
-    /// The start of the latest run.
+    /// The start of the latest run of any kind.
     pub fn last_run(&self) -> Option<f64> {
-        self.runs.last().copied()
+        self.last_any
     }
 
-    /// Runs that started within the window ending at `now`.
+    /// Counted runs that started within the window ending at `now`.
     pub fn runs_in_window(&self, g: &Guards, now: f64) -> u32 {
         self.runs.iter().filter(|r| now - **r < g.window).count() as u32
     }
 
-    /// When the oldest run in the window leaves it (a run is allowed again).
-    fn window_frees_at(&self, g: &Guards, now: f64) -> f64 {
+    /// When the oldest counted run in the window leaves it (a run is allowed again).
+    pub fn window_frees_at(&self, g: &Guards, now: f64) -> f64 {
         self.runs
             .iter()
             .find(|r| now - **r < g.window)
@@ -126,11 +134,9 @@ pub enum Decision {
         /// Monotonic seconds.
         until: f64,
     },
-    /// `max_runs` reached in the window: stop until a run leaves the window; `page` is true
-    /// the first time in this window (page `remediation_exhausted` once).
+    /// `max_runs` reached in the window: stop until a run leaves the window (the pursuit pages
+    /// `remediation_exhausted`).
     Exhausted {
-        /// Page now.
-        page: bool,
         /// Monotonic seconds at which a run is allowed again.
         until: f64,
         /// Runs in the window.
@@ -156,24 +162,21 @@ pub enum Decision {
     Run,
 }
 
-/// The guards' verdict, in the documented order. Marks `remediation_exhausted` as paged for
-/// the window when it says to page.
-pub fn decide(g: &Guards, h: &mut History, i: &Inputs) -> Decision {
+/// The guards' verdict, in the documented order.
+pub fn decide(g: &Guards, h: &History, i: &Inputs) -> Decision {
+    let runs = h.runs_in_window(g, i.now);
+    if runs >= g.max_runs {
+        return Decision::Exhausted {
+            until: h.window_frees_at(g, i.now),
+            runs,
+        };
+    }
     if let Some(last) = h.last_run()
         && i.now - last < g.cooldown
     {
         return Decision::Cooldown {
             until: last + g.cooldown,
         };
-    }
-    let runs = h.runs_in_window(g, i.now);
-    if runs >= g.max_runs {
-        let until = h.window_frees_at(g, i.now);
-        let page = h.exhausted_until.is_none_or(|u| i.now >= u);
-        if page {
-            h.exhausted_until = Some(until);
-        }
-        return Decision::Exhausted { page, until, runs };
     }
     if let Precondition::NotMet { why, retry_at } = &i.preconditions {
         return Decision::NotReady {
@@ -272,17 +275,17 @@ mod tests {
 
     #[test]
     fn modes_decide_once_every_guard_passes() {
-        let mut h = History::default();
+        let h = History::default();
         assert_eq!(
-            decide(&guards(ActionMode::Auto), &mut h, &at(0.0)),
+            decide(&guards(ActionMode::Auto), &h, &at(0.0)),
             Decision::Run
         );
         assert_eq!(
-            decide(&guards(ActionMode::DryRun), &mut h, &at(0.0)),
+            decide(&guards(ActionMode::DryRun), &h, &at(0.0)),
             Decision::DryRun
         );
         assert_eq!(
-            decide(&guards(ActionMode::Ask), &mut h, &at(10.0)),
+            decide(&guards(ActionMode::Ask), &h, &at(10.0)),
             Decision::Propose { deadline: 910.0 }
         );
         // A person asking is the approval; a dry run stays a dry run.
@@ -290,53 +293,52 @@ mod tests {
             manual: true,
             ..at(0.0)
         };
+        assert_eq!(decide(&guards(ActionMode::Ask), &h, &manual), Decision::Run);
         assert_eq!(
-            decide(&guards(ActionMode::Ask), &mut h, &manual),
-            Decision::Run
-        );
-        assert_eq!(
-            decide(&guards(ActionMode::DryRun), &mut h, &manual),
+            decide(&guards(ActionMode::DryRun), &h, &manual),
             Decision::DryRun
         );
     }
 
     #[test]
-    fn cooldown_then_max_runs_then_exhausted_pages_once_per_window() {
+    fn max_runs_comes_before_the_cooldown_and_frees_with_the_window() {
         let g = guards(ActionMode::Auto);
         let mut h = History::default();
-        h.record_run(0.0);
+        h.record_run(0.0, true);
         assert_eq!(
-            decide(&g, &mut h, &at(100.0)),
+            decide(&g, &h, &at(100.0)),
             Decision::Cooldown { until: 300.0 }
         );
-        assert_eq!(decide(&g, &mut h, &at(300.0)), Decision::Run);
-        h.record_run(300.0);
-        h.record_run(600.0);
-        assert_eq!(
-            decide(&g, &mut h, &at(900.0)),
-            Decision::Exhausted {
-                page: true,
-                until: 3600.0,
-                runs: 3
-            }
-        );
-        assert_eq!(
-            decide(&g, &mut h, &at(1000.0)),
-            Decision::Exhausted {
-                page: false,
-                until: 3600.0,
-                runs: 3
-            }
-        );
+        assert_eq!(decide(&g, &h, &at(300.0)), Decision::Run);
+        h.record_run(300.0, true);
+        h.record_run(600.0, true);
+        // The third run failed: the pursuit stops at once, not after the cooldown.
+        let stop = Decision::Exhausted {
+            until: 3600.0,
+            runs: 3,
+        };
+        assert_eq!(decide(&g, &h, &at(601.0)), stop);
+        assert_eq!(decide(&g, &h, &at(1000.0)), stop);
         // The first run leaves the window: one more is allowed.
-        assert_eq!(decide(&g, &mut h, &at(3600.0)), Decision::Run);
-        h.record_run(3600.0);
-        // Exhausted again, in a new window: pages again.
-        let g = Guards { cooldown: 0.0, ..g };
-        assert!(matches!(
-            decide(&g, &mut h, &at(3700.0)),
-            Decision::Exhausted { page: true, .. }
-        ));
+        assert_eq!(decide(&g, &h, &at(3600.0)), Decision::Run);
+    }
+
+    #[test]
+    fn a_manual_run_starts_the_cooldown_but_does_not_count_against_max_runs() {
+        let g = guards(ActionMode::Auto);
+        let mut h = History::default();
+        h.record_run(0.0, true);
+        h.record_run(400.0, false);
+        h.record_run(800.0, false);
+        assert_eq!(h.runs_in_window(&g, 900.0), 1);
+        assert_eq!(
+            decide(&g, &h, &at(900.0)),
+            Decision::Cooldown { until: 1100.0 }
+        );
+        assert_eq!(decide(&g, &h, &at(1100.0)), Decision::Run);
+        let rebuilt = History::with_runs(vec![0.0], Some(800.0));
+        assert_eq!(rebuilt.last_run(), Some(800.0));
+        assert_eq!(rebuilt.runs_in_window(&g, 900.0), 1);
     }
 
     #[test]
@@ -356,27 +358,27 @@ mod tests {
         );
         assert!(why.contains("disk is not ok (critical: full)"), "{why}");
         assert_eq!(*retry_at, 131.0);
-        let mut h = History::default();
+        let h = History::default();
         let i = Inputs {
             preconditions: p,
             ..at(130.0)
         };
-        assert!(matches!(decide(&g, &mut h, &i), Decision::NotReady { .. }));
+        assert!(matches!(decide(&g, &h, &i), Decision::NotReady { .. }));
         assert_eq!(preconditions(&probes[..1], &g, 160.0), Precondition::Met);
         let gone = Inputs {
             alert_firing: false,
             ..at(200.0)
         };
-        assert_eq!(decide(&g, &mut h, &gone), Decision::Resolved);
+        assert_eq!(decide(&g, &h, &gone), Decision::Resolved);
     }
 
     #[test]
     fn a_rebuilt_history_counts_runs_from_before_a_restart() {
         let g = guards(ActionMode::Auto);
-        let mut h = History::with_runs(vec![-1000.0, -2000.0, -10.0]);
+        let mut h = History::with_runs(vec![-1000.0, -2000.0, -10.0], None);
         assert_eq!(h.runs_in_window(&g, 0.0), 3);
         assert!(matches!(
-            decide(&g, &mut h, &at(400.0)),
+            decide(&g, &h, &at(400.0)),
             Decision::Exhausted { .. }
         ));
         h.prune(&g, 5000.0);

@@ -28,12 +28,28 @@ impl Core {
         let _running = lock.lock().await;
         let now = self.clock.now();
         let g = Guards::of(&config.common);
+        // A run about an alert is lookout's own (a pursuit's, an approved proposal's) and
+        // counts against max_runs; a manual run only starts the cooldown.
+        let counted = alert.is_some();
         let runs = {
             let mut inner = self.actions.inner.lock().expect("actions lock");
             let e = inner.actions.get_mut(name)?;
-            e.history.record_run(now.mono);
+            e.history.record_run(now.mono, counted);
             e.state = "running".into();
             e.history.runs_in_window(&g, now.mono)
+        };
+        let count = if counted {
+            format!(
+                "run {runs} of at most {} per {}",
+                g.max_runs,
+                span(g.window)
+            )
+        } else {
+            format!(
+                "by hand: not counted in max_runs; {runs} of {} automatic runs per {} used",
+                g.max_runs,
+                span(g.window)
+            )
         };
         self.action_note(
             "action_started",
@@ -41,10 +57,8 @@ impl Core {
             alert,
             by,
             format!(
-                "started {} (run {runs} of at most {} per {}, timeout {})",
+                "started {} ({count}, timeout {})",
                 action.describe(),
-                g.max_runs,
-                span(g.window),
                 span(config.timeout().secs())
             ),
         );

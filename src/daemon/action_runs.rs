@@ -155,6 +155,18 @@ pub(super) async fn propose(
     }
 }
 
+/// An action's state as listed: an idle action with `max_runs` used up says until when.
+fn shown_state(e: &super::actions::Entry, g: &Guards, now: crate::model::Moment) -> String {
+    if e.state == "idle" && e.history.runs_in_window(g, now.mono) >= g.max_runs {
+        let until = e.history.window_frees_at(g, now.mono);
+        return format!(
+            "exhausted: no automatic run before {}",
+            format_utc(now.wall + (until - now.mono))
+        );
+    }
+    e.state.clone()
+}
+
 impl Core {
     /// Open proposals, oldest first.
     pub fn proposals(&self) -> Vec<ProposalInfo> {
@@ -265,7 +277,7 @@ impl Core {
                     },
                     "last_run": e.last,
                     "runs_in_window": e.history.runs_in_window(&g, now.mono),
-                    "state": e.state,
+                    "state": shown_state(e, &g, now),
                 })
             })
             .collect()

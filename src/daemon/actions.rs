@@ -6,19 +6,17 @@
 
 use super::core::Core;
 use crate::action::Action;
-use crate::action::guard::span;
 use crate::action::guard::{self, Decision, Guards, History, Inputs, Precondition};
 use crate::alert::{Alert, AlertEvent, AlertEventKind, AlertState};
 use crate::config::Config;
 use crate::config::actions::ActionConfig;
-use crate::model::{Labels, Observation, Severity, Status, format_utc, labels};
+use crate::model::{Labels, Observation, Status};
 use crate::rule::Condition;
 use crate::store::TimelineEntry;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
 /// Critical: a run failed, or its post-check did (the message has the output tail).
@@ -47,7 +45,7 @@ pub(super) struct Inner {
     /// Probe id → since when it is ok (monotonic), or why it is not.
     ok_since: BTreeMap<String, Result<f64, String>>,
     /// (action, alert id) pairs being pursued.
-    pursuits: BTreeSet<(String, String)>,
+    pub(super) pursuits: BTreeSet<(String, String)>,
     pub(super) proposals: BTreeMap<String, Proposal>,
 }
 
@@ -59,6 +57,9 @@ pub(super) struct Entry {
     pub(super) last: Option<LastRun>,
     /// What the action is doing, in words (`idle`, `waiting: …`, `running`, `exhausted`).
     pub(super) state: String,
+    /// The alerts whose pursuit stopped at `max_runs` (their `remediation_exhausted` page
+    /// resolves when the last of them does).
+    pub(super) exhausted_for: BTreeSet<String>,
 }
 
 /// The latest run of an action.
@@ -148,6 +149,10 @@ impl Core {
                         .map(|k| k.run_lock.clone())
                         .unwrap_or_default(),
                     last: kept.as_ref().and_then(|k| k.last.clone()),
+                    exhausted_for: kept
+                        .as_ref()
+                        .map(|k| k.exhausted_for.clone())
+                        .unwrap_or_default(),
                     state: kept.map_or_else(|| "idle".into(), |k| k.state),
                 },
             );
@@ -182,15 +187,25 @@ impl Core {
             return;
         };
         for (name, e) in inner.actions.iter_mut() {
-            let runs: Vec<f64> = rows
+            // A run about an alert is lookout's own (a pursuit's or an approved proposal's)
+            // and counts against max_runs; a manual run has no alert and only starts the
+            // cooldown.
+            let started: Vec<(f64, bool)> = rows
                 .iter()
                 .filter(|r| r.entry.kind == "action_started")
                 .filter(|r| r.entry.message.split_once(": ").map(|x| x.0) == Some(name))
-                .map(|r| now.mono - (now.wall - r.entry.ts))
+                .map(|r| {
+                    (
+                        now.mono - (now.wall - r.entry.ts),
+                        r.entry.alert_id.is_some(),
+                    )
+                })
                 .collect();
-            if !runs.is_empty() {
-                tracing::info!(action = %name, runs = runs.len(), "runs in the window taken back from the timeline");
-                e.history = History::with_runs(runs);
+            if !started.is_empty() {
+                let counted: Vec<f64> = started.iter().filter(|r| r.1).map(|r| r.0).collect();
+                let last = started.iter().map(|r| r.0).fold(f64::MIN, f64::max);
+                tracing::info!(action = %name, runs = counted.len(), "runs in the window taken back from the timeline");
+                e.history = History::with_runs(counted, Some(last));
             }
         }
     }
@@ -230,7 +245,7 @@ impl Core {
     }
 
     /// Whether the action may run again as far as `max_runs` goes (unknown actions: yes).
-    fn has_room(&self, name: &str) -> bool {
+    pub(super) fn has_room(&self, name: &str) -> bool {
         let now = self.clock.now().mono;
         let inner = self.actions.inner.lock().expect("actions lock");
         inner.actions.get(name).is_none_or(|e| {
@@ -297,7 +312,7 @@ impl Core {
                 Decision::Run
             }
         } else {
-            guard::decide(&g, &mut e.history, inputs)
+            guard::decide(&g, &e.history, inputs)
         };
         Some((d, g))
     }
@@ -321,12 +336,20 @@ pub fn start(core: &Arc<Core>) -> tokio::task::JoinHandle<()> {
                 a.labels.clone(),
                 "proposal withdrawn: lookout restarted; the action is proposed again if the alert still fires",
             ));
-        } else if a.rule == REMEDIATION_EXHAUSTED_RULE && core.has_room(&action) {
-            core.set_internal(Condition::clear(
-                REMEDIATION_EXHAUSTED_RULE,
-                a.labels.clone(),
-                format!("action {action} may run again"),
-            ));
+        } else if a.rule == REMEDIATION_EXHAUSTED_RULE {
+            if core.has_room(&action) {
+                core.set_internal(Condition::clear(
+                    REMEDIATION_EXHAUSTED_RULE,
+                    a.labels.clone(),
+                    format!("action {action} may run again"),
+                ));
+            } else if !core.binds_a_firing_alert(&action) {
+                core.set_internal(Condition::clear(
+                    REMEDIATION_EXHAUSTED_RULE,
+                    a.labels.clone(),
+                    format!("no alert action {action} answers is firing any more"),
+                ));
+            }
         }
     }
     for a in core.alerts() {
@@ -335,208 +358,34 @@ pub fn start(core: &Arc<Core>) -> tokio::task::JoinHandle<()> {
         }
     }
     *core.actions.tx.lock().expect("actions tx lock") = Some(tx);
-    tokio::spawn(bind(core.clone(), rx))
-}
-
-async fn bind(core: Arc<Core>, mut rx: UnboundedReceiver<Alert>) {
-    while let Some(alert) = rx.recv().await {
-        let l: Labels = crate::escalation::policy::match_labels(&alert);
-        let names: Vec<String> = {
-            let mut inner = core.actions.inner.lock().expect("actions lock");
-            let names: Vec<String> = inner
-                .actions
-                .values()
-                .filter(|e| !e.config.common.on.is_empty())
-                .filter(|e| e.config.common.on.iter().all(|(k, v)| l.get(k) == Some(v)))
-                .map(|e| e.config.name.clone())
-                .collect();
-            names
-                .into_iter()
-                .filter(|n| inner.pursuits.insert((n.clone(), alert.id.clone())))
-                .collect()
-        };
-        for name in names {
-            let core = core.clone();
-            let alert = alert.clone();
-            tokio::spawn(async move {
-                pursue(&core, &name, &alert).await;
-                core.actions
-                    .inner
-                    .lock()
-                    .expect("actions lock")
-                    .pursuits
-                    .remove(&(name.clone(), alert.id.clone()));
-            });
-        }
-    }
-}
-
-/// Sleeps until the monotonic moment `until` of the core's clock.
-async fn sleep_until(core: &Core, until: f64) {
-    let left = until - core.clock.now().mono;
-    if left > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(left)).await;
-    }
-}
-
-/// One action's answer to one firing alert: delay, then the guards in order, until it ran
-/// and the post-check passed, the alert resolved, a proposal expired, or a dry run was noted.
-async fn pursue(core: &Arc<Core>, name: &str, alert: &Alert) {
-    let Some(delay) = ({
-        let inner = core.actions.inner.lock().expect("actions lock");
-        inner
-            .actions
-            .get(name)
-            .map(|e| e.config.common.delay.secs())
-    }) else {
-        return;
-    };
-    let on = format!("{} on {}", alert.rule, alert.probe);
-    core.set_action_state(name, format!("delay: {on} fired"));
-    sleep_until(core, core.clock.now().mono + delay).await;
-    let mut said = String::new();
-    // Each reason is said once: the same words with other numbers (a time, a count) are the
-    // same reason.
-    let mut say = |core: &Core, kind: &str, what: String| {
-        let key: String = what.chars().filter(|c| !c.is_ascii_digit()).collect();
-        if key != said {
-            core.action_note(kind, name, Some(alert), LOOKOUT, &what);
-            said = key;
-        }
-    };
-    loop {
-        let Some(g) = ({
-            let inner = core.actions.inner.lock().expect("actions lock");
-            inner
-                .actions
-                .get(name)
-                .map(|e| Guards::of(&e.config.common))
-        }) else {
-            return;
-        };
-        let now = core.clock.now();
-        let inputs = Inputs {
-            now: now.mono,
-            alert_firing: core.still_firing(&alert.id),
-            preconditions: core.preconditions_of(name, Some(&alert.probe), &g),
-            manual: false,
-        };
-        // A pursuit ends as soon as its alert resolves, whatever guard it waits on (a
-        // precondition that never holds must not keep it forever, nor page exhaustion).
-        let decision = if inputs.alert_firing {
-            let Some((d, _)) = core.decide_action(name, &inputs, false) else {
-                return;
-            };
-            d
-        } else {
-            Decision::Resolved
-        };
-        let wall = |mono: f64| format_utc(now.wall + (mono - now.mono));
-        match decision {
-            Decision::Cooldown { until } => {
-                let why = format!(
-                    "waiting: cooldown ({} between runs) until {}",
-                    span(g.cooldown),
-                    wall(until)
-                );
-                core.set_action_state(name, &why);
-                say(core, "action_skipped", why);
-                sleep_until(core, until).await;
-            }
-            Decision::Exhausted { page, until, runs } => {
-                let why = format!(
-                    "stopped: max_runs reached ({runs} runs in {}); no further run before {}",
-                    span(g.window),
-                    wall(until)
-                );
-                core.set_action_state(name, format!("exhausted until {}", wall(until)));
-                say(core, "action_skipped", why);
-                if page {
-                    core.set_internal(Condition::active(
-                        REMEDIATION_EXHAUSTED_RULE,
-                        labels([("action", name)]),
-                        Severity::Critical,
-                        format!(
-                            "action {name} ran {runs} times in {} for {on} and it is still failing; lookout stops trying until {} — a person must look",
-                            span(g.window),
-                            wall(until)
-                        ),
-                    ));
-                }
-                sleep_until(core, until).await;
-                core.set_internal(Condition::clear(
-                    REMEDIATION_EXHAUSTED_RULE,
-                    labels([("action", name)]),
-                    format!("action {name} may run again"),
-                ));
-            }
-            Decision::NotReady { why, retry_at } => {
-                let why = format!("waiting: precondition not met: {why}");
-                core.set_action_state(name, &why);
-                say(core, "action_skipped", why);
-                sleep_until(core, retry_at.min(now.mono + 5.0)).await;
-            }
-            Decision::Resolved => {
-                say(
-                    core,
-                    "action_skipped",
-                    format!("skipped: the alert resolved before the run ({on})"),
-                );
-                core.set_action_state(name, "idle");
-                return;
-            }
-            Decision::DryRun => {
-                let would = core.describe_action(name).unwrap_or_default();
-                say(
-                    core,
-                    "action_proposed",
-                    format!(
-                        "dry run: would run {would} for {on}; nothing ran (mode = \"dry_run\")"
-                    ),
-                );
-                core.set_action_state(name, "idle");
-                return;
-            }
-            Decision::Propose { deadline } => {
-                match super::action_runs::propose(core, name, alert, deadline - now.mono).await {
-                    Some(by) if core.still_firing(&alert.id) => {
-                        if run_and_check(core, name, alert, &by).await {
-                            return;
-                        }
-                    }
-                    Some(_) => {
-                        say(
-                            core,
-                            "action_skipped",
-                            format!("skipped: the alert resolved before the run ({on})"),
-                        );
-                        core.set_action_state(name, "idle");
-                        return;
-                    }
-                    None => return,
-                }
-            }
-            Decision::Run => {
-                if run_and_check(core, name, alert, LOOKOUT).await {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Runs and post-checks; true when done (success, or the alert resolved meanwhile).
-async fn run_and_check(core: &Arc<Core>, name: &str, alert: &Alert, by: &str) -> bool {
-    match core.execute_action(name, Some(alert), by).await {
-        None => true,
-        Some((o, post)) => (o.ok && post != Some(false)) || !core.still_firing(&alert.id),
-    }
+    tokio::spawn(super::action_pursuit::bind(core.clone(), rx))
 }
 
 impl Core {
+    /// Whether some firing (or acknowledged) alert matches the action's `on`.
+    fn binds_a_firing_alert(&self, name: &str) -> bool {
+        let on = {
+            let inner = self.actions.inner.lock().expect("actions lock");
+            match inner.actions.get(name) {
+                Some(e) => e.config.common.on.clone(),
+                None => return false,
+            }
+        };
+        !on.is_empty()
+            && self.alerts().iter().any(|a| {
+                matches!(a.state, AlertState::Firing | AlertState::Acknowledged) && binds(&on, a)
+            })
+    }
+
     /// What a run of the action would do, one line.
     pub fn describe_action(&self, name: &str) -> Option<String> {
         let inner = self.actions.inner.lock().expect("actions lock");
         inner.actions.get(name).map(|e| e.action.describe())
     }
+}
+
+/// Whether an action's `on` matchers bind this alert.
+pub(super) fn binds(on: &BTreeMap<String, String>, alert: &Alert) -> bool {
+    let l: Labels = crate::escalation::policy::match_labels(alert);
+    on.iter().all(|(k, v)| l.get(k) == Some(v))
 }

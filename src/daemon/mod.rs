@@ -2,6 +2,7 @@
 //! scheduler, the API and the self-checks, and handles SIGTERM (stop) and SIGHUP (reload).
 
 mod action_exec;
+mod action_pursuit;
 pub mod action_runs;
 pub mod actions;
 pub mod clock;
