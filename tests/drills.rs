@@ -1,6 +1,7 @@
 //! Drills against a real process: a small HTTP server (`python3 -m http.server`) under a
 //! supervisor shell loop that restarts it when it exits (like systemd `Restart=always`),
-//! watched by an `http` probe. The fault is an `exec` action that kills the server.
+//! watched by an `http` probe. The fault is an `exec` action that kills the server; it stays
+//! down 3 s, across several runs of the 1 s probe, as docs/drills.md asks of a fault.
 
 mod kit;
 
