@@ -324,9 +324,18 @@ argv = ["{}"]
     assert!(err.contains("cooldown"), "{err}");
     let out = cli(&["action", "run", "rotate", "--dry-run"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("would run exec"));
-    let out = cli(&["action", "run", "rotate", "--force"]);
+    // docs/cli.md: without `--by` and with `$USER` unset, the actor is `cli`.
+    let out = std::process::Command::new(lookout_bin())
+        .arg("--state-dir")
+        .arg(&d.state_dir)
+        .args(["action", "run", "rotate", "--force"])
+        .env_remove("USER")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert_eq!(lines(&runs), 2);
+    let started = timeline(&d, "action_started");
+    assert!(started.iter().any(|e| e["actor"] == "cli"), "{started:#?}");
     let (status, body) = post(&d, "/api/v1/actions/nope/run", json!({}));
     assert_eq!(status, 404);
     assert!(body["error"].as_str().unwrap().contains("no action"));

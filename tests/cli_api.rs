@@ -112,6 +112,17 @@ fn zero_config_serves_page_metrics_and_warns_that_nobody_is_paged() {
         out.contains("alice acknowledged no_notifier on lookout"),
         "{out}"
     );
+    // docs/api.md: every key of a timeline entry is present, null when it does not apply.
+    let timeline = d.get("/api/v1/timeline");
+    let started = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "daemon_started")
+        .unwrap_or_else(|| panic!("{timeline}"));
+    for key in ["probe", "alert_id", "severity", "actor"] {
+        assert_eq!(started.get(key), Some(&Value::Null), "{key}: {started}");
+    }
     let (code, out, _) = cli(&["--api", &d.url(), "forecast"]);
     assert_eq!(code, 0);
     assert!(

@@ -495,3 +495,39 @@ fn the_grace_starts_when_the_last_dependency_recovers_transitively() {
     assert_eq!(ev[0].alert.rule, "did_not_recover");
     assert_eq!(ev[0].alert.labels["dependency"], "api");
 }
+
+#[test]
+fn an_alert_suppressed_again_after_it_resolved_starts_a_new_episode() {
+    let mut e = Engine::new();
+    e.set_probe(spec("db", &[]), Box::new(NoRules));
+    e.set_probe(spec("app", &["db"]), Box::new(NoRules));
+    let down = || Observation::new(Status::Critical, "HTTP 503: database connection lost");
+    let up = || Observation::new(Status::Ok, "ok");
+    let own = |e: &Engine| {
+        e.alerts()
+            .find(|a| a.probe == "app" && a.rule == "probe_status")
+            .cloned()
+            .unwrap()
+    };
+    // First episode: suppressed at +1s, over when app reads ok at +20s.
+    e.ingest("db", down(), at(0.0));
+    let (_, ev) = e.ingest("app", down(), at(1.0));
+    assert_eq!(ev[0].kind, AlertEventKind::Suppressed);
+    assert_eq!(own(&e).started_at, Some(2_000_001.0));
+    e.ingest("db", up(), at(10.0));
+    e.ingest("app", up(), at(20.0));
+    assert_eq!(own(&e).state, AlertState::Resolved);
+    assert_eq!(crate::api::alert_since(&own(&e)), None);
+    // Second episode: db fails again, app is suppressed again at +31s; `since` is then.
+    e.ingest("db", down(), at(30.0));
+    let (_, ev) = e.ingest("app", down(), at(31.0));
+    assert_eq!(ev[0].kind, AlertEventKind::Suppressed);
+    let a = own(&e);
+    assert_eq!(a.state, AlertState::Suppressed);
+    assert_eq!(
+        a.started_at,
+        Some(2_000_031.0),
+        "not the first episode's start"
+    );
+    assert_eq!(crate::api::alert_since(&a), Some(2_000_031.0));
+}

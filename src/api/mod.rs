@@ -167,10 +167,12 @@ async fn alerts(State(core): State<Arc<Core>>, Query(q): Query<AlertsQuery>) -> 
 /// Since when an open alert is in its current episode (`None` once resolved): `started_at`,
 /// or `pending_since` while it is pending.
 pub fn alert_since(a: &crate::alert::Alert) -> Option<f64> {
-    if a.state == AlertState::Resolved {
-        return None;
+    match a.state {
+        AlertState::Resolved => None,
+        // A new episode: `started_at` may still be the last one's.
+        AlertState::Pending => a.pending_since,
+        _ => a.started_at.or(a.pending_since),
     }
-    a.started_at.or(a.pending_since)
 }
 
 #[derive(Deserialize, Default)]

@@ -163,14 +163,16 @@ impl Watch {
     }
 
     /// Seconds after the start from which the recover probes are judged, once known: the
-    /// later of the fault's end and the last expected alert (an expectation missed counts at
-    /// its deadline, when the fault's end is earlier).
-    fn reference(&self, now: f64) -> Option<f64> {
+    /// later of the fault's end and the last expected alert that fired (a missed one does not
+    /// count, once its deadline passed). With it, the expected alert when one is that moment
+    /// (`None`: the fault's end).
+    fn reference(&self, now: f64) -> Option<(f64, Option<&ExpectState>)> {
         let end = self.fault_end?;
-        let mut r = end;
+        let mut r = (end, None);
         for e in &self.expects {
             match e.fired {
-                Some(t) => r = r.max(t),
+                Some(t) if t > r.0 => r = (t, Some(e)),
+                Some(_) => {}
                 None if now - self.start > e.spec.within => {}
                 None => return None,
             }
@@ -186,7 +188,7 @@ impl Watch {
             .filter(|e| e.fired.is_none())
             .map(|e| self.start + e.spec.within)
             .collect();
-        if let Some(r) = self.reference(now) {
+        if let Some((r, _)) = self.reference(now) {
             next.push(self.start + r + self.recover_within);
         }
         next.into_iter()
@@ -229,12 +231,16 @@ impl Watch {
                 None => return None,
             });
         }
-        let reference = self.reference(now)?;
+        let (reference, alert) = self.reference(now)?;
         let limit = reference + self.recover_within;
-        let since = if self.expects.is_empty() {
-            "of the fault's end"
-        } else {
-            "of the last expected alert"
+        // The words name the reference used.
+        let since = match alert {
+            Some(e) => format!(
+                "of the last expected alert ({} at +{})",
+                e.spec.what,
+                secs(reference)
+            ),
+            None => "of the fault's end".to_string(),
         };
         for probe in &self.recover {
             let list = &self.results[probe];
@@ -247,7 +253,7 @@ impl Watch {
                     seconds: Some(*t),
                     limit: Some(limit),
                     message: format!(
-                        "{probe} ok {} after the fault (within {} {since})",
+                        "{probe} ok {} after the fault, within {} {since}",
                         secs(*t),
                         secs(self.recover_within)
                     ),
@@ -383,6 +389,36 @@ mod tests {
             "expected probe_status on app within 30.0s of the fault: it did not fire"
         );
         assert!(checks[1].ok);
+        assert_eq!(
+            checks[1].message, "app ok 2.0s after the fault, within 30.0s of the fault's end",
+            "no expected alert fired: the words do not claim one"
+        );
+    }
+
+    #[test]
+    fn the_recover_words_name_the_reference_used() {
+        // The alert before the fault's end: recovery counts from the fault's end.
+        let mut w = Watch::new(&plan(), 0.0);
+        w.alert_fired(&app_down(), 1.5);
+        w.fault_finished(4.0);
+        w.probe_result("app", true, "back", 6.0);
+        let checks = w.verdict(6.0).unwrap();
+        assert_eq!(checks[1].limit, Some(34.0));
+        assert_eq!(
+            checks[1].message,
+            "app ok 6.0s after the fault, within 30.0s of the fault's end"
+        );
+        // The alert after the fault's end: recovery counts from it, and the words say which.
+        let mut w = Watch::new(&plan(), 0.0);
+        w.fault_finished(0.2);
+        w.alert_fired(&app_down(), 4.9);
+        w.probe_result("app", true, "back", 7.0);
+        let checks = w.verdict(7.0).unwrap();
+        assert_eq!(checks[1].limit, Some(34.9));
+        assert_eq!(
+            checks[1].message,
+            "app ok 7.0s after the fault, within 30.0s of the last expected alert (probe_status on app at +4.9s)"
+        );
     }
 
     #[test]
@@ -406,7 +442,7 @@ mod tests {
         assert!(!checks[1].ok);
         assert_eq!(
             checks[1].message,
-            "expected app ok within 30.0s of the last expected alert: it was not; its last result: connection refused"
+            "expected app ok within 30.0s of the last expected alert (probe_status on app at +2.0s): it was not; its last result: connection refused"
         );
         // An ok result after the deadline does not rescue it.
         w.probe_result("app", true, "back", 33.0);
@@ -431,7 +467,7 @@ mod tests {
         assert_eq!(c[0].seconds, Some(3.0));
         assert_eq!(
             c[0].message,
-            "app ok 3.0s after the fault (within 10.0s of the fault's end)"
+            "app ok 3.0s after the fault, within 10.0s of the fault's end"
         );
     }
 

@@ -18,24 +18,21 @@ use std::time::Duration;
 /// The database file's name inside the state directory.
 pub const DB_FILE: &str = "lookout.db";
 
-/// One timeline entry: anything that happened, in UTC.
+/// One timeline entry: anything that happened, in UTC. Every key is serialized, `null` when
+/// absent, as `GET /api/v1/timeline` documents.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     /// Unix seconds.
     pub ts: f64,
     /// What kind of thing happened, e.g. `alert_firing`, `daemon_started`.
     pub kind: String,
-    /// The probe concerned.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The probe concerned (`null` when none: the API's keys are always present).
     pub probe: Option<String>,
     /// The alert concerned.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub alert_id: Option<String>,
     /// Its severity.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
     /// Who did it (for acknowledgements and other human actions).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     /// What happened, in words.
     pub message: String,
@@ -297,4 +294,39 @@ pub fn load_silences(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeline_row_keeps_every_key_with_null_for_what_it_lacks() {
+        let row = TimelineRow {
+            seq: 7,
+            entry: TimelineEntry {
+                ts: 1.5,
+                kind: "daemon_started".into(),
+                probe: None,
+                alert_id: None,
+                severity: None,
+                actor: None,
+                message: "lookout started".into(),
+            },
+        };
+        let v = serde_json::to_value(&row).unwrap();
+        let o = v.as_object().unwrap();
+        for key in ["probe", "alert_id", "severity", "actor"] {
+            assert_eq!(o.get(key), Some(&serde_json::Value::Null), "{key}: {v}");
+        }
+        let keys: Vec<&str> = o.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys.len(),
+            8,
+            "seq, ts, kind, probe, alert_id, severity, actor, message: {v}"
+        );
+        // The CLI's timeline printer reads the entries back.
+        let back: TimelineEntry = serde_json::from_value(v).unwrap();
+        assert_eq!(back, row.entry);
+    }
 }
