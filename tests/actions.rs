@@ -345,22 +345,32 @@ argv = ["{}"]
 fn runs_in_the_window_are_rebuilt_from_the_timeline_after_a_restart() {
     let s = Setup::new();
     let runs = s.path("runs");
+    // A fix that fixes nothing: one automatic run, then max_runs stops the action.
     let fix = s.script("fix", &format!("echo run >> {}", runs.display()));
     let action = format!(
         r#"[[action]]
 name = "rotate"
 kind = "exec"
 argv = ["{}"]
+on = {{ rule = "probe_status", probe = "app" }}
+mode = "auto"
+delay = "1s"
+require_ok = []
 max_runs = 1
 cooldown = "1s"
+post_check_within = "2s"
 "#,
         fix.display()
     );
     let d = s.start(&action);
-    let (status, body) = post(&d, "/api/v1/actions/rotate/run", json!({"by": "carol"}));
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["ok"], true);
-    // A crash right after the run: the timeline entry is committed before the run's answer.
+    wait_entry(
+        &d,
+        "action_skipped",
+        "rotate: stopped: max_runs reached",
+        Duration::from_secs(30),
+    );
+    assert_eq!(lines(&runs), 1);
+    // A crash: the count of lookout's own runs comes back from the timeline.
     d.kill9();
     let d = s.start(&action);
     assert_eq!(d.get("/api/v1/actions")[0]["runs_in_window"], 1);
@@ -372,6 +382,24 @@ cooldown = "1s"
         "{body}"
     );
     assert_eq!(lines(&runs), 1);
+    // A forced run is the person's: it runs and is not counted, before or after a restart.
+    let (status, body) = post(
+        &d,
+        "/api/v1/actions/rotate/run",
+        json!({"force": true, "by": "carol"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(lines(&runs), 2);
+    let started = wait_entry(
+        &d,
+        "action_started",
+        "by hand: not counted in max_runs",
+        Duration::from_secs(5),
+    );
+    assert_eq!(started["actor"], "carol");
+    d.kill9();
+    let d = s.start(&action);
+    assert_eq!(d.get("/api/v1/actions")[0]["runs_in_window"], 1);
 }
 
 #[test]
