@@ -341,7 +341,15 @@ impl Alert {
         self.active_streak = 0;
         match self.state {
             AlertState::Resolved => None,
-            AlertState::Pending | AlertState::Suppressed => {
+            AlertState::Pending => {
+                // Never began: it quietly goes away, and the last episode's end and length
+                // stay as they were.
+                self.set_state(AlertState::Resolved, now);
+                self.pending_since = None;
+                self.pending_since_mono = None;
+                None
+            }
+            AlertState::Suppressed => {
                 // Never announced: it quietly goes away.
                 self.resolve(now);
                 None

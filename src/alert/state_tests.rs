@@ -225,3 +225,23 @@ fn a_pending_alert_after_a_resolved_episode_is_since_its_pending_start() {
     assert_eq!(a.started_at, Some(1_000_040.0));
     assert_eq!(crate::api::alert_since(&a), Some(1_000_040.0));
 }
+
+#[test]
+fn a_pending_alert_that_clears_keeps_the_last_episodes_length() {
+    let p = AlertPolicy {
+        for_seconds: 10.0,
+        ..Default::default()
+    };
+    let on = cond(Some(Severity::Warning));
+    let off = cond(None);
+    let mut a = Alert::new("disks", &on, at(0.0));
+    a.observe(&on, &p, false, at(0.0));
+    a.observe(&on, &p, false, at(10.0));
+    a.observe(&off, &p, false, at(20.0));
+    assert_eq!(a.lasted_seconds, Some(10.0));
+    // Pending for a moment, then clear: no episode began, the last one stays as it was.
+    a.observe(&on, &p, false, at(100.0));
+    a.observe(&off, &p, false, at(105.0));
+    assert_eq!(a.state, AlertState::Resolved);
+    assert_eq!(a.lasted_seconds, Some(10.0));
+}
