@@ -49,10 +49,7 @@ pub enum ActionCommand {
     },
 }
 
-fn who(by: Option<String>) -> String {
-    by.or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "cli".into())
-}
+use super::paging::who;
 
 fn s(v: &Value) -> String {
     match v {

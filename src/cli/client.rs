@@ -178,9 +178,7 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
             }
         }
         Command::Ack { id, by, json } => {
-            let by = by
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_else(|| "cli".into());
+            let by = super::paging::who(by);
             let v = c
                 .post(
                     &format!("/api/v1/alerts/{id}/ack"),

@@ -32,10 +32,7 @@ pub async fn run(c: &Client, cmd: DrillCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DrillCommand::Run { name, by, json } => {
-            let by = by
-                .or_else(|| std::env::var("USER").ok())
-                .filter(|s| !s.trim().is_empty())
-                .unwrap_or_else(|| "cli".into());
+            let by = super::paging::who(by);
             let path = format!("/api/v1/drills/{}", url_part(&name));
             let started = c.post(&format!("{path}/run"), json!({ "by": by })).await?;
             let run = started["run"].as_str().unwrap_or_default().to_string();

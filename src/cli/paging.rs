@@ -13,7 +13,8 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 use std::process::ExitCode;
 
-fn who(by: Option<String>) -> String {
+/// The actor of a CLI request: `--by`, else a non-empty `$USER`, else `cli`.
+pub(super) fn who(by: Option<String>) -> String {
     by.or_else(|| std::env::var("USER").ok())
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| "cli".into())
