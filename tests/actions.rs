@@ -373,7 +373,11 @@ post_check_within = "2s"
     // A crash: the count of lookout's own runs comes back from the timeline.
     d.kill9();
     let d = s.start(&action);
-    assert_eq!(d.get("/api/v1/actions")[0]["runs_in_window"], 1);
+    let listed = d.get("/api/v1/actions");
+    assert_eq!(listed[0]["runs_in_window"], 1);
+    // The last run comes back too: lookout's, and failed (its post-check did).
+    assert_eq!(listed[0]["last_run"]["by"], "lookout", "{listed}");
+    assert_eq!(listed[0]["last_run"]["ok"], false, "{listed}");
     std::thread::sleep(Duration::from_secs(2));
     let (status, body) = post(&d, "/api/v1/actions/rotate/run", json!({}));
     assert_eq!(status, 409, "{body}");
@@ -399,7 +403,9 @@ post_check_within = "2s"
     assert_eq!(started["actor"], "carol");
     d.kill9();
     let d = s.start(&action);
-    assert_eq!(d.get("/api/v1/actions")[0]["runs_in_window"], 1);
+    let listed = d.get("/api/v1/actions");
+    assert_eq!(listed[0]["runs_in_window"], 1);
+    assert_eq!(listed[0]["last_run"]["by"], "carol", "{listed}");
 }
 
 #[test]

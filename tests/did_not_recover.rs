@@ -463,6 +463,12 @@ post_check_within = "2s"
     rows.sort_by_key(|r| r["seq"].as_i64().unwrap_or(0));
     let at = |line: usize| rows[line]["ts"].as_f64().unwrap();
     assert!(at(stopped) - at(failed) < 4.0, "{lines:#?}");
+    // The post-check looked until its whole window (2 s) had passed.
+    let finished = lines[..failed]
+        .iter()
+        .rposition(|l| l.starts_with("restart-wrong: ok: exit 0"))
+        .unwrap();
+    assert!(at(failed) - at(finished) >= 1.9, "{lines:#?}");
     // No restart loop: nothing more runs, one exhaustion page.
     std::thread::sleep(Duration::from_secs(6));
     let started = |d: &Daemon| {
@@ -486,6 +492,16 @@ post_check_within = "2s"
         "remediation_exhausted resolved",
         Duration::from_secs(30),
         |b| is_event(b, "resolved", "remediation_exhausted", None),
+    );
+    sink.wait_for("action_failed resolved", Duration::from_secs(10), |b| {
+        is_event(b, "resolved", "action_failed", None)
+    });
+    assert!(
+        timeline(&d)
+            .iter()
+            .any(|l| l == "restart-wrong: done: did_not_recover on app-write resolved"),
+        "{:#?}",
+        timeline(&d)
     );
     let list = d.get("/api/v1/actions");
     assert!(

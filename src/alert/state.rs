@@ -305,6 +305,7 @@ impl Alert {
                     // (resolved since) left its start behind.
                     self.set_state(AlertState::Suppressed, now);
                     self.start_episode(began, now);
+                    self.lasted_seconds = None;
                     return Some(self.event(AlertEventKind::Suppressed, now));
                 }
                 self.set_state(AlertState::Firing, now);

@@ -224,6 +224,8 @@ fn a_pending_alert_after_a_resolved_episode_is_since_its_pending_start() {
     assert_eq!(a.state, AlertState::Suppressed);
     assert_eq!(a.started_at, Some(1_000_040.0));
     assert_eq!(crate::api::alert_since(&a), Some(1_000_040.0));
+    // An open episode has no length yet (the last one's was 10 s).
+    assert_eq!(a.lasted_seconds, None);
 }
 
 #[test]

@@ -187,10 +187,12 @@ impl Core {
                     obs.message.lines().next().unwrap_or("")
                 );
             }
-            if started.elapsed().as_secs_f64() + every.as_secs_f64() > within {
+            // Re-check until the window has passed: the last look is at its end.
+            let left = within - started.elapsed().as_secs_f64();
+            if left <= 0.0 {
                 break;
             }
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(every.min(Duration::from_secs_f64(left))).await;
         }
         self.action_note(
             "action_postcheck",

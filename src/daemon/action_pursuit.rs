@@ -68,6 +68,8 @@ struct Pursuit<'a> {
     said: String,
     /// Runs this pursuit made.
     ran: u32,
+    /// Whether `max_runs` stopped it at some point.
+    stopped: bool,
 }
 
 impl<'a> Pursuit<'a> {
@@ -79,6 +81,7 @@ impl<'a> Pursuit<'a> {
             on: format!("{} on {}", alert.rule, alert.probe),
             said: String::new(),
             ran: 0,
+            stopped: false,
         }
     }
 
@@ -156,12 +159,13 @@ impl<'a> Pursuit<'a> {
                 wait_while_firing(core, &self.alert.id, retry_at.min(now.mono + 5.0)).await;
             }
             Decision::Resolved => {
-                let why = if self.ran == 0 {
+                let why = if self.ran == 0 && !self.stopped {
                     format!("skipped: the alert resolved before the run ({})", self.on)
                 } else {
                     format!("done: {} resolved", self.on)
                 };
                 self.say("action_skipped", why);
+                self.resolve_failed();
                 core.set_action_state(self.name, "idle");
                 return true;
             }
@@ -215,11 +219,24 @@ impl<'a> Pursuit<'a> {
         }
     }
 
+    /// The alert this pursuit answered resolved: a failed run's page has nothing left to
+    /// tell (the page says so when it resolves).
+    fn resolve_failed(&self) {
+        if self.ran > 0 || self.stopped {
+            self.core.set_internal(Condition::clear(
+                super::actions::ACTION_FAILED_RULE,
+                labels([("action", self.name)]),
+                format!("{} resolved", self.on),
+            ));
+        }
+    }
+
     /// `max_runs` reached: says so, and pages `remediation_exhausted` with what this pursuit
     /// tried.
     fn exhausted(&mut self, g: &Guards, runs: u32, until: &str) {
         let core = self.core;
         let (name, on) = (self.name, self.on.clone());
+        self.stopped = true;
         self.say(
             "action_skipped",
             format!(

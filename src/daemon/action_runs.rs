@@ -164,6 +164,15 @@ fn shown_state(e: &super::actions::Entry, g: &Guards, now: crate::model::Moment)
             format_utc(now.wall + (until - now.mono))
         );
     }
+    if e.state == "idle"
+        && let Some(last) = e.history.last_run()
+        && now.mono - last < g.cooldown
+    {
+        return format!(
+            "idle; cooldown until {}",
+            format_utc(now.wall + (last + g.cooldown - now.mono))
+        );
+    }
     e.state.clone()
 }
 

@@ -207,6 +207,9 @@ impl Core {
                 tracing::info!(action = %name, runs = counted.len(), "runs in the window taken back from the timeline");
                 e.history = History::with_runs(counted, Some(last));
             }
+            if e.last.is_none() {
+                e.last = last_run_of(name, &rows);
+            }
         }
     }
 
@@ -382,6 +385,35 @@ impl Core {
         let inner = self.actions.inner.lock().expect("actions lock");
         inner.actions.get(name).map(|e| e.action.describe())
     }
+}
+
+/// The latest finished run of an action on the stored timeline: its start, whether it (and a
+/// post-check that followed it) succeeded, its summary and its actor.
+fn last_run_of(name: &str, rows: &[crate::store::TimelineRow]) -> Option<LastRun> {
+    let prefix = format!("{name}: ");
+    let mine = |kind: &'static str| -> Vec<&crate::store::TimelineRow> {
+        rows.iter()
+            .filter(|r| r.entry.kind == kind && r.entry.message.starts_with(&prefix))
+            .collect()
+    };
+    let started = *mine("action_started").last()?;
+    let finished = *mine("action_finished")
+        .iter()
+        .rfind(|r| r.seq > started.seq)?;
+    let text = &finished.entry.message[name.len() + 2..];
+    let post_failed = mine("action_postcheck")
+        .iter()
+        .any(|r| r.seq > finished.seq && r.entry.message.contains("post-check failed"));
+    Some(LastRun {
+        at: started.entry.ts,
+        ok: text.starts_with("ok:") && !post_failed,
+        summary: text.lines().next().unwrap_or("").to_string(),
+        by: started
+            .entry
+            .actor
+            .clone()
+            .unwrap_or_else(|| LOOKOUT.into()),
+    })
 }
 
 /// Whether an action's `on` matchers bind this alert.
