@@ -21,7 +21,8 @@ use tokio::sync::oneshot;
 
 /// Critical: a run failed, or its post-check did (the message has the output tail).
 pub const ACTION_FAILED_RULE: &str = "action_failed";
-/// Critical: `max_runs` reached in the window; the action stops (paged once per window).
+/// Critical: `max_runs` reached in the window and the alert still fires; the action stops. It
+/// resolves with that alert, or when a run is allowed again.
 pub const REMEDIATION_EXHAUSTED_RULE: &str = "remediation_exhausted";
 /// A proposed run waits for approval (`mode = "ask"`): the page carries what would run and
 /// how to approve.
