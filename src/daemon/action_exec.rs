@@ -132,14 +132,7 @@ impl Core {
     }
 
     fn finish_run(&self, name: &str, at: f64, ok: bool, summary: &str, by: &str) {
-        if let Some(e) = self
-            .actions
-            .inner
-            .lock()
-            .expect("actions lock")
-            .actions
-            .get_mut(name)
-        {
+        self.with_action(name, |e| {
             e.last = Some(LastRun {
                 at,
                 ok,
@@ -147,7 +140,7 @@ impl Core {
                 by: by.to_string(),
             });
             e.state = "idle".into();
-        }
+        });
     }
 
     /// Re-runs `probe` now and every half interval (at least 1 s) until it reads ok or

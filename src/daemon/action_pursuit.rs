@@ -245,16 +245,9 @@ impl<'a> Pursuit<'a> {
             ),
         );
         core.set_action_state(name, format!("exhausted until {until}"));
-        if let Some(e) = core
-            .actions
-            .inner
-            .lock()
-            .expect("actions lock")
-            .actions
-            .get_mut(name)
-        {
+        core.with_action(name, |e| {
             e.exhausted_for.insert(self.alert.id.clone());
-        }
+        });
         let what = match self.ran {
             0 => format!(
                 "action {name} already ran {runs} times in {} (max_runs {}) and cannot run for {on}",

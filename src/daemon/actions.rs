@@ -235,7 +235,8 @@ impl Core {
         });
     }
 
-    pub(super) fn set_action_state(&self, name: &str, state: impl Into<String>) {
+    /// Changes a configured action's entry under the runner's lock (unknown names: nothing).
+    pub(super) fn with_action(&self, name: &str, change: impl FnOnce(&mut Entry)) {
         if let Some(e) = self
             .actions
             .inner
@@ -244,8 +245,13 @@ impl Core {
             .actions
             .get_mut(name)
         {
-            e.state = state.into();
+            change(e);
         }
+    }
+
+    pub(super) fn set_action_state(&self, name: &str, state: impl Into<String>) {
+        let state = state.into();
+        self.with_action(name, |e| e.state = state);
     }
 
     /// Whether the action may run again as far as `max_runs` goes (unknown actions: yes).
