@@ -8,6 +8,7 @@ pub mod action;
 pub mod alert;
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod drill;

@@ -2,6 +2,7 @@
 
 mod ack_link;
 mod actions;
+mod cluster;
 mod drills;
 mod intake;
 mod metrics;
@@ -55,6 +56,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .merge(paging::routes())
         .merge(actions::routes())
         .merge(drills::routes())
+        .merge(cluster::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(json_errors))
         .with_state(core)

@@ -104,6 +104,7 @@ pub async fn run(c: Client, cmd: Command) -> Result<ExitCode> {
         Command::Silence { command } => return super::paging::silence(&c, command).await,
         Command::Action { command } => return super::action::run(&c, command).await,
         Command::Drill { command } => return super::drill::run(&c, command).await,
+        Command::Cluster { command } => return super::cluster::run(&c, command).await,
         Command::Status { json } => {
             let v = c.get("/api/v1/status").await?;
             if json {

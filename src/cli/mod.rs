@@ -4,6 +4,7 @@
 pub mod action;
 mod check;
 mod client;
+mod cluster;
 mod drill;
 mod notify_test;
 mod output;
@@ -155,10 +156,28 @@ pub enum Command {
         #[command(subcommand)]
         command: DrillCommand,
     },
+    /// Cluster mode: members, who leads, lease time left, configuration drift.
+    Cluster {
+        /// What to do.
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// `lookout cluster …`.
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Show this node's view of the cluster (exit 0: a leader is known and no member is down
+    /// or drifted; 1 otherwise).
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

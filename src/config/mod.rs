@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod caps;
+pub mod cluster;
 pub mod deadman;
 pub mod drills;
 pub mod error;
@@ -59,6 +60,8 @@ pub struct Config {
     pub heartbeats: Vec<HeartbeatConfig>,
     /// `[deadman]`: the outbound dead-man's switch, if configured.
     pub deadman: Option<DeadmanConfig>,
+    /// `[cluster]`: several nodes sharing one pager through etcd, if configured.
+    pub cluster: Option<cluster::ClusterConfig>,
     /// `[paging]`: escalation-wide settings.
     pub paging: paging::PagingConfig,
     /// `[[route]]`: which alerts go to which policy, first match wins.
@@ -321,6 +324,11 @@ impl Config {
             && let Err(e) = d.resolve_secret_files()
         {
             fail(section("deadman"), "[deadman]".into(), e);
+        }
+        if let Some(c) = &mut self.cluster
+            && let Err(e) = c.resolve_secret_files()
+        {
+            fail(section("cluster"), "[cluster]".into(), e);
         }
         for h in &mut self.heartbeats {
             if let Err(e) = h.resolve_secret_files() {

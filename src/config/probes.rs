@@ -51,6 +51,31 @@ pub struct ProbeCommon {
     pub recover_within: Option<Dur>,
     /// Severity of its `did_not_recover` alert. Default critical.
     pub did_not_recover_severity: Option<Severity>,
+    /// Cluster mode: the nodes that run this probe of a remote target (`["a", "b"]` or
+    /// `"all"`); its alerts page only when `quorum` of the live observers see them.
+    pub observers: Option<ObserversConfig>,
+    /// With `observers`: how many must see a failure. Only `"majority"` (the default).
+    pub quorum: Option<String>,
+}
+
+/// `observers = [...]` or `observers = "all"`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ObserversConfig {
+    /// Named nodes.
+    Nodes(Vec<String>),
+    /// `"all"`: every live node.
+    Word(String),
+}
+
+impl ObserversConfig {
+    /// The named nodes, or `None` for every node.
+    pub fn nodes(&self) -> Option<std::collections::BTreeSet<String>> {
+        match self {
+            ObserversConfig::Nodes(n) => Some(n.iter().cloned().collect()),
+            ObserversConfig::Word(_) => None,
+        }
+    }
 }
 
 /// The keys of [`ProbeCommon`] plus `id` and `kind`, split off before the kind's own fields.
@@ -67,6 +92,8 @@ pub const COMMON_FIELDS: &[&str] = &[
     "unknown_severity",
     "recover_within",
     "did_not_recover_severity",
+    "observers",
+    "quorum",
 ];
 
 /// Defaults of a kind.

@@ -133,6 +133,10 @@ pub fn validate(config: &Config, errors: &mut Collector<'_>) {
     if let Some(d) = &config.deadman {
         d.validate(section("deadman"), errors);
     }
+    if let Some(c) = &config.cluster {
+        c.validate(section("cluster"), errors);
+    }
+    validate_observers(config, errors);
     super::intake::validate_heartbeats(&config.heartbeats, errors);
     super::paging::validate(config, errors);
     for p in &config.probes {
@@ -259,6 +263,60 @@ fn check_public_url(url: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `observers` and `quorum` of probes: cluster mode only, `"all"` or node names, `"majority"`.
+fn validate_observers(config: &Config, errors: &mut Collector<'_>) {
+    for p in &config.probes {
+        let component = format!("probe {:?}", p.id);
+        if let Some(q) = &p.common.quorum
+            && q != "majority"
+        {
+            errors.push(
+                Some(p.span.clone()),
+                Some(&component),
+                format!("quorum {q:?} is not supported"),
+                Some("quorum = \"majority\": more than half of the live observers".into()),
+            );
+        }
+        let Some(o) = &p.common.observers else {
+            if p.common.quorum.is_some() {
+                errors.push(
+                    Some(p.span.clone()),
+                    Some(&component),
+                    "quorum needs observers",
+                    Some("observers = [\"a\", \"b\", \"c\"] or observers = \"all\"".into()),
+                );
+            }
+            continue;
+        };
+        if config.cluster.is_none() {
+            errors.push(
+                Some(p.span.clone()),
+                Some(&component),
+                "observers need a [cluster] section",
+                Some(
+                    "observers say which cluster nodes run this probe; alone, remove the key"
+                        .into(),
+                ),
+            );
+        }
+        match o {
+            super::probes::ObserversConfig::Word(w) if w != "all" => errors.push(
+                Some(p.span.clone()),
+                Some(&component),
+                format!("observers = {w:?}: use \"all\" or a list of node names"),
+                None,
+            ),
+            super::probes::ObserversConfig::Nodes(n) if n.is_empty() => errors.push(
+                Some(p.span.clone()),
+                Some(&component),
+                "observers is an empty list",
+                Some("name the nodes that run this probe, or observers = \"all\"".into()),
+            ),
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod public_url_tests {
     use super::check_public_url;
@@ -286,3 +344,4 @@ mod public_url_tests {
         }
     }
 }
+

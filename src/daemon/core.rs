@@ -105,6 +105,10 @@ pub struct Core {
     observed: tokio::sync::broadcast::Sender<Observed>,
     /// `[[drill]]`: the configured drills, their runs and last results.
     pub drills: crate::drill::Drills,
+    /// `[cluster]`: this node's membership, when configured (see [`crate::cluster`]).
+    pub(super) cluster: RwLock<Option<Arc<crate::cluster::Cluster>>>,
+    /// Probes with `observers`, by id: their alerts page by quorum (cluster mode).
+    pub(super) quorum: RwLock<BTreeMap<String, crate::cluster::view::Observers>>,
 }
 
 /// What the daemon observed, sent to every [`Core::subscribe`]r as it happens.
@@ -179,6 +183,8 @@ impl Core {
             on_demand: RwLock::new((BTreeMap::new(), Arc::new(tokio::sync::Semaphore::new(1)))),
             observed: tokio::sync::broadcast::channel(4096).0,
             drills: Default::default(),
+            cluster: RwLock::default(),
+            quorum: RwLock::default(),
         }
     }
 
@@ -316,6 +322,9 @@ impl Core {
 
     /// Replaces the dispatcher (after a reload); its delivery counters carry over.
     pub fn set_dispatcher(&self, mut d: Dispatcher) {
+        if let Some(c) = self.cluster() {
+            d = d.with_gate(c);
+        }
         let mut current = self.dispatcher.write().expect("dispatcher lock");
         d.counters = current.counters.clone();
         *current = d;
@@ -394,7 +403,12 @@ impl Core {
     }
 
     /// Sets a condition about lookout itself.
-    pub fn set_internal(&self, cond: Condition) {
+    pub fn set_internal(&self, mut cond: Condition) {
+        if let Some(c) = self.cluster()
+            && !cond.labels.contains_key("node")
+        {
+            cond.labels.insert("node".into(), c.node.clone());
+        }
         let now = self.clock.now();
         let events = self.with_engine(|e| e.set_internal(cond, now));
         self.handle(events);
@@ -403,8 +417,22 @@ impl Core {
     /// Acknowledges an alert (id or unique prefix) on behalf of `by`.
     pub fn acknowledge(&self, id: &str, by: &str) -> Result<Alert, String> {
         let now = self.clock.now();
-        let event = self.with_engine(|e| e.acknowledge(id, by, now))?;
+        let event = match self.with_engine(|e| e.acknowledge(id, by, now)) {
+            Ok(ev) => ev,
+            // In a cluster the alert may be another node's: the acknowledgement goes through etcd.
+            Err(local) => match self.cluster() {
+                Some(c) => return self.acknowledge_remote(&c, id, by, local),
+                None => return Err(local),
+            },
+        };
         let alert = event.alert.clone();
+        if let Some(c) = self.cluster() {
+            c.send(crate::cluster::Write::Ack {
+                id: alert.id.clone(),
+                by: by.to_string(),
+                at: now.wall,
+            });
+        }
         self.handle(vec![event]);
         Ok(alert)
     }
@@ -487,7 +515,9 @@ impl Core {
                 actor,
                 message,
             });
-            self.notify(&ev, &dispatcher);
+            if self.pages_here(&ev) {
+                self.notify(&ev, &dispatcher);
+            }
             self.actions.offer(&ev);
         }
     }

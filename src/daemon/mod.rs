@@ -6,6 +6,7 @@ mod action_pursuit;
 pub mod action_runs;
 pub mod actions;
 pub mod clock;
+mod cluster;
 pub mod core;
 mod deadman;
 mod internal;
@@ -88,8 +89,10 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     crate::http::install_crypto_provider();
     let config_path = config::locate(opts.config.as_deref());
-    let config = config::load(config_path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut config = config::load(config_path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     log_config_warnings(&config);
+    let config_hash = crate::cluster::config_hash(&config);
+    let quorum = cluster::shape_for_node(&mut config);
     let chosen = state_dir(opts.state_dir.as_deref(), &config);
     // Before anything reads or writes the state directory: one daemon per directory.
     let _lock = place::lock_state_dir(&chosen)?;
@@ -128,6 +131,15 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         token,
     ));
     core.set_ack_links(links);
+    core.set_quorum(quorum);
+    let (cluster_stop_tx, cluster_stop_rx) = tokio::sync::watch::channel(false);
+    let api_url = config
+        .cluster
+        .as_ref()
+        .and_then(|c| c.api_url.clone())
+        .or_else(|| config.api.public_url.clone())
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let cluster_loop = cluster::start(&core, &config, config_hash, api_url, cluster_stop_rx);
     // Without the store's word, number on from this moment in milliseconds: above any
     // earlier run's numbers (which count entries) unless the clock was far behind.
     core.set_timeline_seq(
@@ -198,6 +210,11 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     scheduler.stop();
     core.note("daemon_stopped", format!("lookout stopped ({signal_name})"));
     let _ = stop_tx.send(true);
+    let _ = cluster_stop_tx.send(true);
+    if let Some(l) = cluster_loop {
+        // Gives up the lead and the lease at once: another node pages without waiting a TTL.
+        let _ = tokio::time::timeout(Duration::from_secs(2), l).await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     self_checks.abort();
     listeners.iter().for_each(|l| l.abort());
@@ -516,8 +533,12 @@ fn reload(
             Ok((config, d))
         });
     match result {
-        Ok((config, dispatcher)) => {
+        Ok((mut config, dispatcher)) => {
             log_config_warnings(&config);
+            if let Some(c) = core.cluster() {
+                c.set_config_hash(crate::cluster::config_hash(&config));
+            }
+            core.set_quorum(cluster::shape_for_node(&mut config));
             scheduler.stop();
             let links = ack_links(&config, link_key, bound);
             core.set_dispatcher(dispatcher.with_ack_links(links.clone()));

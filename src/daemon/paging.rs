@@ -20,19 +20,19 @@ use std::sync::{Arc, Mutex, RwLock};
 /// Escalation, silences and maintenance state of the running daemon.
 #[derive(Default)]
 pub struct PagingState {
-    paging: RwLock<Option<Arc<Paging>>>,
-    escalations: Mutex<Escalations>,
-    silences: Mutex<Vec<Silence>>,
-    maintenance: RwLock<Vec<Maintenance>>,
+    pub(super) paging: RwLock<Option<Arc<Paging>>>,
+    pub(super) escalations: Mutex<Escalations>,
+    pub(super) silences: Mutex<Vec<Silence>>,
+    pub(super) maintenance: RwLock<Vec<Maintenance>>,
     /// Names of maintenance windows open at the last tick, and silences seen in force.
-    open_windows: Mutex<(BTreeSet<String>, BTreeSet<String>)>,
+    pub(super) open_windows: Mutex<(BTreeSet<String>, BTreeSet<String>)>,
     /// Alerts whose firing was not paged because a silence or window covered it.
-    muted: Mutex<BTreeSet<String>>,
+    pub(super) muted: Mutex<BTreeSet<String>>,
     /// `[paging] meta_route`.
-    meta_route: RwLock<MetaRoute>,
+    pub(super) meta_route: RwLock<MetaRoute>,
     /// Open `notifier_failing` alerts sent to the people being paged: alert id → the notifiers
     /// told, which also hear its acknowledgement and resolution.
-    meta_told: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    pub(super) meta_told: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl Core {
@@ -104,12 +104,22 @@ impl Core {
         };
         let mut ids = vec![alert_id.to_string()];
         ids.extend(members.into_iter().filter(|m| m != alert_id));
-        let open: BTreeSet<String> = self
+        let mut open: BTreeSet<String> = self
             .alerts()
             .into_iter()
             .filter(|a| a.state == crate::alert::AlertState::Firing)
             .map(|a| a.id)
             .collect();
+        if let Some(c) = self.cluster() {
+            // Another node's alert, paged by this leader, is acknowledged through etcd.
+            open.extend(
+                c.state()
+                    .view
+                    .into_values()
+                    .filter(|a| a.state == crate::alert::AlertState::Firing)
+                    .map(|a| a.id),
+            );
+        }
         let mut acked = Vec::new();
         let mut first_error = None;
         for id in ids {
@@ -301,6 +311,11 @@ impl Core {
     /// Moves escalations on, opens and closes maintenance windows, ends silences, and pages
     /// alerts whose silence ended while they still fire. Called four times a second.
     pub fn tick_paging(&self) {
+        if let Some(c) = self.cluster()
+            && !c.may_page()
+        {
+            return;
+        }
         let now = self.clock.now();
         let dispatcher = self.dispatcher();
         self.watch_windows(now);
@@ -398,7 +413,7 @@ impl Core {
         }
     }
 
-    fn apply(&self, t: Tick, now: Moment, dispatcher: &Dispatcher) {
+    pub(super) fn apply(&self, t: Tick, now: Moment, dispatcher: &Dispatcher) {
         for (alert, message) in t.notes {
             self.escalation_note(now, &alert, "escalation", message);
         }
@@ -407,10 +422,18 @@ impl Core {
                 self.store.send(StoreOp::Alert(a));
             }
         }
+        let cluster = self.cluster();
         for (id, e) in t.changed {
+            let body = e.map(|e| serde_json::to_string(&e).unwrap_or_default());
+            if let Some(c) = &cluster {
+                c.send(crate::cluster::Write::Escalation {
+                    id: id.clone(),
+                    body: body.clone(),
+                });
+            }
             self.store.send(StoreOp::Escalation {
                 id,
-                body: e.map(|e| serde_json::to_string(&e).unwrap_or_default()),
+                body,
                 ts: now.wall,
             });
         }
@@ -419,7 +442,7 @@ impl Core {
         }
     }
 
-    fn escalation_note(&self, now: Moment, alert: &str, kind: &str, message: String) {
+    pub(super) fn escalation_note(&self, now: Moment, alert: &str, kind: &str, message: String) {
         tracing::info!(alert, "{message}");
         self.timeline(TimelineEntry {
             ts: now.wall,
@@ -532,7 +555,13 @@ impl Core {
         Ok(s)
     }
 
-    fn save_silence(&self, s: &Silence) {
+    pub(super) fn save_silence(&self, s: &Silence) {
+        if let Some(c) = self.cluster() {
+            c.send(crate::cluster::Write::Silence {
+                id: s.id.clone(),
+                body: serde_json::to_string(s).unwrap_or_default(),
+            });
+        }
         self.store.send(StoreOp::Silence {
             id: s.id.clone(),
             body: serde_json::to_string(s).unwrap_or_default(),

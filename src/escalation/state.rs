@@ -695,5 +695,6 @@ fn start_step(
     }
 }
 
+mod handover;
 #[cfg(test)]
 mod tests;

@@ -81,6 +81,19 @@ pub struct Dispatcher {
     base_backoff: Duration,
     /// Makes the acknowledgement link of each page of a firing alert; `None`: pages carry none.
     links: Option<Arc<AckLinks>>,
+    /// Who may send now (cluster mode); `None`: always this node.
+    gate: Option<Arc<dyn DeliveryGate>>,
+}
+
+/// Cluster mode's say over sending: only the leader (or a node in fallback) sends, and every
+/// delivery is recorded where a new leader finds it.
+pub trait DeliveryGate: Send + Sync {
+    /// Whether this node may send now.
+    fn may_send(&self) -> bool;
+    /// A delivery with this dedup key went through.
+    fn delivered(&self, dedup_key: &str);
+    /// This node's name (put in every message).
+    fn node(&self) -> &str;
 }
 
 impl Dispatcher {
@@ -98,7 +111,14 @@ impl Dispatcher {
             counters: Arc::default(),
             base_backoff: Duration::from_secs(1),
             links: None,
+            gate: None,
         }
+    }
+
+    /// Sends only while `gate` says so, and tells it about every delivery (cluster mode).
+    pub fn with_gate(mut self, gate: Arc<dyn DeliveryGate>) -> Dispatcher {
+        self.gate = Some(gate);
+        self
     }
 
     /// Gives every page of a firing alert an acknowledgement link made by `links`.
@@ -250,6 +270,7 @@ impl Dispatcher {
                 PageKind::Trigger => self.ack_link(a),
                 _ => None,
             },
+            node: None,
         };
         // Sending is routine (the alert itself was logged when it fired); the delivery's
         // outcome says whether it worked.
@@ -298,7 +319,14 @@ impl Dispatcher {
         }
     }
 
-    fn start(&self, target: Target, message: Notification, delivery: Delivery) {
+    fn start(&self, target: Target, mut message: Notification, delivery: Delivery) {
+        if let Some(g) = &self.gate {
+            if !g.may_send() {
+                tracing::info!(dedup_key = %delivery.dedup_key, "not sent: this node does not page now (another cluster node leads)");
+                return;
+            }
+            message.node = Some(g.node().to_string());
+        }
         let key = crate::escalation::canonical_key(&delivery.dedup_key).into_owned();
         if !self.sent.lock().expect("sent lock").insert(key) {
             return; // already delivered or under way in this process
@@ -311,6 +339,16 @@ impl Dispatcher {
     async fn deliver(&self, target: Target, message: Notification, mut delivery: Delivery) {
         let mut backoff = self.base_backoff;
         loop {
+            if let Some(g) = &self.gate
+                && !g.may_send()
+            {
+                // Deposed (or never leading): the new leader sends what was not delivered.
+                delivery.outcome = "handed_over".into();
+                let key = crate::escalation::canonical_key(&delivery.dedup_key).into_owned();
+                self.sent.lock().expect("sent lock").remove(&key);
+                tracing::warn!(dedup_key = %delivery.dedup_key, "not sent: this node stopped leading; the new leader sends it");
+                break;
+            }
             delivery.attempts += 1;
             let started = Instant::now();
             let outcome = target.notifier.send(&message).await;
@@ -322,6 +360,9 @@ impl Dispatcher {
                     delivery.error = None;
                     self.counters.count(&target.config.id, |c| c.delivered += 1);
                     tracing::info!(notifier = %target.config.id, dedup_key = %delivery.dedup_key, attempts = delivery.attempts, "delivered");
+                    if let Some(g) = &self.gate {
+                        g.delivered(&delivery.dedup_key);
+                    }
                     let _ = self.feedback.send(ChannelHealth {
                         notifier: target.config.id.clone(),
                         error: None,

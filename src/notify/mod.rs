@@ -47,6 +47,9 @@ pub struct Notification {
     /// [`ack_link`]). Absent on resolutions, acknowledgements and test pages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack_link: Option<ack_link::AckLink>,
+    /// The cluster node that sent it (cluster mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl Notification {
@@ -74,6 +77,7 @@ impl Notification {
             at: format_utc(event.at),
             alert: a.clone(),
             ack_link: None,
+            node: None,
         }
     }
 }

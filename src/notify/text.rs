@@ -142,6 +142,7 @@ pub(crate) mod tests {
             at: "2023-11-14T22:13:20Z".into(),
             alert,
             ack_link: None,
+            node: None,
         }
     }
 
