@@ -16,8 +16,8 @@
 //! there are at least `margin` seconds: at no moment do two nodes page. The new leader
 //! looks for the free key every cluster tick (250 ms), so paging resumes at most
 //! `ttl + 250 ms` plus one etcd round trip after the old leader's last renewal — within
-//! `lease_ttl + 1 s` of its death. Keep-alives go out every `ttl / 4`, so one lost
-//! round trip never costs the lead.
+//! `lease_ttl + 1 s` of its death. Keep-alives go out every `ttl / 6`, so one lost
+//! round trip never costs the lead (at the minimum TTL of 2 s: every 333 ms, acting for 1 s).
 
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ pub fn margin(ttl: Duration) -> Duration {
 
 /// How often a lease is renewed.
 pub fn renew_every(ttl: Duration) -> Duration {
-    ttl / 4
+    ttl / 6
 }
 
 /// The monotonic deadline of a lease held by this node.
@@ -88,7 +88,10 @@ mod tests {
     fn the_minimum_ttl_keeps_a_one_second_gap_and_renews_twice_before_it() {
         let ttl = Duration::from_secs(2);
         assert_eq!(margin(ttl), Duration::from_secs(1));
-        assert_eq!(renew_every(ttl), Duration::from_millis(500));
+        assert_eq!(
+            renew_every(ttl),
+            Duration::from_millis(333) + Duration::from_nanos(333_333)
+        );
         // Two renewals fit before the node must stop: one lost round trip costs nothing.
         assert!(renew_every(ttl) * 2 < ttl - margin(ttl));
     }

@@ -344,4 +344,3 @@ mod public_url_tests {
         }
     }
 }
-
