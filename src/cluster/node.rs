@@ -39,6 +39,11 @@ struct Node {
     started_at: f64,
     /// The configuration hash in the member key.
     joined_hash: String,
+    /// Whether what an earlier run published under this node's name was taken back.
+    cleaned: bool,
+    /// A lease given up (not renewed in time): revoked once etcd answers again, so the old
+    /// leader key and member key go at once.
+    stale_lease: Option<i64>,
     outbox: tokio::sync::mpsc::UnboundedReceiver<Write>,
 }
 
@@ -67,6 +72,8 @@ pub async fn run(
         told_isolated: false,
         outbox,
         joined_hash: String::new(),
+        cleaned: false,
+        stale_lease: None,
     };
     let mut tick = tokio::time::interval(crate::config::cluster::CLUSTER_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -142,6 +149,9 @@ impl Node {
             None => {
                 let sent = Instant::now();
                 let (id, granted) = etcd.grant(self.ttl).await?;
+                if let Some(old) = self.stale_lease.take() {
+                    let _ = etcd.revoke(old).await;
+                }
                 self.ttl = granted.max(self.ttl);
                 self.cluster.update(|s| s.lease.renewed(sent, granted));
                 self.lease_id = Some(id);
@@ -188,13 +198,16 @@ impl Node {
         let etcd = self.etcd.as_mut().expect("etcd");
         etcd.put(&format!("members/{name}"), &body, lease).await?;
         etcd.put(&format!("known/{name}"), b"", 0).await?;
-        // What was published before a restart is published again from scratch.
+        // What was published before is published again from scratch.
         self.published.clear();
+        self.cleaned = false;
         Ok(())
     }
 
     fn lease_lost(&mut self) {
-        self.lease_id = None;
+        if let Some(old) = self.lease_id.take() {
+            self.stale_lease = Some(old);
+        }
         self.last_renew = None;
         let was_leader = self.leader_rev.take().is_some();
         let role = self.cluster.update(|s| {
@@ -372,7 +385,7 @@ impl Node {
             .map(|a| (a.id.clone(), serde_json::to_string(&a).unwrap_or_default()))
             .collect();
         let etcd = self.etcd.as_mut().expect("etcd");
-        if self.published.is_empty() {
+        if !self.cleaned {
             // A fresh start: take back whatever an earlier run left under this node's name.
             for e in etcd.list("alerts/").await? {
                 if e.key.ends_with(&format!("/{name}"))
@@ -400,10 +413,7 @@ impl Node {
             etcd.delete(&format!("alerts/{id}/{name}")).await?;
             self.published.remove(&id);
         }
-        if now.is_empty() && self.published.is_empty() {
-            // Remember that the clean-up ran, so it runs once per start.
-            self.published.insert(String::new(), String::new());
-        }
+        self.cleaned = true;
         Ok(())
     }
 
