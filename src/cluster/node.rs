@@ -44,6 +44,9 @@ struct Node {
     /// A lease given up (not renewed in time): revoked once etcd answers again, so the old
     /// leader key and member key go at once.
     stale_lease: Option<i64>,
+    /// After a fallback: no campaign before this instant, so every node that paged on its own
+    /// has handed its escalations and delivered keys to etcd before a leader takes over.
+    settle_until: Option<Instant>,
     outbox: tokio::sync::mpsc::UnboundedReceiver<Write>,
 }
 
@@ -74,6 +77,7 @@ pub async fn run(
         joined_hash: String::new(),
         cleaned: false,
         stale_lease: None,
+        settle_until: None,
     };
     let mut tick = tokio::time::interval(crate::config::cluster::CLUSTER_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -290,8 +294,11 @@ impl Node {
     async fn campaign(&mut self) -> Result<(), String> {
         let lease = self.lease_id.unwrap_or(0);
         let name = self.cluster.node.clone();
+        let settling = self.settle_until.is_some_and(|t| Instant::now() < t);
         let etcd = self.etcd.as_mut().expect("etcd");
-        etcd.create("leader", name.as_bytes(), lease).await?;
+        if !settling {
+            etcd.create("leader", name.as_bytes(), lease).await?;
+        }
         let leader: Option<Entry> = etcd.list("leader").await?.into_iter().next();
         let (holder, rev) = match &leader {
             Some(e) if e.key == "leader" => (
@@ -503,14 +510,28 @@ impl Node {
         self.core.enter_cluster_fallback(&why);
     }
 
+    /// etcd is back after a fallback: hands this node's escalations to etcd where they are
+    /// further along than what etcd holds, and its delivered keys; waits one TTL before it
+    /// campaigns, so every node has done the same before a leader takes over.
     async fn leave_fallback(&mut self) {
         let escalations = self.core.leave_cluster_fallback();
+        self.settle_until = Some(Instant::now() + self.ttl);
+        self.drain();
+        self.flush().await;
         let etcd = self.etcd.as_mut().expect("etcd");
-        for (id, body) in escalations {
-            // Whoever comes back first wins; the leader adopts it.
-            let _ = etcd
-                .create(&format!("escalations/{id}"), body.as_bytes(), 0)
-                .await;
+        let Ok(stored) = etcd.list("escalations/").await else {
+            return;
+        };
+        for e in escalations {
+            let key = format!("escalations/{}", e.id);
+            let theirs: Option<crate::escalation::Escalation> = stored
+                .iter()
+                .find(|s| s.key == key)
+                .and_then(|s| serde_json::from_slice(&s.value).ok());
+            if theirs.is_none_or(|t| further(&e, &t)) {
+                let body = serde_json::to_string(&e).unwrap_or_default();
+                let _ = etcd.put(&key, body.as_bytes(), 0).await;
+            }
         }
     }
 
@@ -540,6 +561,17 @@ async fn peer_with_lease(peers: &[Member], deadline: Duration) -> Option<String>
         }
     }
     None
+}
+
+/// Whether `mine` is further along than `theirs` (the same escalation run on two nodes during a
+/// fallback: same start; a later epoch, step or repeat, or acknowledged).
+fn further(mine: &crate::escalation::Escalation, theirs: &crate::escalation::Escalation) -> bool {
+    if mine.started_wall != theirs.started_wall {
+        return false;
+    }
+    let acked = |e: &crate::escalation::Escalation| e.acked_by.is_some();
+    (mine.epoch, acked(mine), mine.step, mine.repeat)
+        > (theirs.epoch, acked(theirs), theirs.step, theirs.repeat)
 }
 
 fn parse_records(entries: &[Entry]) -> Vec<Record> {

@@ -324,13 +324,14 @@ impl Core {
         }
     }
 
-    /// etcd is back: one pager again. Answers this node's escalations (group id, JSON) for
-    /// etcd, where the leader adopts them, and forgets them here.
-    pub fn leave_cluster_fallback(&self) -> Vec<(String, String)> {
+    /// etcd is back: one pager again. Answers this node's escalations for etcd, where the
+    /// leader adopts them, and forgets them here.
+    pub fn leave_cluster_fallback(&self) -> Vec<Escalation> {
         let Some(c) = self.cluster() else {
             return Vec::new();
         };
-        c.update(|s| s.fallback = false);
+        // Resolved while still in fallback: its resolution goes out from this node, like
+        // its firing did.
         let mut cond = Condition::active(
             UNAVAILABLE_RULE,
             Default::default(),
@@ -339,11 +340,8 @@ impl Core {
         );
         cond.severity = None;
         self.set_internal(cond);
-        let list: Vec<(String, String)> = self
-            .escalations()
-            .into_iter()
-            .map(|e| (e.id.clone(), serde_json::to_string(&e).unwrap_or_default()))
-            .collect();
+        c.update(|s| s.fallback = false);
+        let list = self.escalations();
         self.paging
             .escalations
             .lock()
