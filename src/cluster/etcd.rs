@@ -38,12 +38,26 @@ async fn bounded<T, E: std::fmt::Display>(
 ) -> EtcdResult<T> {
     match tokio::time::timeout(deadline, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("etcd {what}: {e}")),
+        Ok(Err(e)) => Err(format!("etcd {what}: {}", short(&e.to_string(), deadline))),
         Err(_) => Err(format!(
             "etcd {what}: no answer within {}ms",
             deadline.as_millis()
         )),
     }
+}
+
+/// One readable line for an etcd/gRPC error (tonic's chain is long and repeats itself).
+fn short(e: &str, deadline: Duration) -> String {
+    if e.contains("Timeout expired") || e.contains("timed out") {
+        return format!("no answer within {}ms", deadline.as_millis());
+    }
+    if e.contains("Connection refused") || e.contains("tcp connect error") {
+        return "connection refused".into();
+    }
+    if e.contains("transport error") {
+        return "cannot connect".into();
+    }
+    e.chars().take(200).collect()
 }
 
 impl Etcd {

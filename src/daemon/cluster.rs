@@ -29,6 +29,10 @@ impl DeliveryGate for Cluster {
     fn node(&self) -> &str {
         &self.node
     }
+
+    fn on_its_own(&self) -> bool {
+        self.fallback()
+    }
 }
 
 impl Core {

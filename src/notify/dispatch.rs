@@ -94,6 +94,9 @@ pub trait DeliveryGate: Send + Sync {
     fn delivered(&self, dedup_key: &str);
     /// This node's name (put in every message).
     fn node(&self) -> &str;
+    /// Whether this node pages on its own now (etcd gone for everyone): what it starts then,
+    /// it finishes, even once one pager is back.
+    fn on_its_own(&self) -> bool;
 }
 
 impl Dispatcher {
@@ -333,13 +336,23 @@ impl Dispatcher {
         }
         self.store.send(StoreOp::Delivery(delivery.clone()));
         let this = self.clone();
-        tokio::spawn(async move { this.deliver(target, message, delivery).await });
+        let own = self.gate.as_ref().is_some_and(|g| g.on_its_own());
+        tokio::spawn(async move { this.deliver(target, message, delivery, own).await });
     }
 
-    async fn deliver(&self, target: Target, message: Notification, mut delivery: Delivery) {
+    /// Delivers with retries; `own`: started while this node paged on its own (cluster
+    /// fallback), so a lead elsewhere does not stop it.
+    async fn deliver(
+        &self,
+        target: Target,
+        message: Notification,
+        mut delivery: Delivery,
+        own: bool,
+    ) {
         let mut backoff = self.base_backoff;
         loop {
             if let Some(g) = &self.gate
+                && !own
                 && !g.may_send()
             {
                 // Deposed (or never leading): the new leader sends what was not delivered.
