@@ -38,6 +38,14 @@ impl DeliveryGate for Cluster {
 impl Core {
     /// Joins a cluster: from now on only the leader (or a node in fallback) pages.
     pub fn set_cluster(&self, cluster: Arc<Cluster>) {
+        // A new leader pages what its predecessor left due, late by up to TTL + 1 s: those
+        // steps keep their nominal times, so the schedule does not slip with each take-over.
+        let ttl = cluster.config.lease_ttl.0.as_secs_f64();
+        self.paging
+            .escalations
+            .lock()
+            .expect("escalations lock")
+            .set_catch_up(ttl + 2.0);
         *self.cluster.write().expect("cluster lock") = Some(cluster);
         self.set_dispatcher(self.dispatcher());
     }

@@ -136,6 +136,9 @@ pub struct Tick {
 pub struct Escalations {
     groups: BTreeMap<String, Escalation>,
     by_alert: BTreeMap<String, String>,
+    /// How late a transition may be and still count from its nominal time (`None`:
+    /// [`MAX_CATCH_UP`]); see `catch_up.rs`.
+    catch_up: Option<f64>,
 }
 
 impl Escalation {
@@ -503,6 +506,7 @@ impl Escalations {
     }
 
     fn advance(&mut self, paging: &Paging, gid: &str, now: Moment, out: &mut Tick) {
+        let limit = self.catch_up.unwrap_or(MAX_CATCH_UP);
         let Some(e) = self.groups.get_mut(gid) else {
             return;
         };
@@ -551,7 +555,7 @@ impl Escalations {
                     if elapsed < wait {
                         break;
                     }
-                    let at = nominal(e, wait, now);
+                    let at = nominal(e, wait, now, limit);
                     start_step(paging, policy, e, 0, 0, at, out);
                 }
                 Phase::Paging => {
@@ -580,7 +584,7 @@ impl Escalations {
                         break;
                     }
                     let last = policy.steps.len() - 1;
-                    let at = nominal(e, timeout, now);
+                    let at = nominal(e, timeout, now, limit);
                     if e.step < last && !tail {
                         let (s, r) = (e.step + 1, e.repeat);
                         start_step(paging, policy, e, s, r, at, out);
@@ -623,7 +627,7 @@ impl Escalations {
                             e.id
                         ),
                     ));
-                    let at = nominal(e, expiry, now);
+                    let at = nominal(e, expiry, now, limit);
                     start_step(paging, policy, e, 0, 0, at, out);
                 }
             }
@@ -631,26 +635,6 @@ impl Escalations {
         if *e != before {
             out.changed.push((gid.to_string(), Some(e.clone())));
         }
-    }
-}
-
-/// How late a transition may be noticed and still count from its nominal time. Ticks come four
-/// times a second, so a running daemon notices every transition well within this; a transition
-/// found later than this (the process was stopped, paused or starved) counts from when it was
-/// noticed instead, so a restart never fires several steps in one burst.
-pub const MAX_CATCH_UP: f64 = 1.0;
-
-/// When the next phase begins: nominally `wait` after the current one began (so the few
-/// milliseconds by which a tick notices it late never add up over the steps), or now when that
-/// is more than [`MAX_CATCH_UP`] ago.
-fn nominal(e: &Escalation, wait: f64, now: Moment) -> Moment {
-    let mono = e.since_mono + wait;
-    if now.mono - mono > MAX_CATCH_UP || !mono.is_finite() {
-        return now;
-    }
-    Moment {
-        mono,
-        wall: now.wall - (now.mono - mono),
     }
 }
 
@@ -695,6 +679,9 @@ fn start_step(
     }
 }
 
+mod catch_up;
 mod handover;
+pub use catch_up::MAX_CATCH_UP;
+use catch_up::nominal;
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 impl Escalations {
     /// Replaces every escalation with `list` (each phase waits only for what remained).
     pub fn replace(&mut self, list: Vec<Escalation>, alerts: &[Alert], now: Moment) {
+        let catch_up = self.catch_up;
         *self = Escalations::default();
+        self.catch_up = catch_up;
         self.restore(list, alerts, now);
     }
 
