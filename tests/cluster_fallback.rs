@@ -58,10 +58,10 @@ fn with_etcd_gone_every_node_pages_on_its_own_and_one_pager_returns() {
     // Probes keep running on every node.
     let before: Vec<String> = (0..3).map(|i| last_run_of_homeserver(&t, i)).collect();
     std::thread::sleep(Duration::from_secs(6));
-    for i in 0..3 {
+    for (i, was) in before.iter().enumerate() {
         assert_ne!(
-            last_run_of_homeserver(&t, i),
-            before[i],
+            &last_run_of_homeserver(&t, i),
+            was,
             "node {} stopped probing without etcd",
             t.nodes[i].name
         );
