@@ -28,6 +28,7 @@ fn first_page(t: &Trio) -> Instant {
 #[test]
 fn killing_the_leader_twenty_times_loses_no_step() {
     kit::require_root("the cluster kit");
+    let _serial = cluster_nodes::one_at_a_time();
     let etcd = Etcd::start(3);
     let mut t = Trio::start(same_endpoints(&etcd), "2s", ["", "", ""]);
     t.wait_leader(None, Duration::from_secs(15));
@@ -114,6 +115,7 @@ fn killing_the_leader_twenty_times_loses_no_step() {
 #[test]
 fn a_leader_cut_off_from_etcd_never_pages_beside_its_successor() {
     kit::require_root("the cluster kit");
+    let _serial = cluster_nodes::one_at_a_time();
     let etcd = Etcd::start(1);
     let proxies: Vec<TcpProxy> = (0..3).map(|_| TcpProxy::start(&etcd.endpoint(0))).collect();
     let endpoints = proxies.iter().map(|p| vec![p.url()]).collect();
@@ -197,6 +199,7 @@ fn a_leader_cut_off_from_etcd_never_pages_beside_its_successor() {
 #[test]
 fn an_ack_on_a_follower_stops_the_leaders_escalation() {
     kit::require_root("the cluster kit");
+    let _serial = cluster_nodes::one_at_a_time();
     let etcd = Etcd::start(1);
     let t = Trio::start(same_endpoints(&etcd), "2s", ["", "", ""]);
     let leader = t.wait_leader(None, Duration::from_secs(15));
@@ -243,6 +246,7 @@ fn an_ack_on_a_follower_stops_the_leaders_escalation() {
 #[test]
 fn configuration_drift_is_a_warning_naming_the_node() {
     kit::require_root("the cluster kit");
+    let _serial = cluster_nodes::one_at_a_time();
     let etcd = Etcd::start(1);
     let extra = "\n[[probe]]\nid = \"only-on-c\"\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 1\ninterval = \"30s\"\n";
     let t = Trio::start(same_endpoints(&etcd), "2s", ["", "", extra]);

@@ -33,6 +33,7 @@ fn last_run_of_homeserver(t: &Trio, i: usize) -> String {
 #[test]
 fn with_etcd_gone_every_node_pages_on_its_own_and_one_pager_returns() {
     kit::require_root("the cluster kit");
+    let _serial = cluster_nodes::one_at_a_time();
     let mut etcd = Etcd::start(1);
     let t = Trio::start(vec![etcd.endpoints(); 3], "2s", ["", "", ""]);
     t.wait_leader(None, Duration::from_secs(15));
@@ -101,7 +102,9 @@ fn with_etcd_gone_every_node_pages_on_its_own_and_one_pager_returns() {
     assert_eq!(
         after,
         BTreeSet::from([t.nodes[leader].name.clone()]),
-        "one pager again once etcd is back"
+        "one pager again once etcd is back (a leader {:.1}s after); logs:\n{}",
+        one_pager_at,
+        t.logs()
     );
     // Nothing delivered was sent again, across the whole run.
     let mut count: BTreeMap<String, u32> = BTreeMap::new();

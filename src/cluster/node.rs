@@ -125,6 +125,11 @@ impl Node {
     async fn tick(&mut self) {
         if let Err(e) = self.keep_lease().await {
             self.failed(e);
+            if !self.cluster.update(|s| s.lease.valid(Instant::now())) {
+                // Connect afresh next tick: a channel that failed for a while backs off its
+                // reconnects, which would keep this node paging on its own after etcd is back.
+                self.etcd = None;
+            }
         }
         let now = Instant::now();
         let valid = self.cluster.update(|s| s.lease.valid(now));
@@ -489,17 +494,24 @@ impl Node {
             .into_iter()
             .filter(|m| m.name != self.cluster.node)
             .collect();
-        if let Some(peer) = peer_with_lease(&peers, self.deadline()).await {
-            if !self.told_isolated {
-                self.told_isolated = true;
-                self.core.note(
-                    "cluster_isolated",
-                    format!(
-                        "node {} cannot reach etcd but node {peer} can: this node stays quiet (its alerts reach nobody until it is back; the leader pages lookout_node_down)",
-                        self.cluster.node
-                    ),
-                );
-            }
+        let state = self.cluster.state();
+        let known = (state.members.len() + state.down.len()).max(1);
+        let asked = ask_peers(&peers, self.deadline()).await;
+        if let Some(peer) = &asked.with_lease {
+            self.note_quiet(format!(
+                "node {} cannot reach etcd but node {peer} can: this node stays quiet (its alerts reach nobody until it is back; the leader pages lookout_node_down)",
+                self.cluster.node
+            ));
+            return;
+        }
+        // Falling back takes a majority of the known nodes (this one included) that all lost
+        // etcd: a node cut off from everything is a minority and never pages.
+        let agreeing = 1 + asked.without_lease;
+        if agreeing * 2 <= known {
+            self.note_quiet(format!(
+                "node {} reaches neither etcd nor most of its peers ({agreeing} of {known} nodes agree that etcd is gone): this node stays quiet, a partitioned minority never pages",
+                self.cluster.node
+            ));
             return;
         }
         let why = self
@@ -513,6 +525,14 @@ impl Node {
     /// etcd is back after a fallback: hands this node's escalations to etcd where they are
     /// further along than what etcd holds, and its delivered keys; waits one TTL before it
     /// campaigns, so every node has done the same before a leader takes over.
+    /// Says once per cut-off why this node does not page.
+    fn note_quiet(&mut self, message: String) {
+        if !self.told_isolated {
+            self.told_isolated = true;
+            self.core.note("cluster_isolated", message);
+        }
+    }
+
     async fn leave_fallback(&mut self) {
         let escalations = self.core.leave_cluster_fallback();
         self.settle_until = Some(Instant::now() + self.ttl);
@@ -545,9 +565,21 @@ impl Node {
     }
 }
 
-/// Asks peers (by their API) whether one of them holds a lease; answers its name.
-async fn peer_with_lease(peers: &[Member], deadline: Duration) -> Option<String> {
-    let client = crate::http::client(deadline).ok()?;
+/// What peers said when asked whether they hold a lease.
+#[derive(Default)]
+struct Asked {
+    /// The first peer that holds one.
+    with_lease: Option<String>,
+    /// Peers that answered without one.
+    without_lease: usize,
+}
+
+/// Asks peers (by their API, each under `deadline`) whether they hold a lease.
+async fn ask_peers(peers: &[Member], deadline: Duration) -> Asked {
+    let mut asked = Asked::default();
+    let Ok(client) = crate::http::client(deadline) else {
+        return asked;
+    };
     for p in peers {
         let url = format!("{}/api/v1/cluster", p.api.trim_end_matches('/'));
         let Ok(Ok(r)) = tokio::time::timeout(deadline, client.get(&url).send()).await else {
@@ -556,11 +588,15 @@ async fn peer_with_lease(peers: &[Member], deadline: Duration) -> Option<String>
         let Ok(Ok(v)) = tokio::time::timeout(deadline, r.json::<serde_json::Value>()).await else {
             continue;
         };
-        if v["lease_valid"].as_bool() == Some(true) {
-            return Some(p.name.clone());
+        match v["lease_valid"].as_bool() {
+            Some(true) => {
+                asked.with_lease.get_or_insert_with(|| p.name.clone());
+            }
+            Some(false) => asked.without_lease += 1,
+            None => {}
         }
     }
-    None
+    asked
 }
 
 /// Whether `mine` is further along than `theirs` (the same escalation run on two nodes during a

@@ -7,6 +7,13 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Cluster tests of one binary run one at a time: their timings are what they measure, and
+/// three daemons and etcd per test are plenty for two cores.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The lease TTL the tests use (the minimum), in seconds.
 pub const TTL: f64 = 2.0;
 
