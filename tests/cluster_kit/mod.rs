@@ -3,7 +3,8 @@
 //! one lookout node off etcd without touching anything else.
 #![allow(dead_code)]
 
-use super::kit::free_port;
+pub mod netlab;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -21,6 +22,26 @@ pub fn blocking(timeout: Duration) -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// `n` free loopback ports, different from each other and from every port this process was
+/// given before (the kernel hands a just-closed port out again readily, and services in a
+/// namespace bind theirs only later).
+pub fn distinct_ports(n: usize) -> Vec<u16> {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = Vec::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            out.push(port);
+        }
+        held.push(l);
+    }
+    out
+}
+
 /// The etcd binary (Debian's `etcd-server`; `scripts/test` installs it).
 pub const ETCD: &str = "/usr/bin/etcd";
 
@@ -36,20 +57,30 @@ pub struct Etcd {
     dir: tempfile::TempDir,
     members: Vec<Member>,
     token: String,
+    /// The network namespace the members run in (`None`: this one).
+    ns: Option<String>,
+    /// The address they listen on.
+    host: String,
 }
 
 impl Etcd {
     /// Starts `n` members and waits (at most 20 s) until every one is healthy.
     pub fn start(n: usize) -> Etcd {
+        Etcd::start_in(None, "127.0.0.1", n)
+    }
+
+    /// Starts `n` members inside network namespace `ns` (when given) on `host`.
+    pub fn start_in(ns: Option<&str>, host: &str, n: usize) -> Etcd {
         assert!(
             std::path::Path::new(ETCD).exists(),
             "{ETCD} is missing: install Debian's etcd-server (scripts/test does)"
         );
+        let ports = distinct_ports(2 * n);
         let members = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client: free_port(),
-                peer: free_port(),
+                client: ports[2 * i],
+                peer: ports[2 * i + 1],
                 child: None,
             })
             .collect();
@@ -57,6 +88,8 @@ impl Etcd {
             dir: tempfile::tempdir().unwrap(),
             members,
             token: format!("lookout-test-{:08x}", rand::random::<u32>()),
+            ns: ns.map(str::to_string),
+            host: host.to_string(),
         };
         for i in 0..n {
             e.spawn(i, "new");
@@ -79,17 +112,21 @@ impl Etcd {
         let cluster: Vec<String> = self
             .members
             .iter()
-            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .map(|m| format!("{}=http://{}:{}", m.name, self.host, m.peer))
             .collect();
         let m = &self.members[i];
-        let client = format!("http://127.0.0.1:{}", m.client);
-        let peer = format!("http://127.0.0.1:{}", m.peer);
+        let client = format!("http://{}:{}", self.host, m.client);
+        let peer = format!("http://{}:{}", self.host, m.peer);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log(i))
             .unwrap();
-        let child = Command::new(ETCD)
+        let mut cmd = match &self.ns {
+            Some(ns) => netlab::NetLab::command_in(ns, std::path::Path::new(ETCD)),
+            None => Command::new(ETCD),
+        };
+        let child = cmd
             .arg("--name")
             .arg(&m.name)
             .arg("--data-dir")
@@ -112,6 +149,18 @@ impl Etcd {
 
     /// Waits until every running member answers `/health` with `"health":"true"`.
     pub fn wait_healthy(&self) {
+        if let Some(ns) = &self.ns {
+            for (i, m) in self.members.iter().enumerate() {
+                if m.child.is_some()
+                    && std::panic::catch_unwind(|| netlab::wait_port_in(ns, &self.host, m.client))
+                        .is_err()
+                {
+                    let log = std::fs::read_to_string(self.log(i)).unwrap_or_default();
+                    panic!("etcd member {} in {ns} did not answer; log:\n{log}", m.name);
+                }
+            }
+            return;
+        }
         let client = blocking(Duration::from_secs(1));
         let deadline = Instant::now() + Duration::from_secs(20);
         for (i, m) in self.members.iter().enumerate() {
@@ -149,7 +198,7 @@ impl Etcd {
 
     /// Client URL of member `i`.
     pub fn endpoint(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.members[i].client)
+        format!("http://{}:{}", self.host, self.members[i].client)
     }
 
     /// SIGKILLs member `i` (by PID) and waits for it.

@@ -2,7 +2,7 @@
 //! paging one webhook sink; etcd comes from `cluster_kit`. Each node is killed by PID on drop.
 #![allow(dead_code)]
 
-use super::kit::{Daemon, Sink, free_port, http_get_json, write_config};
+use super::kit::{Daemon, Sink, http_get_json, write_config};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -108,7 +108,7 @@ impl Trio {
                 name: name.to_string(),
                 config,
                 state,
-                port: free_port(),
+                port: super::cluster_kit::distinct_ports(1)[0],
                 daemon: None,
             });
         }
