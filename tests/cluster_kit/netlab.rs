@@ -102,6 +102,22 @@ impl NetLab {
         self.ip(&self.node_ns(i), &["route", "del", TARGET_NET]);
     }
 
+    /// Cuts node `i` off from everything: its link goes down inside its own namespace.
+    pub fn partition(&self, i: usize) {
+        self.ip(&self.node_ns(i), &["link", "set", "eth0", "down"]);
+    }
+
+    /// Undoes [`NetLab::partition`]: node `i`'s link comes up again, with its route to the
+    /// target network (the kernel dropped it with the link).
+    pub fn heal(&self, i: usize) {
+        let ns = self.node_ns(i);
+        self.ip(&ns, &["link", "set", "eth0", "up"]);
+        self.ip(
+            &ns,
+            &["route", "replace", TARGET_NET, "via", HUB, "dev", "eth0"],
+        );
+    }
+
     /// A command run inside namespace `ns`.
     pub fn command_in(ns: &str, program: &Path) -> Command {
         let mut c = Command::new("ip");
