@@ -407,7 +407,7 @@ impl Bench<'_> {
     fn am_index(&self, url: &str) -> Option<usize> {
         self.am
             .iter()
-            .position(|n| url == format!("http://{}:{}", n.addr, n.port))
+            .position(|n| url.trim_end_matches('/') == format!("http://{}:{}", n.addr, n.port))
     }
 }
 
@@ -528,9 +528,6 @@ endpoints = [{endpoints}]
 name = "{name}"
 lease_ttl = "2s"
 api_url = "http://{addr}:{port}"
-
-[host]
-watch = false
 
 [intake]
 alertmanager_token = "{TOKEN}"
@@ -808,7 +805,11 @@ receivers:
     }
 
     // The report.
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // cargo adds `--bench`; anything else came from the command line.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let envs: Vec<String> = std::env::vars()
         .filter(|(k, _)| k.starts_with("BENCH_CLUSTER_"))
         .map(|(k, v)| format!("{k}={v}"))
