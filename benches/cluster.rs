@@ -892,8 +892,16 @@ receivers:
         senders(&first_a)
     );
     println!(
-        "(b) lookout: leader {} partitioned; {} deliveries while it was cut off, {} in all, sent by {:?}.",
-        NAMES[part_l], pc_l.during, pc_l.total, pc_l.senders
+        "(b) lookout: leader {} partitioned; {} deliveries while it was cut off, {} in all, sent by {:?}{}.",
+        NAMES[part_l],
+        pc_l.during,
+        pc_l.total,
+        pc_l.senders,
+        if pc_l.senders.iter().any(|s| s == NAMES[part_l]) {
+            ": the partitioned leader sent its own pages too"
+        } else {
+            ": the partitioned leader sent nothing, during the partition or after it healed"
+        }
     );
     println!(
         "(b) Alertmanager: {} partitioned; {} deliveries while it was cut off, {} in all (the rest after it healed), sent by {:?}{}.",
