@@ -12,6 +12,7 @@
 pub mod etcd;
 pub mod lease;
 pub mod node;
+mod records;
 pub mod view;
 
 use crate::config::cluster::ClusterConfig;
